@@ -1,0 +1,104 @@
+// Package connect is a client for the Zero Hash Connect API and the primitives for its webhooks:
+// access tokens, sessions, request signatures, and typed transfer events.
+package connect
+
+import "time"
+
+// Kind says which way a transfer moves crypto.
+type Kind string
+
+const (
+	KindDeposit    Kind = "deposit"
+	KindWithdrawal Kind = "withdrawal"
+)
+
+// Valid reports whether k is a kind this package knows.
+func (k Kind) Valid() bool { return k == KindDeposit || k == KindWithdrawal }
+
+// Scope is a Connect session scope.
+type Scope string
+
+const (
+	ScopeDepositSend    Scope = "user:deposit:send"
+	ScopeWithdrawalSend Scope = "user:withdrawal:send"
+)
+
+// ScopeFor returns the session scope for a transfer kind.
+func ScopeFor(k Kind) Scope {
+	if k == KindWithdrawal {
+		return ScopeWithdrawalSend
+	}
+	return ScopeDepositSend
+}
+
+// Status is a transfer event's normalized status.
+type Status string
+
+const (
+	StatusInitiated   Status = "initiated"
+	StatusBroadcasted Status = "broadcasted"
+	StatusConfirmed   Status = "confirmed"
+	StatusFailed      Status = "failed"
+	StatusUnexpected  Status = "unexpected" // a deposit Connect did not expect (no matching session)
+	StatusUnknown     Status = "unknown"    // an event name no alias maps; kept, never dropped
+)
+
+// Event is one Connect webhook, parsed from either shape the guide prints and normalized.
+type Event struct {
+	// Name is the event name exactly as received, e.g. "connect.deposits.pending".
+	Name string `json:"name"`
+	// Kind and Status are Name normalized through the alias table.
+	Kind   Kind   `json:"kind"`
+	Status Status `json:"status"`
+	// TransferID is Connect's deposit or withdrawal id (withdrawals carry it under "deposit" too).
+	TransferID  string `json:"transfer_id,omitempty"`
+	SessionID   string `json:"session_id,omitempty"`
+	ReferenceID string `json:"reference_id,omitempty"`
+	// Metadata is the session metadata echoed back; non-string values are kept as their JSON text.
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	Asset         string            `json:"asset,omitempty"`
+	Network       string            `json:"network,omitempty"`
+	Amount        string            `json:"amount,omitempty"`
+	Source        string            `json:"source,omitempty"`
+	TxHash        string            `json:"tx_hash,omitempty"`
+	FailureReason string            `json:"failure_reason,omitempty"`
+	Fees          *Fees             `json:"fees,omitempty"`
+	// CreatedAt and UpdatedAt are zero when absent or unparseable; updated_at may precede created_at.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// DedupeKey is the same for every redelivery of one event: transfer id + normalized status.
+	DedupeKey string `json:"dedupe_key"`
+}
+
+// Fees is the optional fee object of newer payloads.
+type Fees struct {
+	Amount string `json:"amount,omitempty"`
+	Asset  string `json:"asset,omitempty"`
+	Type   string `json:"type,omitempty"` // NETTED or ADDITIVE
+}
+
+// SessionRequest is what the organization sends to open a Connect session.
+type SessionRequest struct {
+	// RequestID is the caller's idempotency key; retries of one logical request reuse it.
+	RequestID    string
+	Kind         Kind
+	ReferenceID  string
+	Metadata     map[string]string
+	AccountLabel string
+	// Asset, Network and Amount go into withdrawal_details; deposits leave them empty.
+	Asset   string
+	Network string
+	Amount  string
+}
+
+// Session is an opened Connect session: the JWT for the frontend and what its claims say.
+type Session struct {
+	JWT            string        `json:"jwt"`
+	ExpiresIn      time.Duration `json:"expires_in"`
+	ID             string        `json:"id"`
+	AccountID      string        `json:"account_id"`
+	ReferenceID    string        `json:"reference_id"`
+	OrganizationID string        `json:"organization_id"`
+	IssuedAt       time.Time     `json:"issued_at"`
+	ExpiresAt      time.Time     `json:"expires_at"`
+}

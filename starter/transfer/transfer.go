@@ -1,0 +1,151 @@
+// Package transfer is what a platform's Go backend calls to start Connect transfers and read their state.
+// Starting is update-with-start: one round trip creates (or finds) the transfer's workflow and returns the
+// session JWT for the frontend once Connect has opened the session.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/connectflow/connectflow/activities"
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/workflows"
+)
+
+// Options configure a Client.
+type Options struct {
+	TaskQueue string // default workflows.DefaultTaskQueue
+}
+
+// Client starts and inspects transfer workflows through a Temporal client it does not own.
+type Client struct {
+	temporal  client.Client
+	taskQueue string
+}
+
+// NewClient wraps a connected Temporal client.
+func NewClient(c client.Client, opts Options) *Client {
+	if opts.TaskQueue == "" {
+		opts.TaskQueue = workflows.DefaultTaskQueue
+	}
+	return &Client{temporal: c, taskQueue: opts.TaskQueue}
+}
+
+// Started is a transfer whose Connect session is open: hand JWT to the frontend's Auth SDK.
+type Started struct {
+	WorkflowID string    `json:"workflow_id"`
+	RunID      string    `json:"run_id"`
+	SessionID  string    `json:"session_id"`
+	JWT        string    `json:"jwt"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Status is set when the transfer already existed and had finished; empty for a live transfer.
+	Status workflows.Status `json:"status,omitempty"`
+}
+
+// Start starts the transfer's workflow, or joins the one that exists for the same kind and transfer id, and
+// waits until its Connect session is open. It never opens a second session for one transfer.
+func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started, error) {
+	if err := in.Validate(); err != nil {
+		return Started{}, fmt.Errorf("invalid transfer: %w", err)
+	}
+	id := workflows.WorkflowID(in.Kind, in.TransferID)
+	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                c.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A finished transfer is never run again: a late start must not open a new session.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchTransferKind.ValueSet(string(in.Kind)),
+			workflows.SearchTransferStatus.ValueSet(string(workflows.StatusCreatingSession)),
+			workflows.SearchConnectReferenceID.ValueSet(in.ReferenceID),
+		),
+		StaticSummary: workflows.Summary(in.Kind, in.Amount, in.Asset, in.ReferenceID),
+	}, workflows.TransferWorkflow, in)
+	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateSession,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return c.existing(ctx, id)
+	}
+	if err != nil {
+		return Started{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	var s workflows.SessionInfo
+	if err := handle.Get(ctx, &s); err != nil {
+		return Started{}, fmt.Errorf("%s: %w", id, err)
+	}
+	return Started{WorkflowID: id, RunID: handle.RunID(), SessionID: s.SessionID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}, nil
+}
+
+// existing answers a start for a transfer whose workflow already finished, from its recorded state.
+func (c *Client) existing(ctx context.Context, id string) (Started, error) {
+	st, runID, err := c.query(ctx, id)
+	if err != nil {
+		return Started{}, err
+	}
+	if st.Session == nil {
+		return Started{}, fmt.Errorf("%s already ended %s without a session: %s", id, st.Status, st.FailureReason)
+	}
+	return Started{WorkflowID: id, RunID: runID, SessionID: st.Session.SessionID, JWT: st.Session.JWT,
+		ExpiresAt: st.Session.ExpiresAt, Status: st.Status}, nil
+}
+
+// Status returns a transfer's current record: its status and every event it received.
+func (c *Client) Status(ctx context.Context, kind connect.Kind, transferID string) (workflows.TransferState, error) {
+	if !kind.Valid() {
+		return workflows.TransferState{}, fmt.Errorf("kind: must be deposit or withdrawal, got %q", kind)
+	}
+	if transferID == "" {
+		return workflows.TransferState{}, errors.New("transfer id: required")
+	}
+	st, _, err := c.query(ctx, workflows.WorkflowID(kind, transferID))
+	return st, err
+}
+
+func (c *Client) query(ctx context.Context, id string) (workflows.TransferState, string, error) {
+	desc, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return workflows.TransferState{}, "", fmt.Errorf("find %s: %w", id, err)
+	}
+	runID := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	v, err := c.temporal.QueryWorkflow(ctx, id, runID, workflows.QueryState)
+	if err != nil {
+		return workflows.TransferState{}, "", fmt.Errorf("query %s: %w", id, err)
+	}
+	var st workflows.TransferState
+	if err := v.Get(&st); err != nil {
+		return workflows.TransferState{}, "", fmt.Errorf("decode state of %s: %w", id, err)
+	}
+	return st, runID, nil
+}
+
+// Onboarding issues a Zero Hash KYC onboarding token through the onboarding workflow and waits for it.
+func (c *Client) Onboarding(ctx context.Context, req workflows.OnboardingRequest) (string, error) {
+	run, err := c.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:            "onboarding-" + uuid.NewString(),
+		TaskQueue:     c.taskQueue,
+		StaticSummary: "Onboarding token",
+	}, workflows.OnboardingWorkflow, req)
+	if err != nil {
+		return "", fmt.Errorf("start onboarding: %w", err)
+	}
+	var out activities.OnboardingResult
+	if err := run.Get(ctx, &out); err != nil {
+		return "", fmt.Errorf("onboarding %s: %w", run.GetID(), err)
+	}
+	return out.Token, nil
+}

@@ -1,0 +1,378 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/connectflow/connectflow/activities"
+	"github.com/connectflow/connectflow/connect"
+)
+
+const testSessionTTL = time.Hour
+
+type env struct {
+	*testsuite.TestWorkflowEnvironment
+	t *testing.T
+}
+
+func newEnv(t *testing.T) env {
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestWorkflowEnvironment()
+	e.RegisterWorkflow(TransferWorkflow)
+	e.RegisterWorkflow(OnboardingWorkflow)
+	e.RegisterActivity(&activities.Activities{})
+	return env{e, t}
+}
+
+// sessionOK answers CreateSession like Connect does, echoing what the workflow asked for.
+func (e env) sessionOK() {
+	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req connect.SessionRequest) (connect.Session, error) {
+			now := e.Now()
+			return connect.Session{JWT: "jwt-for-" + req.RequestID, ID: "sess-1", AccountID: "acct-1",
+				ReferenceID: req.ReferenceID, IssuedAt: now, ExpiresAt: now.Add(testSessionTTL)}, nil
+		})
+}
+
+func ev(kind connect.Kind, status connect.Status) EventSignal {
+	e := connect.Event{Name: "connect." + string(kind) + "." + string(status), Kind: kind, Status: status,
+		TransferID: "cx-1", SessionID: "sess-1", Asset: "BTC", Network: "bitcoin", Amount: "0.013"}
+	if status == connect.StatusBroadcasted || status == connect.StatusConfirmed {
+		e.TxHash = "0xf3b9c88212d7a8d611d6f97a4b6e96b2b2c1b7"
+	}
+	if status == connect.StatusFailed {
+		e.FailureReason = "insufficient funds"
+	}
+	e.DedupeKey = string(kind) + ":cx-1:" + string(status)
+	return EventSignal{Event: e}
+}
+
+// signalAt sends signals at offsets from the start, in the given order.
+func (e env) signalAt(at time.Duration, name string, payloads ...any) {
+	e.RegisterDelayedCallback(func() {
+		for _, p := range payloads {
+			e.SignalWorkflow(name, p)
+		}
+	}, at)
+}
+
+func (e env) result() TransferResult {
+	e.t.Helper()
+	require.True(e.t, e.IsWorkflowCompleted())
+	require.NoError(e.t, e.GetWorkflowError())
+	var r TransferResult
+	require.NoError(e.t, e.GetWorkflowResult(&r))
+	return r
+}
+
+func (e env) state() TransferState {
+	e.t.Helper()
+	v, err := e.QueryWorkflow(QueryState)
+	require.NoError(e.t, err)
+	var s TransferState
+	require.NoError(e.t, v.Get(&s))
+	return s
+}
+
+func deposit() TransferInput {
+	return TransferInput{Kind: connect.KindDeposit, TransferID: "t-1", ReferenceID: "USER01", Metadata: map[string]string{"order": "42"}}
+}
+
+func effects(r TransferResult) []string {
+	var out []string
+	for _, e := range r.Events {
+		out = append(out, e.Source+":"+e.Status+":"+e.Effect)
+	}
+	return out
+}
+
+func TestDepositConfirmed(t *testing.T) {
+	e := newEnv(t)
+	var got connect.SessionRequest
+	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req connect.SessionRequest) (connect.Session, error) {
+			got = req
+			return connect.Session{JWT: "jwt", ID: "sess-1", ExpiresAt: e.Now().Add(testSessionTTL)}, nil
+		})
+	var session SessionInfo
+	e.RegisterDelayedCallback(func() {
+		e.UpdateWorkflow(UpdateSession, "u1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { t.Errorf("update rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				session = v.(SessionInfo)
+			},
+		})
+	}, 0)
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.RegisterDelayedCallback(func() {
+		s := e.state()
+		require.Equal(t, StatusInitiated, s.Status)
+		require.Equal(t, "cx-1", s.ConnectTransferID)
+	}, 2*time.Minute)
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusBroadcasted))
+	e.signalAt(10*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: WorkflowID(connect.KindDeposit, "t-1")})
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, "jwt", session.JWT)
+	require.Equal(t, "sess-1", session.SessionID)
+	require.Equal(t, "deposit-t-1", got.RequestID, "the workflow id is the idempotency key")
+	require.Equal(t, "t-1", got.Metadata[MetadataTransferID])
+	require.Equal(t, "deposit", got.Metadata[MetadataKind])
+	require.Equal(t, "42", got.Metadata["order"])
+	require.Equal(t, "cx-1", r.ConnectTransferID)
+	require.Equal(t, "0xf3b9c88212d7a8d611d6f97a4b6e96b2b2c1b7", r.TxHash)
+	require.Equal(t, "0.013", r.Amount)
+	require.Equal(t, "BTC", r.Asset)
+	require.Equal(t, "bitcoin", r.Network)
+	require.Equal(t, "sess-1", r.SessionID)
+	require.Equal(t, []string{"connect::applied", "connect:initiated:applied", "connect:broadcasted:applied", "connect:confirmed:applied"}, effects(r))
+	for _, rec := range r.Events {
+		require.False(t, rec.ReceivedAt.IsZero(), "every event keeps its time")
+	}
+}
+
+func TestDuplicatesAndReorderNeverMoveBackwards(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.AwaitLedger = true // keeps the workflow open after confirmed so late events reach it
+	confirmed := ev(connect.KindDeposit, connect.StatusConfirmed)
+	e.signalAt(time.Minute, SignalConnectEvent, confirmed, confirmed, ev(connect.KindDeposit, connect.StatusBroadcasted),
+		ev(connect.KindDeposit, connect.StatusInitiated), confirmed, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.RegisterDelayedCallback(func() {
+		s := e.state()
+		require.Equal(t, StatusConfirmed, s.Status)
+		require.Len(t, s.Events, 4) // session + three distinct events
+		require.Equal(t, 2, s.Events[1].Duplicates)
+		require.Equal(t, EffectApplied, s.Events[1].Effect)
+		require.Equal(t, EffectLate, s.Events[2].Effect)
+		require.Equal(t, EffectLate, s.Events[3].Effect)
+		require.Equal(t, 1, s.Events[3].Duplicates)
+	}, 2*time.Minute)
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusFailed))
+	e.signalAt(4*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1", MovementType: "deposit", Change: "0.013"})
+	e.ExecuteWorkflow(TransferWorkflow, in)
+
+	r := e.result()
+	require.Equal(t, StatusSettled, r.Status)
+	require.Equal(t, "m-1", r.Ledger.MovementID)
+	require.Equal(t, []string{"connect::applied", "connect:confirmed:applied", "connect:broadcasted:late",
+		"connect:initiated:late", "connect:failed:conflict", "ledger::applied"}, effects(r))
+}
+
+func TestLedgerBeforeConfirmedSettlesOnConfirmed(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.AwaitLedger = true
+	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1"}, LedgerMovement{MovementID: "m-1"})
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusSettled, r.Status)
+	require.Equal(t, "m-1", r.Ledger.MovementID)
+	require.Equal(t, []string{"connect::applied", "ledger::applied", "connect:confirmed:applied"}, effects(r))
+	require.Equal(t, 1, r.Events[1].Duplicates)
+}
+
+func TestConfirmedWithoutLedgerEndsUnsettled(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.AwaitLedger = true
+	in.Timeouts.ReviewHorizon = 48 * time.Hour
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusUnsettled, r.Status)
+	require.Equal(t, "ledger_horizon", r.Events[len(r.Events)-1].Name)
+}
+
+func TestWithdrawalFailed(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := TransferInput{Kind: connect.KindWithdrawal, TransferID: "w-1", ReferenceID: "USER01", Asset: "BTC", Network: "bitcoin", Amount: "0.5"}
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindWithdrawal, connect.StatusInitiated), ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindWithdrawal, connect.StatusFailed))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusFailed, r.Status)
+	require.Equal(t, "insufficient funds", r.FailureReason)
+	require.Equal(t, "0.5", r.Amount, "the requested amount is kept")
+	require.Equal(t, []string{"connect::applied", "connect:initiated:applied", "connect:confirmed:ignored", "connect:failed:applied"}, effects(r))
+}
+
+func TestExpiredWhenNotInitiatedBeforeSessionExpiry(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusAwaitingUser, e.state().Status) }, testSessionTTL-time.Minute)
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusExpired, r.Status)
+	require.Equal(t, "session_expired", r.Events[len(r.Events)-1].Name)
+}
+
+func TestSessionExpiryOverride(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.Timeouts.SessionExpiry = 10 * time.Minute
+	e.signalAt(11*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	require.Equal(t, StatusExpired, e.result().Status)
+}
+
+func TestStalledThenTimedOut(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusInitiated, e.state().Status) }, 23*time.Hour)
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusStalled, e.state().Status) }, 25*time.Hour)
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusStalled, e.state().Status) }, 6*24*time.Hour)
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusTimedOut, r.Status)
+	names := []string{}
+	for _, rec := range r.Events {
+		names = append(names, rec.Name)
+	}
+	require.Contains(t, names, "stall_timeout")
+	require.Contains(t, names, "review_horizon")
+}
+
+func TestStalledTransferStillConfirms(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.Timeouts.Stall = time.Hour
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(3*time.Hour, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusStalled, e.state().Status) }, 2*time.Hour)
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	require.Equal(t, StatusConfirmed, e.result().Status)
+}
+
+func TestAbandonedWhenClosedBeforeInitiating(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	require.Equal(t, StatusAbandoned, e.result().Status)
+}
+
+func TestCloseAfterInitiatingDoesNotAbandon(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, "sdk::ignored", effects(r)[2])
+}
+
+func TestSessionRefusedFailsAtOnceWithReadableReason(t *testing.T) {
+	e := newEnv(t)
+	calls := 0
+	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ connect.SessionRequest) (connect.Session, error) {
+			calls++
+			return connect.Session{}, temporal.NewNonRetryableApplicationError("connect create session: HTTP 403 forbidden: scope not allowed", "ConnectForbidden", nil)
+		})
+	var updateErr error
+	e.RegisterDelayedCallback(func() {
+		e.UpdateWorkflow(UpdateSession, "u1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { updateErr = err },
+			OnComplete: func(_ any, err error) { updateErr = err },
+		})
+	}, 0)
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	require.True(t, e.IsWorkflowCompleted())
+	err := e.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "got %v", err)
+	require.Equal(t, "ConnectForbidden", appErr.Type())
+	require.Contains(t, appErr.Error(), "scope not allowed")
+	require.Equal(t, 1, calls)
+	require.ErrorAs(t, updateErr, &appErr)
+	require.Equal(t, "ConnectForbidden", appErr.Type())
+	require.Equal(t, StatusSessionFailed, e.state().Status)
+}
+
+func TestSessionServerErrorsRetryThenSucceed(t *testing.T) {
+	e := newEnv(t)
+	calls := 0
+	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req connect.SessionRequest) (connect.Session, error) {
+			calls++
+			if calls <= 2 {
+				return connect.Session{}, temporal.NewApplicationErrorWithOptions("HTTP 500", "ConnectServerError",
+					temporal.ApplicationErrorOptions{NextRetryDelay: 3 * time.Second})
+			}
+			return connect.Session{JWT: "jwt", ID: "sess-1", ExpiresAt: e.Now().Add(testSessionTTL)}, nil
+		})
+	e.signalAt(time.Hour/2, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	require.Equal(t, StatusConfirmed, e.result().Status)
+	require.Equal(t, 3, calls)
+}
+
+func TestInvalidInputFails(t *testing.T) {
+	for name, in := range map[string]TransferInput{
+		"no kind":              {TransferID: "t", ReferenceID: "r"},
+		"no transfer id":       {Kind: connect.KindDeposit, ReferenceID: "r"},
+		"withdrawal no amount": {Kind: connect.KindWithdrawal, TransferID: "t", ReferenceID: "r", Asset: "BTC", Network: "bitcoin"},
+		"reserved metadata":    {Kind: connect.KindDeposit, TransferID: "t", ReferenceID: "r", Metadata: map[string]string{MetadataTransferID: "x"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.ExecuteWorkflow(TransferWorkflow, in)
+			var appErr *temporal.ApplicationError
+			require.ErrorAs(t, e.GetWorkflowError(), &appErr)
+			require.Equal(t, "InvalidTransferInput", appErr.Type())
+		})
+	}
+}
+
+func TestOnboardingReusesRequestIDAcrossRetries(t *testing.T) {
+	e := newEnv(t)
+	var ids []string
+	e.OnActivity(act.IssueOnboardingToken, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.OnboardingInput) (activities.OnboardingResult, error) {
+			ids = append(ids, in.RequestID)
+			if len(ids) == 1 {
+				return activities.OnboardingResult{}, temporal.NewApplicationError("HTTP 503", "ZeroHashServiceUnavailable")
+			}
+			return activities.OnboardingResult{Token: "onb-token"}, nil
+		})
+	e.ExecuteWorkflow(OnboardingWorkflow, OnboardingRequest{Email: "a@example.com"})
+	require.NoError(t, e.GetWorkflowError())
+	var out activities.OnboardingResult
+	require.NoError(t, e.GetWorkflowResult(&out))
+	require.Equal(t, "onb-token", out.Token)
+	require.Len(t, ids, 2)
+	require.Equal(t, ids[0], ids[1])
+	require.Len(t, ids[0], 36)
+}
+
+func TestOnboardingRejectsBadEmail(t *testing.T) {
+	e := newEnv(t)
+	e.ExecuteWorkflow(OnboardingWorkflow, OnboardingRequest{Email: "nope"})
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, e.GetWorkflowError(), &appErr)
+	require.Equal(t, "InvalidOnboardingInput", appErr.Type())
+}

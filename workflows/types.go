@@ -1,0 +1,217 @@
+// Package workflows holds connectflow's Temporal workflows: one durable workflow per Connect transfer, a short
+// onboarding-token workflow, and the names (signals, updates, queries, search attributes) clients use to reach them.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/connectflow/connectflow/connect"
+)
+
+// DefaultTaskQueue is where workers poll and starters start unless configured otherwise.
+const DefaultTaskQueue = "connect-transfers"
+
+// Names clients use to talk to a running transfer workflow.
+const (
+	SignalConnectEvent = "connect-event" // a verified Connect webhook: EventSignal
+	SignalSDKEvent     = "sdk-event"     // an Auth SDK callback relayed by the frontend: SDKEvent
+	SignalLedger       = "ledger"        // a Zero Hash balance movement for this transfer: LedgerMovement
+	UpdateSession      = "session"       // waits for the Connect session and returns SessionInfo
+	QueryState         = "state"         // returns TransferState
+)
+
+// Metadata keys of ours put into every session, so webhooks route back to the workflow.
+const (
+	MetadataTransferID = "connectflow_transfer_id"
+	MetadataKind       = "connectflow_kind"
+)
+
+// Search attributes kept current on every transfer workflow. None of them carries PII.
+var (
+	SearchTransferKind       = temporal.NewSearchAttributeKeyKeyword("TransferKind")
+	SearchTransferStatus     = temporal.NewSearchAttributeKeyKeyword("TransferStatus")
+	SearchConnectSessionID   = temporal.NewSearchAttributeKeyKeyword("ConnectSessionID")
+	SearchConnectReferenceID = temporal.NewSearchAttributeKeyKeyword("ConnectReferenceID")
+	SearchConnectTransferID  = temporal.NewSearchAttributeKeyKeyword("ConnectTransferID")
+)
+
+// SearchAttributeNames lists the custom search attributes a namespace needs (all Keyword).
+var SearchAttributeNames = []string{"TransferKind", "TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID"}
+
+// Status is where a transfer stands. The happy path follows the guide:
+// awaiting_user -> initiated -> broadcasted -> confirmed | failed.
+type Status string
+
+const (
+	StatusCreatingSession Status = "creating_session"
+	StatusSessionFailed   Status = "session_failed" // Connect refused the session; no money moved
+	StatusAwaitingUser    Status = "awaiting_user"
+	StatusInitiated       Status = "initiated"
+	StatusBroadcasted     Status = "broadcasted"
+	StatusStalled         Status = "stalled" // initiated, no final event within the stall timeout; still waiting
+	StatusConfirmed       Status = "confirmed"
+	StatusFailed          Status = "failed"
+	StatusExpired         Status = "expired"   // the session expired before the user initiated
+	StatusAbandoned       Status = "abandoned" // the user closed the SDK before initiating
+	StatusTimedOut        Status = "timed_out" // no final event within the review horizon: needs a person
+	StatusSettled         Status = "settled"   // confirmed and the Zero Hash ledger movement arrived
+	StatusUnsettled       Status = "unsettled" // confirmed, but no ledger movement within the review horizon
+)
+
+// Final reports whether a transfer in status s will not change any more.
+func (s Status) Final() bool {
+	switch s {
+	case StatusConfirmed, StatusFailed, StatusExpired, StatusAbandoned, StatusTimedOut, StatusSettled,
+		StatusUnsettled, StatusSessionFailed:
+		return true
+	}
+	return false
+}
+
+// Defaults for the per-transfer timeouts.
+const (
+	DefaultStallTimeout  = 24 * time.Hour
+	DefaultReviewHorizon = 7 * 24 * time.Hour
+)
+
+// Timeouts are per transfer; zero values take the defaults.
+type Timeouts struct {
+	// SessionExpiry overrides the session JWT's expiry as the deadline for the user to initiate.
+	SessionExpiry time.Duration `json:"session_expiry,omitempty"`
+	// Stall is how long after initiation a transfer may go without a final event before it is stalled.
+	Stall time.Duration `json:"stall,omitempty"`
+	// ReviewHorizon is how long after initiation a transfer may stay open before it ends timed_out.
+	ReviewHorizon time.Duration `json:"review_horizon,omitempty"`
+}
+
+// TransferInput starts a transfer workflow.
+type TransferInput struct {
+	Kind         connect.Kind      `json:"kind"`
+	TransferID   string            `json:"transfer_id"` // the platform's own id for this transfer
+	ReferenceID  string            `json:"reference_id"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+	AccountLabel string            `json:"account_label,omitempty"`
+	Asset        string            `json:"asset,omitempty"`
+	Network      string            `json:"network,omitempty"`
+	Amount       string            `json:"amount,omitempty"`
+	// AwaitLedger keeps a confirmed transfer open until its Zero Hash balance movement arrives (then settled).
+	AwaitLedger bool     `json:"await_ledger,omitempty"`
+	Timeouts    Timeouts `json:"timeouts,omitzero"`
+}
+
+// Validate reports the first thing wrong with the input, naming the field.
+func (in TransferInput) Validate() error {
+	switch {
+	case !in.Kind.Valid():
+		return fmt.Errorf("kind: must be %q or %q, got %q", connect.KindDeposit, connect.KindWithdrawal, in.Kind)
+	case in.TransferID == "":
+		return fmt.Errorf("transfer_id: required")
+	case in.ReferenceID == "":
+		return fmt.Errorf("reference_id: required")
+	case in.Kind == connect.KindWithdrawal && (in.Asset == "" || in.Network == "" || in.Amount == ""):
+		return fmt.Errorf("asset, network, amount: required for a withdrawal")
+	}
+	for _, k := range []string{MetadataTransferID, MetadataKind} {
+		if _, taken := in.Metadata[k]; taken {
+			return fmt.Errorf("metadata: key %q is reserved by connectflow", k)
+		}
+	}
+	if in.Timeouts.SessionExpiry < 0 || in.Timeouts.Stall < 0 || in.Timeouts.ReviewHorizon < 0 {
+		return fmt.Errorf("timeouts: must not be negative")
+	}
+	return nil
+}
+
+// WorkflowID is the one workflow id of a transfer: "deposit-<transfer id>" or "withdrawal-<transfer id>".
+func WorkflowID(kind connect.Kind, transferID string) string {
+	return string(kind) + "-" + transferID
+}
+
+// SessionInfo is what the frontend needs to open the Auth SDK.
+type SessionInfo struct {
+	SessionID string    `json:"session_id"`
+	AccountID string    `json:"account_id,omitempty"`
+	JWT       string    `json:"jwt"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EventSignal carries one verified Connect webhook to its transfer.
+type EventSignal struct {
+	Event      connect.Event `json:"event"`
+	ReceivedAt time.Time     `json:"received_at,omitzero"` // when the bridge received it
+}
+
+// SDK callback types relayed from the frontend.
+const (
+	SDKTypeClose      = "close"
+	SDKTypeEvent      = "event"
+	SDKTypeDeposit    = "deposit"
+	SDKTypeWithdrawal = "withdrawal"
+	SDKTypeError      = "error"
+)
+
+// SDKEvent is an Auth SDK callback. It is informational except close, which abandons an uninitiated transfer.
+type SDKEvent struct {
+	Type      string `json:"type"`
+	Detail    string `json:"detail,omitempty"` // e.g. "deposit.submitted", an error code, a COMPLETED/FAILED value
+	DedupeKey string `json:"dedupe_key"`
+}
+
+// LedgerMovement is the Zero Hash balance movement that settles a transfer.
+type LedgerMovement struct {
+	MovementID   string    `json:"movement_id"`
+	MovementType string    `json:"movement_type,omitempty"`
+	Asset        string    `json:"asset,omitempty"`
+	Change       string    `json:"change,omitempty"`
+	At           time.Time `json:"at,omitzero"`
+}
+
+// EventRecord is one distinct event as the workflow received it. Redeliveries only bump Duplicates.
+type EventRecord struct {
+	Source     string    `json:"source"` // "connect", "sdk", "ledger", "timer"
+	Name       string    `json:"name"`
+	Status     string    `json:"status,omitempty"`
+	DedupeKey  string    `json:"dedupe_key,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Effect says what the event did: "applied", "late" (behind the current state), "ignored", "conflict".
+	Effect     string `json:"effect"`
+	Duplicates int    `json:"duplicates,omitempty"`
+}
+
+// TransferState is the workflow's whole record, returned by QueryState.
+type TransferState struct {
+	WorkflowID        string          `json:"workflow_id"`
+	Kind              connect.Kind    `json:"kind"`
+	TransferID        string          `json:"transfer_id"`
+	ReferenceID       string          `json:"reference_id"`
+	Status            Status          `json:"status"`
+	Session           *SessionInfo    `json:"session,omitempty"`
+	ConnectTransferID string          `json:"connect_transfer_id,omitempty"`
+	Asset             string          `json:"asset,omitempty"`
+	Network           string          `json:"network,omitempty"`
+	Amount            string          `json:"amount,omitempty"`
+	TxHash            string          `json:"tx_hash,omitempty"`
+	FailureReason     string          `json:"failure_reason,omitempty"`
+	Ledger            *LedgerMovement `json:"ledger,omitempty"`
+	InitiatedAt       time.Time       `json:"initiated_at,omitzero"`
+	Events            []EventRecord   `json:"events"`
+}
+
+// TransferResult is what a finished transfer workflow returns: its state without the session JWT.
+type TransferResult struct {
+	Status            Status          `json:"status"`
+	Kind              connect.Kind    `json:"kind"`
+	TransferID        string          `json:"transfer_id"`
+	SessionID         string          `json:"session_id,omitempty"`
+	ConnectTransferID string          `json:"connect_transfer_id,omitempty"`
+	Asset             string          `json:"asset,omitempty"`
+	Network           string          `json:"network,omitempty"`
+	Amount            string          `json:"amount,omitempty"`
+	TxHash            string          `json:"tx_hash,omitempty"`
+	FailureReason     string          `json:"failure_reason,omitempty"`
+	Ledger            *LedgerMovement `json:"ledger,omitempty"`
+	Events            []EventRecord   `json:"events"`
+}
