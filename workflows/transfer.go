@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -146,9 +147,9 @@ func (t *transfer) registerHandlers(ctx workflow.Context) error {
 
 // createSession opens the Connect session; the workflow id is the request id, so every retry is the same request.
 func (t *transfer) createSession(ctx workflow.Context) error {
-	metadata := make(map[string]string, len(t.in.Metadata)+2)
-	for k, v := range t.in.Metadata {
-		metadata[k] = v
+	metadata := maps.Clone(t.in.Metadata) // copying a map is order-independent
+	if metadata == nil {
+		metadata = map[string]string{}
 	}
 	metadata[MetadataTransferID] = t.in.TransferID
 	metadata[MetadataKind] = string(t.in.Kind)
@@ -278,13 +279,17 @@ func (t *transfer) applyConnectEvent(ctx workflow.Context, ev connect.Event) str
 	return EffectApplied
 }
 
-// covers reports whether a final state already includes an event of status s (e.g. broadcasted after confirmed).
-func (t *transfer) covers(s connect.Status) bool {
-	switch t.state.Status {
+// covers reports whether the transfer's final state already includes an event of status s.
+func (t *transfer) covers(s connect.Status) bool { return Covers(t.state.Status, s) }
+
+// Covers reports whether final state f already includes an event of status s (broadcasted after confirmed,
+// a redelivered confirmed). An event it does not cover contradicts it, and money may have moved: a person looks.
+func Covers(f Status, s connect.Status) bool {
+	switch f {
 	case StatusConfirmed, StatusSettled, StatusUnsettled:
-		return s != connect.StatusFailed
+		return s == connect.StatusInitiated || s == connect.StatusBroadcasted || s == connect.StatusConfirmed
 	case StatusFailed:
-		return s == connect.StatusFailed || s == connect.StatusInitiated || s == connect.StatusBroadcasted
+		return s == connect.StatusInitiated || s == connect.StatusBroadcasted || s == connect.StatusFailed
 	}
 	return false
 }
