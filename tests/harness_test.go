@@ -78,9 +78,7 @@ func (s *stack) startWorker() worker.Worker {
 		s.t.Fatalf("zerohash client: %v", err)
 	}
 	w := worker.New(s.client, taskQueue, worker.Options{})
-	w.RegisterWorkflow(workflows.TransferWorkflow)
-	w.RegisterWorkflow(workflows.OnboardingWorkflow)
-	w.RegisterWorkflow(workflows.ReviewWorkflow)
+	workflows.Register(w)
 	w.RegisterActivity(&activities.Activities{Connect: cc, ZeroHash: zc})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/connectflow/connectflow/connect"
@@ -76,6 +77,8 @@ func TestDepositAndWithdrawalEndToEnd(t *testing.T) {
 	if err != nil || st.Status != workflows.StatusConfirmed {
 		t.Fatalf("status after close: %+v, %v", st.Status, err)
 	}
+	s.checkReplay(dep.WorkflowID, "deposit_confirmed")
+	s.checkReplay(wd.WorkflowID, "withdrawal_confirmed")
 	if got := s.sandbox.Count(connecttest.EndpointToken); got != 1 {
 		t.Fatalf("token requests: got %d, want 1", got)
 	}
@@ -147,6 +150,7 @@ func TestWorkerReplacedMidTransferCompletes(t *testing.T) {
 	if err != nil || r.Status != workflows.StatusConfirmed || len(r.Events) != 4 {
 		t.Fatalf("after worker restart: %+v, %v", r, err)
 	}
+	s.checkReplay(st.WorkflowID, "deposit_worker_replaced")
 }
 
 func TestSessionServerErrorsRetryToOneSession(t *testing.T) {
@@ -218,6 +222,7 @@ func TestForbiddenSessionFailsWithReadableReason(t *testing.T) {
 	if err != nil || st.Status != workflows.StatusSessionFailed || !strings.Contains(st.FailureReason, "403") {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
+	s.checkReplay(st.WorkflowID, "withdrawal_session_forbidden")
 }
 
 func TestOnboardingTokenThroughSandbox(t *testing.T) {
@@ -233,4 +238,10 @@ func TestOnboardingTokenThroughSandbox(t *testing.T) {
 	if token == "" {
 		t.Fatal("empty onboarding token")
 	}
+	resp, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: s.namespace, Query: "WorkflowType = 'OnboardingWorkflow'"})
+	if err != nil || len(resp.GetExecutions()) != 1 {
+		t.Fatalf("onboarding workflow not listed: %v, %v", resp, err)
+	}
+	s.checkReplay(resp.GetExecutions()[0].GetExecution().GetWorkflowId(), "onboarding_retried")
 }

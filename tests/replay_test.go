@@ -1,0 +1,48 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/connectflow/connectflow/workflows"
+)
+
+// historiesDir is where recorded histories live for the workflows package's replay test.
+const historiesDir = "../workflows/testdata/histories"
+
+// checkReplay replays a finished workflow's real history against today's code, and with UPDATE_HISTORIES=1
+// records it for the workflows package's replay test, so later changes are checked against it.
+func (s *stack) checkReplay(workflowID, name string) {
+	s.t.Helper()
+	hist := &historypb.History{}
+	it := s.client.GetWorkflowHistory(s.ctx(), workflowID, "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			s.t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	r := worker.NewWorkflowReplayer()
+	workflows.Register(r)
+	if err := r.ReplayWorkflowHistory(nil, hist); err != nil {
+		s.t.Fatalf("replay %s: %v", workflowID, err)
+	}
+	if os.Getenv("UPDATE_HISTORIES") != "1" {
+		return
+	}
+	data, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(historiesDir, name+".json"), append(data, '\n'), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
