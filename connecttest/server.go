@@ -1,0 +1,484 @@
+// Package connecttest is a Zero Hash Connect sandbox: a real HTTP server that plays Connect's token, session and
+// JWKS endpoints, the Zero Hash platform's onboarding-token endpoint, and Connect's signed transfer webhooks.
+// Tests start one like an httptest.Server; the sandbox command runs one as a process.
+//
+//	srv := connecttest.NewServer(t, connecttest.Options{DepositWebhookURL: bridge.URL + "/webhooks/deposits"})
+//	// point the client at srv.URL + "/api/v1", open a session, then:
+//	deliveries, err := srv.Play(ctx, sessionID, connecttest.Play{Duplicates: 1, Shuffle: true})
+//
+// Routes:
+//
+//	POST /api/v1/oauth/token               access token for the configured client credentials
+//	POST /api/v1/sessions                  open a session (also /api/v1/v1/sessions, the guide's spelling)
+//	GET  /api/v1/jwks                      the public keys that sign session JWTs and webhooks
+//	POST /participants/onboarding_token    platform API, X-SCX HMAC-signed
+//
+// Control API, unauthenticated because it is a sandbox:
+//
+//	GET    /sandbox/sessions               sessions opened so far (SessionInfo list)
+//	POST   /sandbox/sessions/{id}/play     {"outcome":"confirmed|failed|unexpected|none","duplicates":2,"shuffle":true,
+//	                                       "late":true,"delay_ms":100,"seed":7,"failure_reason":"..."} -> 202, the
+//	                                       life plays in the background (fields as in Play; all optional)
+//	GET    /sandbox/deliveries             every webhook delivery with its attempts
+//	GET    /sandbox/stats                  request counters, sessions and deliveries (Stats)
+//	POST   /sandbox/faults                 {"endpoint":"token","status":503,"retry_after_ms":1000,"latency_ms":0,
+//	                                       "drop":false,"times":2,"rate":0.5,"seed":1} arms a Fault
+//	DELETE /sandbox/faults                 disarms every fault
+package connecttest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/zerohash"
+)
+
+// Defaults for the credentials a sandbox accepts when Options leaves them empty. They are public on purpose: the
+// sandbox guards nothing real.
+const (
+	DefaultClientID       = "sandbox-client-id"
+	DefaultClientSecret   = "sandbox-client-secret"
+	DefaultOrganizationID = "4789efea-e034-4e6f-b8a0-5289aacec427" // the guide's sample organization
+	DefaultAPIKey         = "sandbox-api-key"
+	DefaultAPISecret      = "c2FuZGJveC1wbGF0Zm9ybS1hcGktc2VjcmV0LTAwMzI=" // base64 of "sandbox-platform-api-secret-0032"
+	DefaultPassphrase     = "sandbox-passphrase"
+	DefaultWebhookSecret  = "sandbox-webhook-secret"
+
+	DefaultTokenTTL           = time.Hour
+	DefaultSessionTTL         = time.Hour
+	DefaultSignatureTolerance = 5 * time.Minute
+	DefaultAutoPlayAfter      = time.Second
+
+	DefaultAsset   = "BTC"
+	DefaultNetwork = "bitcoin"
+	DefaultAmount  = "0.013"
+)
+
+// Options configures a sandbox. The zero value is a working sandbox on a free loopback port.
+type Options struct {
+	// Addr is the listen address; default "127.0.0.1:0".
+	Addr string
+	// PublicURL is the base URL clients address the sandbox by (scheme://host[:port]) when it is not the
+	// listener's, e.g. from another container. Organization signatures cover it plus the request path.
+	PublicURL string
+
+	// ClientID and ClientSecret are the Connect API credentials the token endpoint accepts.
+	ClientID, ClientSecret string
+	// OrganizationID goes into session JWTs; default DefaultOrganizationID.
+	OrganizationID string
+	// TokenTTL and SessionTTL are the access token and session lifetimes; default one hour each.
+	TokenTTL, SessionTTL time.Duration
+	// AllowedScopes are the session scopes the organization may ask for; default both send scopes.
+	AllowedScopes []connect.Scope
+	// OrgPublicKey, when set, makes POST /sessions require the organization's request signature.
+	OrgPublicKey *rsa.PublicKey
+	// SignatureTolerance is how far an organization signature's timestamp may be from now; default 5 min.
+	SignatureTolerance time.Duration
+	// NumericJWTTimes writes session JWT iat/exp as NumericDate numbers, not the guide's RFC 3339 strings.
+	NumericJWTTimes bool
+	// SigningKey is the first JWKS key; nil generates a 2048-bit key.
+	SigningKey *rsa.PrivateKey
+
+	// APIKey, APISecret (base64, as Zero Hash issues it) and Passphrase are the platform API credentials.
+	APIKey, APISecret, Passphrase string
+	// WebhookSecret signs account_balance.changed webhooks.
+	WebhookSecret string
+
+	// DepositWebhookURL, WithdrawalWebhookURL and BalanceWebhookURL are where webhooks go; SetWebhookURLs
+	// changes them later.
+	DepositWebhookURL, WithdrawalWebhookURL, BalanceWebhookURL string
+	// Redelivery is the webhook retry schedule.
+	Redelivery Redelivery
+	// HTTPClient delivers webhooks; default a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// Asset, Network and Amount fill webhooks when the session has no withdrawal_details; default 0.013 BTC on bitcoin.
+	Asset, Network, Amount string
+
+	// AutoPlay, when set, plays every new session's life by itself AutoPlayAfter (default 1 s) after it opens.
+	AutoPlay      *Play
+	AutoPlayAfter time.Duration
+
+	// Now is the sandbox's clock for tokens, sessions, JWTs and signature windows; default time.Now.
+	Now func() time.Time
+	// Logger gets one line per notable event, never secrets, tokens or JWTs; default discards.
+	Logger *slog.Logger
+}
+
+// Server is a running sandbox.
+type Server struct {
+	// URL is the base URL, e.g. http://127.0.0.1:41234; the Connect API is under URL + "/api/v1".
+	URL string
+
+	opts  Options
+	creds zerohash.Credentials
+	log   *slog.Logger
+	keys  keySet
+
+	httpSrv *http.Server
+	ctx     context.Context // canceled by Close: stops plays and fault latencies
+	cancel  context.CancelFunc
+	playMu  sync.Mutex // orders starting a background play against Close
+	plays   sync.WaitGroup
+	closed  sync.Once
+
+	requests counters
+	faults   faultTable
+	state    state
+	hooks    hookLog
+}
+
+// New starts a sandbox listening on opts.Addr.
+func New(opts Options) (*Server, error) {
+	opts.fill()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	secret, err := zerohash.ParseSecret(opts.APISecret)
+	if err != nil {
+		return nil, &OptionError{Field: "APISecret", Err: err}
+	}
+	first, err := newSigningKey(opts.SigningKey)
+	if err != nil {
+		return nil, &OptionError{Field: "SigningKey", Err: err}
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, &OptionError{Field: "Addr", Err: err}
+	}
+	s := &Server{
+		URL:   cmp.Or(opts.PublicURL, listenerURL(ln.Addr())),
+		opts:  opts,
+		creds: zerohash.Credentials{APIKey: opts.APIKey, APISecret: secret, Passphrase: opts.Passphrase},
+		log:   opts.Logger,
+	}
+	s.keys.keys = []signingKey{first}
+	s.state.init(opts)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("sandbox server stopped", "err", err)
+		}
+	}()
+	s.log.Info("sandbox listening", "url", s.URL, "kid", first.kid)
+	return s, nil
+}
+
+// NewServer starts a sandbox for a test and closes it when the test ends, like httptest.NewServer. tb may be nil
+// (then a start failure panics and the caller closes the server).
+func NewServer(tb testing.TB, opts Options) *Server {
+	if tb != nil {
+		tb.Helper()
+	}
+	s, err := New(opts)
+	if err != nil {
+		if tb == nil {
+			panic(err)
+		}
+		tb.Fatalf("start Connect sandbox: %v", err)
+	}
+	if tb != nil {
+		tb.Cleanup(s.Close)
+	}
+	return s
+}
+
+// Close stops background plays, waits for in-flight requests briefly, and closes the listener. It is idempotent.
+func (s *Server) Close() {
+	s.closed.Do(func() {
+		s.playMu.Lock()
+		s.cancel()
+		s.playMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			s.log.Warn("sandbox shutdown forced", "err", err)
+			if err := s.httpSrv.Close(); err != nil {
+				s.log.Warn("sandbox close", "err", err)
+			}
+		}
+		s.plays.Wait()
+	})
+}
+
+// Env is the environment a worker and a webhook bridge need to talk to this sandbox, as KEY=value lines.
+func (s *Server) Env() []string {
+	return []string{
+		"CONNECT_API_URL=" + s.URL + apiPrefix,
+		"CONNECT_CLIENT_ID=" + s.opts.ClientID,
+		"CONNECT_CLIENT_SECRET=" + s.opts.ClientSecret,
+		"CONNECT_JWKS_URL=" + s.URL + apiPrefix + "/jwks",
+		"ZEROHASH_API_URL=" + s.URL,
+		"ZEROHASH_API_KEY=" + s.opts.APIKey,
+		"ZEROHASH_API_SECRET=" + s.opts.APISecret,
+		"ZEROHASH_PASSPHRASE=" + s.opts.Passphrase,
+		"ZEROHASH_WEBHOOK_SECRET=" + s.opts.WebhookSecret,
+	}
+}
+
+const apiPrefix = "/api/v1"
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+apiPrefix+"/oauth/token", s.endpoint(EndpointToken, s.oauthError, s.handleToken))
+	sessions := s.endpoint(EndpointSessions, s.connectError, s.handleSessions)
+	mux.HandleFunc("POST "+apiPrefix+"/sessions", sessions)
+	mux.HandleFunc("POST "+apiPrefix+"/v1/sessions", sessions)
+	mux.HandleFunc("GET "+apiPrefix+"/jwks", s.endpoint(EndpointJWKS, s.connectError, s.handleJWKS))
+	mux.HandleFunc("POST /participants/onboarding_token",
+		s.endpoint(EndpointOnboarding, s.platformError, s.handleOnboarding))
+	s.controlRoutes(mux)
+	return mux
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+	body, err := s.keys.jwks()
+	if err != nil {
+		s.connectError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	s.write(w, body)
+}
+
+// fill sets the documented defaults.
+func (o *Options) fill() {
+	o.Addr = cmp.Or(o.Addr, "127.0.0.1:0")
+	o.ClientID = cmp.Or(o.ClientID, DefaultClientID)
+	o.ClientSecret = cmp.Or(o.ClientSecret, DefaultClientSecret)
+	o.OrganizationID = cmp.Or(o.OrganizationID, DefaultOrganizationID)
+	o.TokenTTL = cmp.Or(o.TokenTTL, DefaultTokenTTL)
+	o.SessionTTL = cmp.Or(o.SessionTTL, DefaultSessionTTL)
+	o.SignatureTolerance = cmp.Or(o.SignatureTolerance, DefaultSignatureTolerance)
+	o.APIKey = cmp.Or(o.APIKey, DefaultAPIKey)
+	o.APISecret = cmp.Or(o.APISecret, DefaultAPISecret)
+	o.Passphrase = cmp.Or(o.Passphrase, DefaultPassphrase)
+	o.WebhookSecret = cmp.Or(o.WebhookSecret, DefaultWebhookSecret)
+	o.Asset = cmp.Or(o.Asset, DefaultAsset)
+	o.Network = cmp.Or(o.Network, DefaultNetwork)
+	o.Amount = cmp.Or(o.Amount, DefaultAmount)
+	o.AutoPlayAfter = cmp.Or(o.AutoPlayAfter, DefaultAutoPlayAfter)
+	if o.AllowedScopes == nil {
+		o.AllowedScopes = []connect.Scope{connect.ScopeDepositSend, connect.ScopeWithdrawalSend}
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Redelivery.fill()
+}
+
+// OptionError is a rejected Options field; Field is its Go name, e.g. "TokenTTL".
+type OptionError struct {
+	Field string
+	Err   error
+}
+
+func (e *OptionError) Error() string { return "connecttest: Options." + e.Field + ": " + e.Err.Error() }
+
+func (e *OptionError) Unwrap() error { return e.Err }
+
+func optionErr(field string, format string, args ...any) error {
+	return &OptionError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// validate checks filled options; every error is an *OptionError naming the field.
+func (o *Options) validate() error {
+	switch {
+	case o.TokenTTL < time.Second:
+		return optionErr("TokenTTL", "%v is under one second", o.TokenTTL)
+	case o.SessionTTL < time.Second:
+		return optionErr("SessionTTL", "%v is under one second", o.SessionTTL)
+	case o.SignatureTolerance < 0:
+		return optionErr("SignatureTolerance", "%v is negative", o.SignatureTolerance)
+	case o.AutoPlayAfter < 0:
+		return optionErr("AutoPlayAfter", "%v is negative", o.AutoPlayAfter)
+	case !validAmount(o.Amount):
+		return optionErr("Amount", "%q is not a positive decimal", o.Amount)
+	}
+	if o.PublicURL != "" {
+		if err := checkURL(o.PublicURL); err != nil {
+			return &OptionError{Field: "PublicURL", Err: err}
+		}
+	}
+	if kind, err := o.webhookURLs().check(); err != nil {
+		return &OptionError{Field: kind + "WebhookURL", Err: err}
+	}
+	for _, sc := range o.AllowedScopes {
+		if sc != connect.ScopeDepositSend && sc != connect.ScopeWithdrawalSend {
+			return optionErr("AllowedScopes", "unknown scope %q", sc)
+		}
+	}
+	if err := o.Redelivery.validate(); err != nil {
+		return &OptionError{Field: "Redelivery", Err: err}
+	}
+	if o.AutoPlay != nil {
+		if err := o.AutoPlay.validate(); err != nil {
+			return &OptionError{Field: "AutoPlay", Err: err}
+		}
+		if o.AutoPlay.Outcome == OutcomeUnexpected {
+			return optionErr("AutoPlay", "outcome unexpected applies to deposits only")
+		}
+	}
+	return nil
+}
+
+func (o *Options) webhookURLs() webhookURLs {
+	return webhookURLs{deposit: o.DepositWebhookURL, withdrawal: o.WithdrawalWebhookURL, balance: o.BalanceWebhookURL}
+}
+
+// checkURL accepts absolute http(s) URLs, the only kind a webhook or public base URL can be.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	return nil
+}
+
+// listenerURL is the base URL for a listener, naming loopback when it listens on every interface.
+func listenerURL(addr net.Addr) string {
+	tcp := addr.(*net.TCPAddr) // New listens on "tcp" only
+	if tcp.IP.IsUnspecified() {
+		return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+	}
+	return "http://" + tcp.String()
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// write sends an answer body; a failed write means the client went away, which only the log can hear.
+func (s *Server) write(w io.Writer, body []byte) {
+	if _, err := w.Write(body); err != nil {
+		s.log.Debug("write answer", "err", err)
+	}
+}
+
+// readJSON reads the raw body (bounded) and decodes it into v; the raw bytes are what signatures cover.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte, error) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return body, decodeObject(body, v)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		return nil, fmt.Errorf("request body could not be read: %w", err)
+	}
+	return body, nil
+}
+
+// decodeObject decodes body, which must be one JSON object, into v.
+func decodeObject(body []byte, v any) error {
+	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' {
+		return errors.New("request body must be a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("request body is not the expected JSON: %w", err)
+	}
+	return nil
+}
+
+// maxRequestBytes bounds every request body the sandbox reads.
+const maxRequestBytes = 1 << 20
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "connecttest: encode answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	s.write(w, body)
+}
+
+// connectError writes the Connect API error shape {error, code, message}.
+func (s *Server) connectError(w http.ResponseWriter, status int, code, message string) {
+	s.writeJSON(w, status, map[string]string{"error": connectErrorName(status), "code": code, "message": message})
+}
+
+func connectErrorName(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	}
+	if status >= 500 {
+		return "server_error"
+	}
+	return "error"
+}
+
+// oauthError writes the token endpoint's RFC 6749 error shape {error, error_description}.
+func (s *Server) oauthError(w http.ResponseWriter, status int, code, message string) {
+	s.writeJSON(w, status, map[string]string{"error": code, "error_description": message})
+}
+
+// platformError writes Zero Hash platform error shapes: 400 {"errors":[...]}, 403 {"error":true,"message"},
+// 503 with zh-allow-retry, and {"error","message"} otherwise.
+func (s *Server) platformError(w http.ResponseWriter, status int, code, message string) {
+	switch status {
+	case http.StatusBadRequest:
+		s.writeJSON(w, status, map[string][]string{"errors": {message}})
+	case http.StatusForbidden:
+		s.writeJSON(w, status, map[string]any{"error": true, "message": message})
+	default:
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("zh-allow-retry", "true")
+		}
+		s.writeJSON(w, status, map[string]string{"error": code, "message": message})
+	}
+}
+
+// sleep waits d or until ctx ends, reporting whether the whole d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,231 @@
+// Command sandbox runs the Zero Hash Connect sandbox (package connecttest) as a process, for local stacks and
+// manual testing:
+//
+//	go run ./sandbox -addr 127.0.0.1:8090 -deposit-webhook-url http://127.0.0.1:8080/webhooks/connect/deposits
+//
+// It prints the URL it serves, the environment the worker and the bridge need (secrets included, since they are
+// sandbox secrets; never the RSA private keys), then serves until SIGINT or SIGTERM and exits 0. Bad flags exit 2
+// with a message naming the flag. The control API (/sandbox/...) is documented in package connecttest.
+package main
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/connecttest"
+)
+
+// exitUsage is the exit status for bad flags, as the flag package uses.
+const exitUsage = 2
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// flagFor names the command-line flag behind each connecttest.Options field it sets.
+var flagFor = map[string]string{
+	"Addr":                 "-addr",
+	"PublicURL":            "-public-url",
+	"TokenTTL":             "-token-ttl",
+	"SessionTTL":           "-session-ttl",
+	"AllowedScopes":        "-scopes",
+	"APISecret":            "-api-secret",
+	"DepositWebhookURL":    "-deposit-webhook-url",
+	"WithdrawalWebhookURL": "-withdrawal-webhook-url",
+	"BalanceWebhookURL":    "-balance-webhook-url",
+	"AutoPlay":             "-autoplay",
+	"AutoPlayAfter":        "-autoplay-after",
+	"SigningKey":           "-signing-key",
+}
+
+// run is the whole command; it serves until ctx ends and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts connecttest.Options
+	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:8090", "listen address; port 0 picks a free port")
+	fs.StringVar(&opts.PublicURL, "public-url", "", "base URL clients use when it is not the listen address (e.g. from a container)")
+	fs.StringVar(&opts.ClientID, "client-id", connecttest.DefaultClientID, "Connect API client_id")
+	fs.StringVar(&opts.ClientSecret, "client-secret", connecttest.DefaultClientSecret, "Connect API client_secret")
+	fs.StringVar(&opts.OrganizationID, "organization-id", connecttest.DefaultOrganizationID, "organization id in session JWTs")
+	fs.StringVar(&opts.APIKey, "api-key", connecttest.DefaultAPIKey, "Zero Hash platform API key")
+	fs.StringVar(&opts.APISecret, "api-secret", connecttest.DefaultAPISecret, "Zero Hash platform API secret (base64)")
+	fs.StringVar(&opts.Passphrase, "passphrase", connecttest.DefaultPassphrase, "Zero Hash platform API passphrase")
+	fs.StringVar(&opts.WebhookSecret, "webhook-secret", connecttest.DefaultWebhookSecret, "secret that signs balance webhooks")
+	fs.StringVar(&opts.DepositWebhookURL, "deposit-webhook-url", "", "where deposit webhooks go (empty: none are sent)")
+	fs.StringVar(&opts.WithdrawalWebhookURL, "withdrawal-webhook-url", "", "where withdrawal webhooks go (empty: none are sent)")
+	fs.StringVar(&opts.BalanceWebhookURL, "balance-webhook-url", "", "where account_balance.changed webhooks go (empty: none are sent)")
+	fs.DurationVar(&opts.TokenTTL, "token-ttl", connecttest.DefaultTokenTTL, "access token lifetime")
+	fs.DurationVar(&opts.SessionTTL, "session-ttl", connecttest.DefaultSessionTTL, "session lifetime")
+	fs.BoolVar(&opts.NumericJWTTimes, "numeric-jwt-times", false, "session JWT iat/exp as numbers instead of the guide's RFC 3339 strings")
+	fs.DurationVar(&opts.AutoPlayAfter, "autoplay-after", connecttest.DefaultAutoPlayAfter, "pause before an auto-played session's first webhook")
+	scopes := fs.String("scopes", string(connect.ScopeDepositSend)+","+string(connect.ScopeWithdrawalSend), "comma-separated session scopes the organization may use")
+	autoplay := fs.String("autoplay", "", "play every new session's webhooks by itself: confirmed, failed or none (empty: only on request)")
+	signingKey := fs.String("signing-key", "", "PEM file with the RSA private key that signs JWTs and webhooks (default: a fresh key per start)")
+	orgKey := fs.String("org-public-key", "", "PEM file with the organization's RSA public key; when set, session requests must be signed")
+	verbose := fs.Bool("v", false, "log every session and delivery to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitUsage // the flag package has printed which flag was wrong
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sandbox: unexpected argument %q (all settings are flags; see -h)\n", fs.Arg(0))
+		return exitUsage
+	}
+	usage := func(flagName string, err error) int {
+		fmt.Fprintf(stderr, "sandbox: %s: %v\n", flagName, err)
+		return exitUsage
+	}
+	for _, f := range []struct{ name, value string }{
+		{"-client-id", opts.ClientID}, {"-client-secret", opts.ClientSecret}, {"-organization-id", opts.OrganizationID},
+		{"-api-key", opts.APIKey}, {"-api-secret", opts.APISecret}, {"-passphrase", opts.Passphrase},
+		{"-webhook-secret", opts.WebhookSecret},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			return usage(f.name, errors.New("must not be empty"))
+		}
+	}
+	for _, sc := range strings.Split(*scopes, ",") {
+		if sc = strings.TrimSpace(sc); sc != "" {
+			opts.AllowedScopes = append(opts.AllowedScopes, connect.Scope(sc))
+		}
+	}
+	if len(opts.AllowedScopes) == 0 {
+		return usage("-scopes", errors.New("names no scope"))
+	}
+	if *autoplay != "" {
+		opts.AutoPlay = &connecttest.Play{Outcome: connecttest.Outcome(*autoplay)}
+	}
+	var err error
+	if *signingKey != "" {
+		if opts.SigningKey, err = readPrivateKey(*signingKey); err != nil {
+			return usage("-signing-key", err)
+		}
+	}
+	if *orgKey != "" {
+		if opts.OrgPublicKey, err = readPublicKey(*orgKey); err != nil {
+			return usage("-org-public-key", err)
+		}
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := connecttest.New(opts)
+	if err != nil {
+		var optErr *connecttest.OptionError
+		if errors.As(err, &optErr) && flagFor[optErr.Field] != "" {
+			return usage(flagFor[optErr.Field], optErr.Err)
+		}
+		fmt.Fprintf(stderr, "sandbox: %v\n", err)
+		return 1
+	}
+	defer srv.Close()
+	if _, err := io.WriteString(stdout, banner(srv, opts)); err != nil {
+		fmt.Fprintf(stderr, "sandbox: print the environment: %v\n", err)
+		return 1
+	}
+	<-ctx.Done()
+	srv.Close()
+	fmt.Fprintln(stderr, "sandbox: stopped")
+	return 0
+}
+
+// banner tells the user where the sandbox is and what to paste into the worker's and bridge's environment.
+func banner(srv *connecttest.Server, opts connecttest.Options) string {
+	var w strings.Builder
+	orNone := func(u string) string {
+		if u == "" {
+			return "(not set: these webhooks are not sent)"
+		}
+		return u
+	}
+	fmt.Fprintf(&w, "Connect sandbox listening on %s (signing key id %s)\n\n", srv.URL, srv.CurrentKeyID())
+	fmt.Fprintln(&w, "# Environment for the worker and the webhook bridge:")
+	for _, kv := range srv.Env() {
+		fmt.Fprintln(&w, kv)
+	}
+	fmt.Fprintln(&w, "\n# Webhook targets (-deposit-webhook-url, -withdrawal-webhook-url, -balance-webhook-url):")
+	fmt.Fprintf(&w, "#   deposit:    %s\n", orNone(opts.DepositWebhookURL))
+	fmt.Fprintf(&w, "#   withdrawal: %s\n", orNone(opts.WithdrawalWebhookURL))
+	fmt.Fprintf(&w, "#   balance:    %s\n", orNone(opts.BalanceWebhookURL))
+	fmt.Fprintf(&w, "# Control API: POST %s/sandbox/sessions/{id}/play, GET %s/sandbox/stats\n", srv.URL, srv.URL)
+	return w.String()
+}
+
+// readPEM returns the first PEM block of a file.
+func readPEM(path string) (*pem.Block, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s holds no PEM block", path)
+	}
+	return block, nil
+}
+
+// readPrivateKey reads an RSA private key in PKCS#1 ("RSA PRIVATE KEY") or PKCS#8 ("PRIVATE KEY") PEM.
+func readPrivateKey(path string) (*rsa.PrivateKey, error) {
+	block, err := readPEM(path)
+	if err != nil {
+		return nil, err
+	}
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		rsaKey, ok := key.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s holds a %T, want an RSA key", path, key)
+		}
+		return rsaKey, nil
+	}
+	return nil, fmt.Errorf("%s holds a %q PEM block, want RSA PRIVATE KEY or PRIVATE KEY", path, block.Type)
+}
+
+// readPublicKey reads an RSA public key in PKIX ("PUBLIC KEY") or PKCS#1 ("RSA PUBLIC KEY") PEM.
+func readPublicKey(path string) (*rsa.PublicKey, error) {
+	block, err := readPEM(path)
+	if err != nil {
+		return nil, err
+	}
+	switch block.Type {
+	case "RSA PUBLIC KEY":
+		return x509.ParsePKCS1PublicKey(block.Bytes)
+	case "PUBLIC KEY":
+		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		rsaKey, ok := key.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("%s holds a %T, want an RSA key", path, key)
+		}
+		return rsaKey, nil
+	}
+	return nil, fmt.Errorf("%s holds a %q PEM block, want PUBLIC KEY or RSA PUBLIC KEY", path, block.Type)
+}
