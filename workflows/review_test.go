@@ -31,11 +31,12 @@ func TestReviewKeepsEventsUntilResolved(t *testing.T) {
 		"reason":        {Operator: "ana", Outcome: StatusFailed, Reason: "  "},
 		"operator: req": {},
 	}
-	i := 0
+	i, refused := 0, 0
 	for want, r := range refusals {
 		i++
 		e.resolve(time.Duration(2+i)*time.Minute, r, func(err error) {
 			require.ErrorContains(t, err, want)
+			refused++
 		})
 	}
 	e.RegisterDelayedCallback(func() {
@@ -52,6 +53,7 @@ func TestReviewKeepsEventsUntilResolved(t *testing.T) {
 	e.ExecuteWorkflow(ReviewWorkflow, ReviewInput{Reason: ReviewUnexpected, Kind: connect.KindDeposit, ConnectTransferID: "cx-1"})
 
 	require.NoError(t, accepted)
+	require.Equal(t, len(refusals), refused)
 	require.NoError(t, e.GetWorkflowError())
 	var st ReviewState
 	require.NoError(t, e.GetWorkflowResult(&st))

@@ -62,8 +62,9 @@ type transfer struct {
 	progress    int
 	seen        map[string]int // dedupe key -> index in state.Events; only looked up, never iterated
 	sessionErr  error
-	sessionAt   time.Time // when the session was opened: the user's window starts here
-	confirmedAt time.Time // when confirmed arrived: the ledger wait is measured from it
+	resolved    workflow.Channel // the resolve update wakes the main loop through it
+	sessionAt   time.Time        // when the session was opened: the user's window starts here
+	confirmedAt time.Time        // when confirmed arrived: the ledger wait is measured from it
 }
 
 // TransferWorkflow follows one Connect deposit or withdrawal from session to its final state.
@@ -72,8 +73,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		return TransferResult{}, temporal.NewNonRetryableApplicationError("invalid transfer input: "+err.Error(), "InvalidTransferInput", nil)
 	}
 	t := &transfer{
-		in:   in,
-		seen: map[string]int{},
+		in:       in,
+		seen:     map[string]int{},
+		resolved: workflow.NewChannel(ctx),
 		state: TransferState{
 			WorkflowID:  workflow.GetInfo(ctx).WorkflowExecution.ID,
 			Kind:        in.Kind,
@@ -111,6 +113,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { t.receiveConnectEvent(ctx, c) })
 		sel.AddReceive(sdk, func(c workflow.ReceiveChannel, _ bool) { t.receiveSDKEvent(ctx, c) })
 		sel.AddReceive(ledger, func(c workflow.ReceiveChannel, _ bool) { t.receiveLedger(ctx, c) })
+		sel.AddReceive(t.resolved, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 		if at, name, next := t.deadline(); !at.IsZero() {
 			wait := max(at.Sub(workflow.Now(ctx)), 0)
 			sel.AddFuture(workflow.NewTimer(timerCtx, wait), func(f workflow.Future) {
@@ -134,6 +137,10 @@ func (t *transfer) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (TransferState, error) { return t.state, nil }); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve, t.resolve,
+		workflow.UpdateHandlerOptions{Validator: t.validateResolve}); err != nil {
+		return err
+	}
 	return workflow.SetUpdateHandler(ctx, UpdateSession, func(ctx workflow.Context) (SessionInfo, error) {
 		if err := workflow.Await(ctx, func() bool { return t.state.Session != nil || t.sessionErr != nil }); err != nil {
 			return SessionInfo{}, err
@@ -143,6 +150,24 @@ func (t *transfer) registerHandlers(ctx workflow.Context) error {
 		}
 		return *t.state.Session, nil
 	})
+}
+
+// validateResolve accepts an operator's decision only on a transfer that waits for a person.
+func (t *transfer) validateResolve(_ workflow.Context, r Resolution) error {
+	if t.state.Status != StatusStalled && t.state.Status != StatusTimedOut {
+		return temporal.NewApplicationError(fmt.Sprintf("transfer is %s: only a stalled or timed-out transfer can be resolved", t.state.Status), "NotResolvable")
+	}
+	return r.Validate()
+}
+
+// resolve records the operator's decision as the transfer's outcome; the main loop then closes the workflow.
+func (t *transfer) resolve(ctx workflow.Context, r Resolution) (TransferResult, error) {
+	r.At = workflow.Now(ctx)
+	t.state.Resolution = &r
+	t.record(ctx, "resolve", EventRecord{Source: "operator", Name: "resolve", Status: string(r.Outcome), Effect: EffectApplied})
+	t.setStatus(ctx, r.Outcome)
+	t.resolved.Send(ctx, nil)
+	return t.result(), nil
 }
 
 // createSession opens the Connect session; the workflow id is the request id, so every retry is the same request.
@@ -164,7 +189,9 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 		Amount:       t.in.Amount,
 	}
 	var s connect.Session
-	actx := workflow.WithActivityOptions(ctx, SessionActivityOptions)
+	opts := SessionActivityOptions
+	opts.Summary = "Open Connect session: " + Summary(t.in.Kind, t.in.Amount, t.in.Asset, t.in.ReferenceID)
+	actx := workflow.WithActivityOptions(ctx, opts)
 	if err := workflow.ExecuteActivity(actx, act.CreateSession, req).Get(ctx, &s); err != nil {
 		return sessionFailure(err)
 	}
@@ -184,8 +211,14 @@ func sessionFailure(err error) error {
 }
 
 // done reports whether the transfer has nothing more to wait for.
+// A timed-out transfer stays open for an operator's resolve; a confirmed one may wait for its ledger movement.
 func (t *transfer) done() bool {
-	if t.state.Status == StatusConfirmed && t.in.AwaitLedger {
+	switch {
+	case t.state.Resolution != nil:
+		return true
+	case t.state.Status == StatusTimedOut:
+		return false
+	case t.state.Status == StatusConfirmed && t.in.AwaitLedger:
 		return false
 	}
 	return t.state.Status.Final()
@@ -439,6 +472,7 @@ func (t *transfer) result() TransferResult {
 		TxHash:            t.state.TxHash,
 		FailureReason:     t.state.FailureReason,
 		Ledger:            t.state.Ledger,
+		Resolution:        t.state.Resolution,
 		Events:            t.state.Events,
 	}
 	if t.state.Session != nil {

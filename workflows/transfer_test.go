@@ -235,22 +235,83 @@ func TestSessionExpiryOverride(t *testing.T) {
 	require.Equal(t, StatusExpired, e.result().Status)
 }
 
-func TestStalledThenTimedOut(t *testing.T) {
+func TestStalledThenTimedOutWaitsForAPerson(t *testing.T) {
 	e := newEnv(t)
 	e.sessionOK()
 	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
 	e.RegisterDelayedCallback(func() { require.Equal(t, StatusInitiated, e.state().Status) }, 23*time.Hour)
 	e.RegisterDelayedCallback(func() { require.Equal(t, StatusStalled, e.state().Status) }, 25*time.Hour)
 	e.RegisterDelayedCallback(func() { require.Equal(t, StatusStalled, e.state().Status) }, 6*24*time.Hour)
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusTimedOut, e.state().Status) }, 30*24*time.Hour)
+	// A confirmation after the horizon is kept for the operator, not applied on its own.
+	e.signalAt(30*24*time.Hour+time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	var resolveErr error = errNotCalled
+	e.resolve(31*24*time.Hour, Resolution{Operator: "ana", Outcome: StatusConfirmed, Reason: "tx seen on chain"},
+		func(err error) { resolveErr = err })
 	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	require.NoError(t, resolveErr)
 	r := e.result()
-	require.Equal(t, StatusTimedOut, r.Status)
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, "ana", r.Resolution.Operator)
+	require.Equal(t, "tx seen on chain", r.Resolution.Reason)
 	names := []string{}
 	for _, rec := range r.Events {
-		names = append(names, rec.Name)
+		names = append(names, rec.Source+":"+rec.Name+":"+rec.Effect)
 	}
-	require.Contains(t, names, "stall_timeout")
-	require.Contains(t, names, "review_horizon")
+	require.Equal(t, []string{"connect:session.created:applied", "connect:connect.deposit.initiated:applied",
+		"timer:stall_timeout:applied", "timer:review_horizon:applied", "connect:connect.deposit.confirmed:conflict",
+		"operator:resolve:applied"}, names)
+}
+
+func TestResolveStalledTransfer(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.Timeouts.Stall = time.Hour
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	refusals := []struct {
+		want string
+		r    Resolution
+	}{
+		{"operator: required", Resolution{Outcome: StatusFailed, Reason: "r"}},
+		{"outcome: must be", Resolution{Operator: "ana", Outcome: StatusSettled, Reason: "r"}},
+		{"reason: required", Resolution{Operator: "ana", Outcome: StatusFailed}},
+	}
+	refused := 0
+	for i, c := range refusals {
+		e.resolve(2*time.Hour+time.Duration(i)*time.Minute, c.r, func(err error) {
+			require.ErrorContains(t, err, c.want)
+			refused++
+		})
+	}
+	var resolveErr error = errNotCalled
+	e.resolve(3*time.Hour, Resolution{Operator: "ana", Outcome: StatusFailed, Reason: "exchange reversed it"}, func(err error) { resolveErr = err })
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	require.NoError(t, resolveErr)
+	require.Equal(t, len(refusals), refused)
+	r := e.result()
+	require.Equal(t, StatusFailed, r.Status)
+	require.Equal(t, StatusFailed, r.Resolution.Outcome)
+	require.Equal(t, "exchange reversed it", r.Resolution.Reason)
+	require.Equal(t, 3*time.Hour, r.Resolution.At.Sub(e.startTime(r)))
+}
+
+func TestResolveRefusedUnlessWaitingForAPerson(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.AwaitLedger = true // keeps the confirmed transfer open, so the refusal is the validator's
+	ok := Resolution{Operator: "ana", Outcome: StatusFailed, Reason: "r"}
+	refused := 0
+	e.resolve(time.Minute, ok, func(err error) { require.ErrorContains(t, err, "transfer is awaiting_user"); refused++ })
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.resolve(3*time.Minute, ok, func(err error) { require.ErrorContains(t, err, "transfer is confirmed"); refused++ })
+	e.signalAt(4*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1"})
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusSettled, r.Status)
+	require.Nil(t, r.Resolution)
+	require.Equal(t, 2, refused)
 }
 
 func TestStalledTransferStillConfirms(t *testing.T) {
@@ -376,3 +437,6 @@ func TestOnboardingRejectsBadEmail(t *testing.T) {
 	require.ErrorAs(t, e.GetWorkflowError(), &appErr)
 	require.Equal(t, "InvalidOnboardingInput", appErr.Type())
 }
+
+// startTime is when the session was recorded, the first event of every transfer.
+func (e env) startTime(r TransferResult) time.Time { return r.Events[0].ReceivedAt }

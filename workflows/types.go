@@ -56,7 +56,7 @@ const (
 	StatusFailed          Status = "failed"
 	StatusExpired         Status = "expired"   // the session expired before the user initiated
 	StatusAbandoned       Status = "abandoned" // the user closed the SDK before initiating
-	StatusTimedOut        Status = "timed_out" // no final event within the review horizon: needs a person
+	StatusTimedOut        Status = "timed_out" // no final event within the review horizon: open until a person resolves it
 	StatusSettled         Status = "settled"   // confirmed and the Zero Hash ledger movement arrived
 	StatusUnsettled       Status = "unsettled" // confirmed, but no ledger movement within the review horizon
 )
@@ -197,6 +197,7 @@ type TransferState struct {
 	FailureReason     string          `json:"failure_reason,omitempty"`
 	Ledger            *LedgerMovement `json:"ledger,omitempty"`
 	InitiatedAt       time.Time       `json:"initiated_at,omitzero"`
+	Resolution        *Resolution     `json:"resolution,omitempty"`
 	Events            []EventRecord   `json:"events"`
 }
 
@@ -213,5 +214,6 @@ type TransferResult struct {
 	TxHash            string          `json:"tx_hash,omitempty"`
 	FailureReason     string          `json:"failure_reason,omitempty"`
 	Ledger            *LedgerMovement `json:"ledger,omitempty"`
+	Resolution        *Resolution     `json:"resolution,omitempty"`
 	Events            []EventRecord   `json:"events"`
 }

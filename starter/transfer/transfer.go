@@ -149,3 +149,36 @@ func (c *Client) Onboarding(ctx context.Context, req workflows.OnboardingRequest
 	}
 	return out.Token, nil
 }
+
+// ResolveTransfer records an operator's decision on a stalled or timed-out transfer and returns its final result.
+func (c *Client) ResolveTransfer(ctx context.Context, kind connect.Kind, transferID string, r workflows.Resolution) (workflows.TransferResult, error) {
+	var out workflows.TransferResult
+	err := c.resolve(ctx, workflows.WorkflowID(kind, transferID), r, &out)
+	return out, err
+}
+
+// ResolveReview records an operator's decision on a review workflow (an event no transfer could take).
+func (c *Client) ResolveReview(ctx context.Context, reviewWorkflowID string, r workflows.Resolution) (workflows.ReviewState, error) {
+	var out workflows.ReviewState
+	err := c.resolve(ctx, reviewWorkflowID, r, &out)
+	return out, err
+}
+
+func (c *Client) resolve(ctx context.Context, workflowID string, r workflows.Resolution, out any) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	h, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflowID,
+		UpdateName:   workflows.UpdateResolve,
+		Args:         []any{r},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", workflowID, err)
+	}
+	if err := h.Get(ctx, out); err != nil {
+		return fmt.Errorf("resolve %s: %w", workflowID, err)
+	}
+	return nil
+}
