@@ -4,21 +4,18 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 
-	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/internal/workerapp"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 	"github.com/connectflow/connectflow/zerohash"
@@ -49,42 +46,36 @@ func newStack(t *testing.T, sandbox connecttest.Options) *stack {
 
 func (s *stack) registerSearchAttributes() {
 	s.t.Helper()
-	attrs := map[string]enumspb.IndexedValueType{}
-	for _, name := range workflows.SearchAttributeNames {
-		attrs[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := s.client.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace: s.namespace, SearchAttributes: attrs,
-	})
-	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) {
+	if err := workerapp.RegisterSearchAttributes(ctx, s.client, s.namespace); err != nil {
 		s.t.Fatalf("register search attributes: %v", err)
 	}
 }
 
-// startWorker runs a worker with the same registrations as the worker binary, against the sandbox.
+// startWorker runs a worker with the worker binary's own wiring (workerapp), against the sandbox.
 func (s *stack) startWorker() worker.Worker {
 	s.t.Helper()
-	cc, err := connect.New(connect.Options{BaseURL: s.sandbox.URL + "/api/v1",
-		ClientID: connecttest.DefaultClientID, ClientSecret: connecttest.DefaultClientSecret})
+	w, err := workerapp.New(s.client, s.workerConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
-		s.t.Fatalf("connect client: %v", err)
+		s.t.Fatalf("worker: %v", err)
 	}
-	zc, err := zerohash.New(zerohash.Options{BaseURL: s.sandbox.URL, APIKey: connecttest.DefaultAPIKey,
-		APISecret: connecttest.DefaultAPISecret, Passphrase: connecttest.DefaultPassphrase})
-	if err != nil {
-		s.t.Fatalf("zerohash client: %v", err)
-	}
-	w := worker.New(s.client, taskQueue, worker.Options{})
-	workflows.Register(w)
-	w.RegisterActivity(&activities.Activities{Connect: cc, ZeroHash: zc})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)
 	}
 	s.t.Cleanup(w.Stop)
 	return w
+}
+
+// workerConfig points the worker's Connect and Zero Hash clients at the sandbox.
+func (s *stack) workerConfig() workerapp.Config {
+	return workerapp.Config{
+		TaskQueue: taskQueue,
+		Connect: connect.Options{BaseURL: s.sandbox.URL + "/api/v1",
+			ClientID: connecttest.DefaultClientID, ClientSecret: connecttest.DefaultClientSecret},
+		ZeroHash: zerohash.Options{BaseURL: s.sandbox.URL, APIKey: connecttest.DefaultAPIKey,
+			APISecret: connecttest.DefaultAPISecret, Passphrase: connecttest.DefaultPassphrase},
+	}
 }
 
 func (s *stack) ctx() context.Context {

@@ -205,7 +205,7 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 func sessionFailure(err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return temporal.NewNonRetryableApplicationError("Connect session not created: "+appErr.Error(), appErr.Type(), nil)
+		return temporal.NewNonRetryableApplicationError("Connect session not created: "+appErr.Message(), appErr.Type(), nil)
 	}
 	return temporal.NewNonRetryableApplicationError("Connect session not created: "+err.Error(), "ConnectSessionFailed", nil)
 }

@@ -1,0 +1,228 @@
+// Package settings reads each setting of a process from a command-line flag or, when the flag is absent, from its
+// environment variable. The flag's name is the variable's, lowercased and dashed: CONNECT_CLIENT_ID is
+// -connect-client-id. Errors name both and never contain a value, so a secret cannot leak through one.
+package settings
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+// Env is where settings come from when no flag gives them; envconfig.EnvLookup has the same shape.
+type Env interface {
+	Environ() []string
+	LookupEnv(key string) (string, bool)
+}
+
+type osEnv struct{}
+
+func (osEnv) Environ() []string                   { return os.Environ() }
+func (osEnv) LookupEnv(key string) (string, bool) { return os.LookupEnv(key) }
+
+// OSEnv is the process environment.
+var OSEnv Env = osEnv{}
+
+// MapEnv is an environment holding exactly its entries, for tests and for processes that embed others.
+type MapEnv map[string]string
+
+// LookupEnv returns m[key] and whether it is present.
+func (m MapEnv) LookupEnv(key string) (string, bool) { v, ok := m[key]; return v, ok }
+
+// Environ returns the entries as KEY=value, sorted.
+func (m MapEnv) Environ() []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Options configure a Set.
+type Options struct {
+	Env    Env       // default OSEnv
+	Output io.Writer // where -h and flag syntax errors are printed; default os.Stderr
+}
+
+// Spec describes one setting.
+type Spec struct {
+	Env      string // the environment variable, e.g. "CONNECT_CLIENT_ID"; the flag is its lowercase, dashed form
+	Usage    string // one line for -h
+	Default  string // parsed like any other value when neither the flag nor the variable gives one
+	Required bool   // an empty value is an error
+}
+
+// Error is one setting that is missing or malformed.
+type Error struct {
+	Env  string
+	Flag string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (flag -%s): %v", e.Env, e.Flag, e.Err) }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrRequired is the cause of an Error for a required setting that has no value.
+var ErrRequired = errors.New("required")
+
+// ErrUsage wraps a command-line syntax error (an unknown flag, a missing flag value) that Parse has already
+// printed with the usage, so the caller need not print it again.
+var ErrUsage = errors.New("bad command line")
+
+// Set is a flag.FlagSet whose settings fall back to environment variables.
+type Set struct {
+	fs       *flag.FlagSet
+	env      Env
+	settings []*setting
+	byFlag   map[string]*setting
+}
+
+// setting is one registered Spec and how its text becomes the caller's value.
+type setting struct {
+	spec    Spec
+	flag    string
+	kind    string // placeholder shown in -h, e.g. "url"
+	secret  bool
+	flagged bool   // given on the command line: the flag wins even when empty
+	raw     string // the flag's text, once flagged
+	parse   func(string) error
+	isBool  bool
+}
+
+// New returns an empty Set named name (the program, for -h).
+func New(name string, opts Options) *Set {
+	if opts.Env == nil {
+		opts.Env = OSEnv
+	}
+	if opts.Output == nil {
+		opts.Output = os.Stderr
+	}
+	s := &Set{fs: flag.NewFlagSet(name, flag.ContinueOnError), env: opts.Env, byFlag: map[string]*setting{}}
+	s.fs.SetOutput(opts.Output)
+	s.fs.Usage = s.usage
+	return s
+}
+
+// FlagSet is the underlying flag set, for plain flags that have no environment variable.
+func (s *Set) FlagSet() *flag.FlagSet { return s.fs }
+
+// Args returns the arguments left after the flags.
+func (s *Set) Args() []string { return s.fs.Args() }
+
+// FlagName turns an environment variable's name into its flag's: CONNECT_CLIENT_ID -> connect-client-id.
+func FlagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
+
+// add registers a setting; a duplicate or unnamed Spec is a programming error and panics, as flag does.
+func (s *Set) add(spec Spec, kind string, parse func(string) error) *setting {
+	if spec.Env == "" {
+		panic("settings: Spec.Env is empty")
+	}
+	st := &setting{spec: spec, flag: FlagName(spec.Env), kind: kind, parse: parse}
+	s.fs.Var(flagValue{st}, st.flag, spec.Usage)
+	s.settings = append(s.settings, st)
+	s.byFlag[st.flag] = st
+	return st
+}
+
+// flagValue records the flag's text; parsing waits until Parse so flag and variable are checked alike.
+type flagValue struct{ s *setting }
+
+func (v flagValue) Set(raw string) error {
+	v.s.raw, v.s.flagged = raw, true
+	return nil
+}
+
+func (v flagValue) String() string {
+	if v.s == nil || v.s.secret {
+		return ""
+	}
+	return v.s.spec.Default
+}
+
+func (v flagValue) IsBoolFlag() bool { return v.s != nil && v.s.isBool }
+
+// Parse reads args, then fills every setting from its flag, else its variable (empty counts as unset), else its
+// default. It returns flag.ErrHelp for -h, an ErrUsage for bad syntax, or every missing and malformed setting
+// joined, each an *Error.
+func (s *Set) Parse(args []string) error {
+	if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return err
+	} else if err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	var problems []error
+	for _, st := range s.settings {
+		raw := st.raw
+		if !st.flagged {
+			raw = st.spec.Default
+			if v, ok := s.env.LookupEnv(st.spec.Env); ok && v != "" {
+				raw = v
+			}
+		}
+		if err := st.set(raw); err != nil {
+			problems = append(problems, &Error{Env: st.spec.Env, Flag: st.flag, Err: err})
+		}
+	}
+	return errors.Join(problems...)
+}
+
+func (st *setting) set(raw string) error {
+	if raw == "" {
+		if st.spec.Required {
+			return ErrRequired
+		}
+		return nil // an optional setting left empty keeps its zero value
+	}
+	if err := CheckText(raw); err != nil {
+		return err
+	}
+	return st.parse(raw)
+}
+
+// CheckText rejects what is surely a copy-paste accident: control characters (a newline from a secret file, an
+// escape sequence) and leading or trailing white space.
+func CheckText(v string) error {
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return errors.New("contains a control character (a trailing newline?)")
+	}
+	if strings.TrimSpace(v) != v {
+		return errors.New("has leading or trailing white space")
+	}
+	return nil
+}
+
+// usage prints every flag, and for a setting its variable, default and whether it is required.
+func (s *Set) usage() {
+	out := s.fs.Output()
+	fmt.Fprintf(out, "Usage of %s:\n", s.fs.Name())
+	s.fs.VisitAll(func(f *flag.Flag) {
+		st := s.byFlag[f.Name]
+		if st == nil {
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(out, "  -%s\n    \t%s", strings.TrimSpace(f.Name+" "+name), usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+				fmt.Fprintf(out, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(out)
+			return
+		}
+		fmt.Fprintf(out, "  -%s\n    \t%s\n    \tenv %s", strings.TrimSpace(st.flag+" "+st.kind), st.spec.Usage, st.spec.Env)
+		if st.spec.Required {
+			fmt.Fprint(out, ", required")
+		}
+		if st.spec.Default != "" && !st.secret {
+			fmt.Fprintf(out, ", default %s", st.spec.Default)
+		}
+		if st.secret {
+			fmt.Fprint(out, ", secret: prefer the variable (flags show in ps)")
+		}
+		fmt.Fprintln(out)
+	})
+}

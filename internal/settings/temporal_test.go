@@ -1,0 +1,85 @@
+package settings
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+)
+
+func TestTemporalFlagBeatsEnvBeatsProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "temporal.toml")
+	profile := "[profile.default]\naddress = \"file:7233\"\nnamespace = \"file-ns\"\n"
+	if err := os.WriteFile(file, []byte(profile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name          string
+		args          []string
+		env           MapEnv
+		wantHostPort  string
+		wantNamespace string
+		wantQueue     string
+	}{
+		{"profile", nil, MapEnv{}, "file:7233", "file-ns", "default-queue"},
+		{"env over profile", nil, MapEnv{EnvTemporalAddress: "env:7233", EnvTemporalNamespace: "env-ns", EnvTemporalTaskQueue: "env-queue"},
+			"env:7233", "env-ns", "env-queue"},
+		{"flag over env", []string{"-temporal-address", "flag:7233", "-temporal-namespace", "flag-ns", "-temporal-task-queue", "flag-queue"},
+			MapEnv{EnvTemporalAddress: "env:7233", EnvTemporalNamespace: "env-ns", EnvTemporalTaskQueue: "env-queue"},
+			"flag:7233", "flag-ns", "flag-queue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["TEMPORAL_CONFIG_FILE"] = file
+			s, _ := newSet(tt.env)
+			tc := BindTemporal(s, "default-queue")
+			if err := s.Parse(tt.args); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			opts, err := tc.ClientOptions()
+			if err != nil {
+				t.Fatalf("ClientOptions: %v", err)
+			}
+			if opts.HostPort != tt.wantHostPort || opts.Namespace != tt.wantNamespace || tc.TaskQueue != tt.wantQueue {
+				t.Fatalf("got %s %s %s, want %s %s %s", opts.HostPort, opts.Namespace, tc.TaskQueue,
+					tt.wantHostPort, tt.wantNamespace, tt.wantQueue)
+			}
+		})
+	}
+}
+
+func TestTemporalDefaultsAndAPIKey(t *testing.T) {
+	env := MapEnv{"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"), "TEMPORAL_API_KEY": "k3y"}
+	s, _ := newSet(env)
+	tc := BindTemporal(s, "connect-transfers")
+	if err := s.Parse(nil); err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	opts, err := tc.ClientOptions()
+	if err != nil {
+		t.Fatalf("ClientOptions: %v", err)
+	}
+	if opts.Namespace != client.DefaultNamespace || opts.HostPort != "" || tc.TaskQueue != "connect-transfers" {
+		t.Fatalf("got namespace %q host %q queue %q", opts.Namespace, opts.HostPort, tc.TaskQueue)
+	}
+	if got := HostPort(opts); got != client.DefaultHostPort {
+		t.Fatalf("HostPort = %q, want the SDK default", got)
+	}
+	if opts.Credentials == nil || opts.ConnectionOptions.TLS == nil {
+		t.Fatal("TEMPORAL_API_KEY did not give credentials over TLS")
+	}
+}
+
+func TestTemporalMissingProfileIsAnError(t *testing.T) {
+	env := MapEnv{"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"), "TEMPORAL_PROFILE": "prod"}
+	s, _ := newSet(env)
+	tc := BindTemporal(s, "q")
+	if err := s.Parse(nil); err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if _, err := tc.ClientOptions(); err == nil || !strings.Contains(err.Error(), "prod") {
+		t.Fatalf("ClientOptions = %v, want an error naming the profile", err)
+	}
+}

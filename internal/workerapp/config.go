@@ -1,0 +1,158 @@
+// Package workerapp builds connectflow's Temporal worker: its settings, the worker with its workflows and
+// activities, the search attributes it needs, and its Prometheus metrics. `go run ./worker` and any process that
+// embeds a worker (tests, a one-process dev setup) share it.
+package workerapp
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/workflows"
+	"github.com/connectflow/connectflow/zerohash"
+)
+
+// Environment variables of the worker; each is also a flag named by settings.FlagName, e.g. -connect-client-id.
+// Temporal's own (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, ...) are in package settings.
+const (
+	EnvConnectAPIURL            = "CONNECT_API_URL"
+	EnvConnectClientID          = "CONNECT_CLIENT_ID"
+	EnvConnectClientSecret      = "CONNECT_CLIENT_SECRET"
+	EnvConnectOrgKeyFile        = "CONNECT_ORG_KEY_FILE"
+	EnvZeroHashAPIURL           = "ZEROHASH_API_URL"
+	EnvZeroHashAPIKey           = "ZEROHASH_API_KEY"
+	EnvZeroHashAPISecret        = "ZEROHASH_API_SECRET"
+	EnvZeroHashPassphrase       = "ZEROHASH_PASSPHRASE"
+	EnvMetricsAddr              = "METRICS_ADDR"
+	EnvMaxConcurrentActivities  = "MAX_CONCURRENT_ACTIVITIES"
+	EnvRegisterSearchAttributes = "REGISTER_SEARCH_ATTRIBUTES"
+	EnvLogLevel                 = "LOG_LEVEL"
+)
+
+// Config is what New needs to build a worker.
+type Config struct {
+	TaskQueue string
+	Connect   connect.Options  // BaseURL, ClientID and ClientSecret required; OrgKey signs requests when set
+	ZeroHash  zerohash.Options // every field but HTTPClient and Now required
+	// MaxConcurrentActivities caps activities running at once on this worker; 0 keeps the SDK's default.
+	MaxConcurrentActivities int
+}
+
+// Validate reports every missing or malformed field, each as a *settings.Error naming the variable that sets it.
+func (c Config) Validate() error {
+	checks := []struct {
+		env string
+		err error
+	}{
+		{settings.EnvTemporalTaskQueue, text(c.TaskQueue)},
+		{EnvConnectAPIURL, baseURL(c.Connect.BaseURL)},
+		{EnvConnectClientID, text(c.Connect.ClientID)},
+		{EnvConnectClientSecret, text(c.Connect.ClientSecret)},
+		{EnvConnectOrgKeyFile, orgKey(c.Connect)},
+		{EnvZeroHashAPIURL, baseURL(c.ZeroHash.BaseURL)},
+		{EnvZeroHashAPIKey, text(c.ZeroHash.APIKey)},
+		{EnvZeroHashAPISecret, apiSecret(c.ZeroHash.APISecret)},
+		{EnvZeroHashPassphrase, text(c.ZeroHash.Passphrase)},
+		{EnvMaxConcurrentActivities, nonNegative(c.MaxConcurrentActivities)},
+	}
+	var problems []error
+	for _, check := range checks {
+		if check.err != nil {
+			problems = append(problems, &settings.Error{Env: check.env, Flag: settings.FlagName(check.env), Err: check.err})
+		}
+	}
+	return errors.Join(problems...)
+}
+
+func text(v string) error {
+	if v == "" {
+		return settings.ErrRequired
+	}
+	return settings.CheckText(v)
+}
+
+func baseURL(v string) error {
+	if v == "" {
+		return settings.ErrRequired
+	}
+	return settings.CheckURL(v)
+}
+
+func orgKey(o connect.Options) error {
+	if o.OrgKey == nil {
+		return nil // requests go unsigned
+	}
+	return settings.CheckRSAKey(o.OrgKey)
+}
+
+// apiSecret checks the Zero Hash secret the way the client will decode it; the message never quotes it.
+func apiSecret(v string) error {
+	if err := text(v); err != nil {
+		return err
+	}
+	if _, err := zerohash.ParseSecret(v); err != nil {
+		return errors.New("must be the base64 text Zero Hash issued")
+	}
+	return nil
+}
+
+func nonNegative(n int) error {
+	if n < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+// Settings is the worker process's whole configuration: the worker, how to reach Temporal, and what to serve.
+type Settings struct {
+	Worker   Config
+	Temporal *settings.Temporal
+	// MetricsAddr is where /metrics is served (e.g. ":9090"); empty serves nothing.
+	MetricsAddr string
+	// RegisterSearchAttributes adds missing search attributes at start; turn it off where the worker's
+	// credentials may not (e.g. they were created with tcld on Temporal Cloud).
+	RegisterSearchAttributes bool
+	LogLevel                 slog.Level
+}
+
+// LoadSettings reads the worker's settings from args and env, a flag beating its variable. For -h it prints the
+// usage to output and returns flag.ErrHelp; for bad syntax, settings.ErrUsage (also printed); otherwise every
+// missing or malformed setting, each a *settings.Error naming its variable.
+func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings, error) {
+	s := settings.New("worker", settings.Options{Env: env, Output: output})
+	st := &Settings{Temporal: settings.BindTemporal(s, workflows.DefaultTaskQueue)}
+	w := &st.Worker
+	s.URL(&w.Connect.BaseURL, settings.Spec{Env: EnvConnectAPIURL, Required: true,
+		Usage: "Connect API base URL, e.g. https://api.sandbox.connect.xyz/api/v1"})
+	s.String(&w.Connect.ClientID, settings.Spec{Env: EnvConnectClientID, Required: true,
+		Usage: "Connect API client_id"})
+	s.Secret(&w.Connect.ClientSecret, settings.Spec{Env: EnvConnectClientSecret, Required: true,
+		Usage: "Connect API client_secret"})
+	s.RSAPrivateKeyFile(&w.Connect.OrgKey, settings.Spec{Env: EnvConnectOrgKeyFile,
+		Usage: "PEM RSA private key (PKCS#1 or PKCS#8) that signs Connect requests; unset sends them unsigned"})
+	s.URL(&w.ZeroHash.BaseURL, settings.Spec{Env: EnvZeroHashAPIURL, Required: true,
+		Usage: "Zero Hash platform API base URL, e.g. https://api.cert.zerohash.com"})
+	s.Secret(&w.ZeroHash.APIKey, settings.Spec{Env: EnvZeroHashAPIKey, Required: true,
+		Usage: "Zero Hash API key"})
+	s.Secret(&w.ZeroHash.APISecret, settings.Spec{Env: EnvZeroHashAPISecret, Required: true,
+		Usage: "Zero Hash API secret (base64)"})
+	s.Secret(&w.ZeroHash.Passphrase, settings.Spec{Env: EnvZeroHashPassphrase, Required: true,
+		Usage: "Zero Hash API passphrase"})
+	s.Int(&w.MaxConcurrentActivities, settings.Spec{Env: EnvMaxConcurrentActivities,
+		Usage: "activities run at once by this worker; 0 keeps the SDK default"})
+	s.Addr(&st.MetricsAddr, settings.Spec{Env: EnvMetricsAddr,
+		Usage: "serve Prometheus /metrics here, e.g. :9090; unset serves none"})
+	s.Bool(&st.RegisterSearchAttributes, settings.Spec{Env: EnvRegisterSearchAttributes, Default: "true",
+		Usage: "add missing search attributes to the namespace at start"})
+	s.Level(&st.LogLevel, settings.Spec{Env: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error"})
+	if err := s.Parse(args); err != nil {
+		return nil, err
+	}
+	w.TaskQueue = st.Temporal.TaskQueue
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}

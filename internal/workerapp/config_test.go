@@ -1,0 +1,263 @@
+package workerapp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/workflows"
+)
+
+// Secret test values; every test checks that none of them shows up in an error or in -h.
+const (
+	testClientSecret = "cs-s3cr3t-value"
+	testAPIKey       = "zh-api-key-value"
+	testPassphrase   = "zh-pass-value"
+)
+
+var testAPISecret = base64.StdEncoding.EncodeToString([]byte("zh-hmac-secret-value"))
+
+func secrets() []string { return []string{testClientSecret, testAPIKey, testPassphrase, testAPISecret} }
+
+// goodEnv is a complete worker environment; TEMPORAL_CONFIG_FILE points nowhere so no real profile leaks in.
+func goodEnv(t *testing.T) settings.MapEnv {
+	return settings.MapEnv{
+		"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"),
+		EnvConnectAPIURL:       "https://api.sandbox.connect.xyz/api/v1",
+		EnvConnectClientID:     "client-1",
+		EnvConnectClientSecret: testClientSecret,
+		EnvZeroHashAPIURL:      "https://api.cert.zerohash.com",
+		EnvZeroHashAPIKey:      testAPIKey,
+		EnvZeroHashAPISecret:   testAPISecret,
+		EnvZeroHashPassphrase:  testPassphrase,
+	}
+}
+
+func TestLoadSettingsFromEnv(t *testing.T) {
+	env := goodEnv(t)
+	env[EnvMetricsAddr] = ":9090"
+	env[EnvMaxConcurrentActivities] = "50"
+	env[EnvLogLevel] = "debug"
+	env[settings.EnvTemporalNamespace] = "payments"
+	st, err := LoadSettings(nil, env, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("LoadSettings: %v", err)
+	}
+	w := st.Worker
+	if w.TaskQueue != workflows.DefaultTaskQueue || w.Connect.BaseURL != env[EnvConnectAPIURL] ||
+		w.Connect.ClientID != "client-1" || w.Connect.ClientSecret != testClientSecret || w.Connect.OrgKey != nil ||
+		w.ZeroHash.BaseURL != env[EnvZeroHashAPIURL] || w.ZeroHash.APIKey != testAPIKey ||
+		w.ZeroHash.APISecret != testAPISecret || w.ZeroHash.Passphrase != testPassphrase ||
+		w.MaxConcurrentActivities != 50 || st.MetricsAddr != ":9090" || !st.RegisterSearchAttributes ||
+		st.LogLevel.String() != "DEBUG" {
+		t.Fatalf("settings not loaded as given: %+v", st)
+	}
+	opts, err := st.Temporal.ClientOptions()
+	if err != nil || opts.Namespace != "payments" {
+		t.Fatalf("ClientOptions = %v, %v; want namespace payments", opts.Namespace, err)
+	}
+}
+
+func TestLoadSettingsFlagsWin(t *testing.T) {
+	env := goodEnv(t)
+	env[EnvRegisterSearchAttributes] = "true"
+	st, err := LoadSettings([]string{"-connect-api-url", "http://127.0.0.1:8080/api/v1", "-temporal-task-queue", "q2",
+		"-register-search-attributes=false", "-temporal-address", "temporal:7233"}, env, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("LoadSettings: %v", err)
+	}
+	if st.Worker.Connect.BaseURL != "http://127.0.0.1:8080/api/v1" || st.Worker.TaskQueue != "q2" || st.RegisterSearchAttributes {
+		t.Fatalf("flags did not win: %+v", st.Worker)
+	}
+	if opts, _ := st.Temporal.ClientOptions(); opts.HostPort != "temporal:7233" {
+		t.Fatalf("HostPort = %q", opts.HostPort)
+	}
+}
+
+func TestLoadSettingsOrgKeyPKCS1AndPKCS8(t *testing.T) {
+	key := testKey(t)
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, block := range map[string]*pem.Block{
+		"pkcs1": {Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)},
+		"pkcs8": {Type: "PRIVATE KEY", Bytes: pkcs8},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name+".pem")
+			if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := goodEnv(t)
+			env[EnvConnectOrgKeyFile] = path
+			st, err := LoadSettings(nil, env, &bytes.Buffer{})
+			if err != nil {
+				t.Fatalf("LoadSettings: %v", err)
+			}
+			if st.Worker.Connect.OrgKey == nil || !st.Worker.Connect.OrgKey.Equal(key) {
+				t.Fatal("the org key was not loaded from the file")
+			}
+		})
+	}
+}
+
+func TestLoadSettingsNamesEachBadVariable(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(settings.MapEnv)
+		wantEnv string
+		wantErr string
+	}{
+		{"missing client id", func(e settings.MapEnv) { delete(e, EnvConnectClientID) }, EnvConnectClientID, "required"},
+		{"missing client secret", func(e settings.MapEnv) { delete(e, EnvConnectClientSecret) }, EnvConnectClientSecret, "required"},
+		{"missing zero hash url", func(e settings.MapEnv) { e[EnvZeroHashAPIURL] = "" }, EnvZeroHashAPIURL, "required"},
+		{"connect url not absolute", func(e settings.MapEnv) { e[EnvConnectAPIURL] = "api.sandbox.connect.xyz" }, EnvConnectAPIURL, "absolute URL"},
+		{"zero hash url plain http", func(e settings.MapEnv) { e[EnvZeroHashAPIURL] = "http://api.cert.zerohash.com" }, EnvZeroHashAPIURL, "must use https"},
+		{"api secret not base64", func(e settings.MapEnv) { e[EnvZeroHashAPISecret] = "not base64 at all!" }, EnvZeroHashAPISecret, "base64"},
+		{"passphrase with newline", func(e settings.MapEnv) { e[EnvZeroHashPassphrase] = testPassphrase + "\n" }, EnvZeroHashPassphrase, "control character"},
+		{"key file missing", func(e settings.MapEnv) { e[EnvConnectOrgKeyFile] = "/nonexistent/org.pem" }, EnvConnectOrgKeyFile, "cannot read"},
+		{"metrics addr", func(e settings.MapEnv) { e[EnvMetricsAddr] = "9090" }, EnvMetricsAddr, "host:port"},
+		{"max activities", func(e settings.MapEnv) { e[EnvMaxConcurrentActivities] = "-1" }, EnvMaxConcurrentActivities, "negative"},
+		{"log level", func(e settings.MapEnv) { e[EnvLogLevel] = "loud" }, EnvLogLevel, "debug, info, warn or error"},
+		{"empty task queue flag", func(e settings.MapEnv) {}, settings.EnvTemporalTaskQueue, "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := goodEnv(t)
+			tt.edit(env)
+			var args []string
+			if tt.wantEnv == settings.EnvTemporalTaskQueue {
+				args = []string{"-temporal-task-queue="}
+			}
+			_, err := LoadSettings(args, env, &bytes.Buffer{})
+			assertNamed(t, err, tt.wantEnv, tt.wantErr)
+		})
+	}
+}
+
+func TestLoadSettingsHelpShowsNamesNotSecrets(t *testing.T) {
+	var out bytes.Buffer
+	_, err := LoadSettings([]string{"-h"}, goodEnv(t), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("LoadSettings(-h) = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-connect-client-id", "env CONNECT_CLIENT_ID, required", "-temporal-address",
+		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "env METRICS_ADDR", "env CONNECT_ORG_KEY_FILE"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	for _, s := range secrets() {
+		if strings.Contains(out.String(), s) {
+			t.Errorf("help shows secret %q", s)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantEnv string
+		wantErr string
+	}{
+		{"no task queue", func(c *Config) { c.TaskQueue = "" }, settings.EnvTemporalTaskQueue, "required"},
+		{"no connect url", func(c *Config) { c.Connect.BaseURL = "" }, EnvConnectAPIURL, "required"},
+		{"connect url with credentials", func(c *Config) { c.Connect.BaseURL = "https://id:" + testClientSecret + "@connect.example" }, EnvConnectAPIURL, "credentials"},
+		{"no client id", func(c *Config) { c.Connect.ClientID = "" }, EnvConnectClientID, "required"},
+		{"client secret with space", func(c *Config) { c.Connect.ClientSecret = testClientSecret + " " }, EnvConnectClientSecret, "white space"},
+		{"small org key", func(c *Config) { c.Connect.OrgKey = small }, EnvConnectOrgKeyFile, "1024 bits"},
+		{"zero hash url query", func(c *Config) { c.ZeroHash.BaseURL = "https://api.cert.zerohash.com?x=1" }, EnvZeroHashAPIURL, "query"},
+		{"no api key", func(c *Config) { c.ZeroHash.APIKey = "" }, EnvZeroHashAPIKey, "required"},
+		{"api secret not base64", func(c *Config) { c.ZeroHash.APISecret = "%%%" + testClientSecret }, EnvZeroHashAPISecret, "base64"},
+		{"no passphrase", func(c *Config) { c.ZeroHash.Passphrase = "" }, EnvZeroHashPassphrase, "required"},
+		{"negative activities", func(c *Config) { c.MaxConcurrentActivities = -3 }, EnvMaxConcurrentActivities, "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := goodConfig(t)
+			tt.edit(&cfg)
+			assertNamed(t, cfg.Validate(), tt.wantEnv, tt.wantErr)
+		})
+	}
+	t.Run("good", func(t *testing.T) {
+		cfg := goodConfig(t)
+		cfg.Connect.OrgKey = testKey(t)
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+	})
+	t.Run("every problem at once", func(t *testing.T) {
+		err := Config{}.Validate()
+		for _, env := range []string{settings.EnvTemporalTaskQueue, EnvConnectAPIURL, EnvConnectClientID,
+			EnvConnectClientSecret, EnvZeroHashAPIURL, EnvZeroHashAPIKey, EnvZeroHashAPISecret, EnvZeroHashPassphrase} {
+			if err == nil || !strings.Contains(err.Error(), env+" (flag -"+settings.FlagName(env)+"): required") {
+				t.Errorf("error %v does not name %s", err, env)
+			}
+		}
+	})
+}
+
+// assertNamed checks that err names env (with its flag) and says want, and quotes no secret.
+func assertNamed(t *testing.T, err error, env, want string) {
+	t.Helper()
+	var setErr *settings.Error
+	if !errors.As(err, &setErr) {
+		t.Fatalf("error %v is not a *settings.Error", err)
+	}
+	prefix := env + " (flag -" + settings.FlagName(env) + "): "
+	found := false
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.HasPrefix(line, prefix) && strings.Contains(line, want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("error %q has no line %q...%q", err, prefix, want)
+	}
+	for _, s := range secrets() {
+		if strings.Contains(err.Error(), s) {
+			t.Fatalf("error %q quotes secret %q", err, s)
+		}
+	}
+}
+
+func goodConfig(t *testing.T) Config {
+	st, err := LoadSettings(nil, goodEnv(t), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("LoadSettings: %v", err)
+	}
+	return st.Worker
+}
+
+var (
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+	keyErr  error
+)
+
+// testKey is one 2048-bit key for the package's tests; generating it is the slow part.
+func testKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	keyOnce.Do(func() { key, keyErr = rsa.GenerateKey(rand.Reader, 2048) })
+	if keyErr != nil {
+		t.Fatal(keyErr)
+	}
+	return key
+}

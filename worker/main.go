@@ -1,0 +1,109 @@
+// Command worker runs connectflow's Temporal worker: the transfer and onboarding workflows and their Connect and
+// Zero Hash activities. Every setting comes from a flag or its environment variable; `worker -h` lists them.
+// Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot run, 2 for a missing or malformed setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/workerapp"
+)
+
+const (
+	exitFailure = 1
+	exitUsage   = 2
+	// shutdownTimeout bounds how long the metrics server may take to finish its last scrape.
+	shutdownTimeout = 5 * time.Second
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	st, err := workerapp.LoadSettings(args, settings.OSEnv, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, settings.ErrUsage):
+		return exitUsage // already printed with the usage
+	case err != nil:
+		printLines(stderr, err)
+		return exitUsage
+	}
+	opts, err := st.Temporal.ClientOptions()
+	if err != nil {
+		printLines(stderr, err)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
+	if err := serve(st, opts, logger); err != nil {
+		logger.Error("worker stopped", "error", err)
+		return exitFailure
+	}
+	return 0
+}
+
+// serve runs the worker until SIGINT or SIGTERM.
+func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) error {
+	opts.Logger = log.NewStructuredLogger(logger)
+	if st.MetricsAddr != "" {
+		metrics := workerapp.NewMetrics(logger)
+		defer metrics.Close()
+		ln, err := net.Listen("tcp", st.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		srv := metrics.Serve(ln)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			_ = srv.Shutdown(ctx) // the process is ending; a scrape cut short is harmless
+		}()
+		opts.MetricsHandler = metrics.Handler
+		logger.Info("serving metrics", "addr", ln.Addr().String(), "path", workerapp.MetricsPath)
+	}
+
+	dialCtx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+	defer cancel()
+	c, err := client.DialContext(dialCtx, opts)
+	if err != nil {
+		return fmt.Errorf("cannot reach Temporal at %s: %w", settings.HostPort(opts), err)
+	}
+	defer c.Close()
+	if st.RegisterSearchAttributes {
+		ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+		defer cancel()
+		if err := workerapp.RegisterSearchAttributes(ctx, c, opts.Namespace); err != nil {
+			return err
+		}
+	}
+
+	w, err := workerapp.New(c, st.Worker, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("worker starting", "namespace", opts.Namespace, "task_queue", st.Worker.TaskQueue)
+	return w.Run(worker.InterruptCh())
+}
+
+// printLines prints each line of err (one per bad setting) as "worker: ...".
+func printLines(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintln(w, "worker: "+line)
+	}
+}

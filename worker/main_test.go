@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	testClientSecret = "cs-s3cr3t-value"
+	testPassphrase   = "zh-pass-value"
+)
+
+var testAPISecret = base64.StdEncoding.EncodeToString([]byte("zh-hmac-secret-value"))
+
+// workerEnv is a complete environment for the worker binary, with Temporal at a port that refuses connections.
+func workerEnv(t *testing.T) map[string]string {
+	home := t.TempDir()
+	return map[string]string{
+		"HOME":                  home,
+		"TEMPORAL_CONFIG_FILE":  filepath.Join(home, "absent.toml"),
+		"TEMPORAL_ADDRESS":      "127.0.0.1:1",
+		"CONNECT_API_URL":       "https://api.sandbox.connect.xyz/api/v1",
+		"CONNECT_CLIENT_ID":     "client-1",
+		"CONNECT_CLIENT_SECRET": testClientSecret,
+		"ZEROHASH_API_URL":      "https://api.cert.zerohash.com",
+		"ZEROHASH_API_KEY":      "zh-api-key-value",
+		"ZEROHASH_API_SECRET":   testAPISecret,
+		"ZEROHASH_PASSPHRASE":   testPassphrase,
+	}
+}
+
+func runWorker(t *testing.T, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang fails the test, never the suite
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildWorker(t), args...)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stderr.String()
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode(), stderr.String()
+	}
+	t.Fatalf("run worker: %v", err)
+	return 0, ""
+}
+
+func TestMissingOrMalformedSettingExits2NamingIt(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(map[string]string)
+		want   string
+		absent string // a value that must not be printed
+	}{
+		{"missing client id", func(e map[string]string) { delete(e, "CONNECT_CLIENT_ID") },
+			"worker: CONNECT_CLIENT_ID (flag -connect-client-id): required", ""},
+		{"secret not base64", func(e map[string]string) { e["ZEROHASH_API_SECRET"] = "not-base64!" + testClientSecret },
+			"worker: ZEROHASH_API_SECRET (flag -zerohash-api-secret): must be the base64 text", testClientSecret},
+		{"passphrase with newline", func(e map[string]string) { e["ZEROHASH_PASSPHRASE"] = testPassphrase + "\n" },
+			"worker: ZEROHASH_PASSPHRASE (flag -zerohash-passphrase): contains a control character", testPassphrase},
+		{"garbage org key", func(e map[string]string) {
+			path := filepath.Join(e["HOME"], "org.pem")
+			if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e["CONNECT_ORG_KEY_FILE"] = path
+		}, "worker: CONNECT_ORG_KEY_FILE (flag -connect-org-key-file): no RSA PRIVATE KEY", ""},
+		{"bad metrics address", func(e map[string]string) { e["METRICS_ADDR"] = "nine-thousand" },
+			"worker: METRICS_ADDR (flag -metrics-addr): must be host:port", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := workerEnv(t)
+			tt.edit(env)
+			code, stderr := runWorker(t, env)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, exitUsage, tt.want, stderr)
+			}
+			if tt.absent != "" && strings.Contains(stderr, tt.absent) {
+				t.Fatalf("stderr prints a secret:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestFlagOverridesMissingVariable(t *testing.T) {
+	env := workerEnv(t)
+	delete(env, "CONNECT_CLIENT_ID")
+	code, stderr := runWorker(t, env, "-connect-client-id", "from-flag")
+	// Settings accepted, so it gets as far as dialing Temporal, which refuses.
+	if code != exitFailure || strings.Contains(stderr, "CONNECT_CLIENT_ID") {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+	}
+}
+
+func TestHelpListsFlagsAndVariables(t *testing.T) {
+	code, stderr := runWorker(t, workerEnv(t), "-h")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"-connect-client-secret", "env CONNECT_CLIENT_SECRET", "-temporal-namespace",
+		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "-max-concurrent-activities", "env METRICS_ADDR"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("-h lacks %q", want)
+		}
+	}
+	if strings.Contains(stderr, testClientSecret) || strings.Contains(stderr, testAPISecret) {
+		t.Fatalf("-h prints a secret from the environment")
+	}
+}
+
+func TestUnreachableTemporalExits1WithAJSONLog(t *testing.T) {
+	code, stderr := runWorker(t, workerEnv(t))
+	if code != exitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	var last struct{ Level, Msg, Error string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last stderr line is not a JSON log: %v\n%s", err, stderr)
+	}
+	if last.Level != "ERROR" || last.Msg != "worker stopped" || !strings.Contains(last.Error, "cannot reach Temporal at 127.0.0.1:1") {
+		t.Fatalf("last log line = %+v", last)
+	}
+	for _, secret := range []string{testClientSecret, testPassphrase, testAPISecret} {
+		if strings.Contains(stderr, secret) {
+			t.Fatalf("log prints a secret:\n%s", stderr)
+		}
+	}
+}
+
+func TestMetricsAddressInUseExits1(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	env := workerEnv(t)
+	env["METRICS_ADDR"] = ln.Addr().String()
+	code, stderr := runWorker(t, env)
+	if code != exitFailure || !strings.Contains(stderr, `"error":"metrics: listen tcp `) {
+		t.Fatalf("exit %d, want %d and a metrics listen error; stderr:\n%s", code, exitFailure, stderr)
+	}
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "worker-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "worker")
+		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+	os.Exit(code)
+}
