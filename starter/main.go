@@ -5,6 +5,7 @@
 //	starter withdrawal -transfer-id T -reference-id R -asset A -network N -amount X [-account-label L]
 //	starter status     -kind deposit|withdrawal -transfer-id T
 //	starter onboarding -email E [-phone P]
+//	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
 //
 // Temporal is reached as the worker reaches it (envconfig, TEMPORAL_* variables, -temporal-* flags).
 // Exit status: 0 on success; 1 with a one-line "starter: ..." on stderr when the call fails; 2 for bad usage.
@@ -49,6 +50,7 @@ commands:
   withdrawal   start a withdrawal and print its Connect session
   status       print a transfer's status and events
   onboarding   issue a Zero Hash onboarding token
+  resolve      record an operator's decision on a stalled or timed-out transfer, or on a review
 
 "starter <command> -h" lists the command's flags.
 `
@@ -68,6 +70,7 @@ var commands = map[string]command{
 	"withdrawal": startCommand(connect.KindWithdrawal),
 	"status":     statusCommand,
 	"onboarding": onboardingCommand,
+	"resolve":    resolveCommand,
 }
 
 func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io.Writer) int {
@@ -261,6 +264,42 @@ func onboardingCommand(fs *flag.FlagSet) func() (call, error) {
 			return struct {
 				Token string `json:"token"`
 			}{token}, nil
+		}, nil
+	}
+}
+
+// resolveCommand records an audited operator decision: on a transfer by kind and id, or on a review workflow.
+func resolveCommand(fs *flag.FlagSet) func() (call, error) {
+	kind := fs.String("kind", "", "deposit or withdrawal (with -transfer-id)")
+	transferID := fs.String("transfer-id", "", "the platform's id of a stalled or timed-out transfer")
+	reviewID := fs.String("review-id", "", "the workflow id of a review (instead of -kind and -transfer-id)")
+	var r workflows.Resolution
+	fs.StringVar((*string)(&r.Outcome), "outcome", "", "confirmed or failed (required)")
+	fs.StringVar(&r.Reason, "reason", "", "why, for the audit trail (required)")
+	fs.StringVar(&r.Operator, "operator", "", "who decides, for the audit trail (required)")
+	return func() (call, error) {
+		if err := required(map[string]string{"outcome": string(r.Outcome), "reason": r.Reason, "operator": r.Operator}); err != nil {
+			return nil, err
+		}
+		if err := r.Validate(); err != nil {
+			return nil, errors.New(describe(err))
+		}
+		if *reviewID != "" {
+			if *kind != "" || *transferID != "" {
+				return nil, errors.New("give either -review-id or -kind with -transfer-id, not both")
+			}
+			return func(ctx context.Context, tr *transfer.Client) (any, error) {
+				return tr.ResolveReview(ctx, *reviewID, r)
+			}, nil
+		}
+		if err := required(map[string]string{"kind": *kind, "transfer-id": *transferID}); err != nil {
+			return nil, err
+		}
+		if k := connect.Kind(*kind); !k.Valid() {
+			return nil, fmt.Errorf("-kind must be %s or %s", connect.KindDeposit, connect.KindWithdrawal)
+		}
+		return func(ctx context.Context, tr *transfer.Client) (any, error) {
+			return tr.ResolveTransfer(ctx, connect.Kind(*kind), *transferID, r)
 		}, nil
 	}
 }
