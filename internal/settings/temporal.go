@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/connectflow/connectflow/codec"
 )
 
 // Environment variables for Temporal that this package binds to flags. envconfig reads the rest (TEMPORAL_API_KEY,
@@ -24,7 +26,11 @@ type Temporal struct {
 	Address   string // overrides the profile's address when set
 	Namespace string // overrides the profile's namespace when set
 	TaskQueue string
-	env       Env
+	// CodecKeys encrypt every payload this process writes; set by ClientOptions, nil leaves payloads plain.
+	CodecKeys     []codec.Key
+	codecKeys     string
+	codecKeysFile string
+	env           Env
 }
 
 // BindTemporal registers -temporal-address, -temporal-namespace and -temporal-task-queue on s.
@@ -36,6 +42,8 @@ func BindTemporal(s *Set, defaultTaskQueue string) *Temporal {
 		Usage: "Temporal namespace (else the envconfig profile's, else default)"})
 	s.String(&t.TaskQueue, Spec{Env: EnvTemporalTaskQueue, Usage: "task queue of the transfer workflows",
 		Default: defaultTaskQueue, Required: true})
+	s.Secret(&t.codecKeys, Spec{Env: codec.EnvKeys, Usage: "payload encryption keys id:base64key,...; the first encrypts, all decrypt"})
+	s.String(&t.codecKeysFile, Spec{Env: codec.EnvKeysFile, Usage: "file with the payload encryption keys, one id:base64key per line"})
 	return t
 }
 
@@ -59,6 +67,19 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = client.DefaultNamespace
 	}
+	keys, err := codec.LoadKeys(func(name string) string {
+		if name == codec.EnvKeys {
+			return t.codecKeys
+		}
+		return t.codecKeysFile
+	})
+	if err != nil {
+		return client.Options{}, err
+	}
+	if err := codec.Apply(&opts, keys); err != nil {
+		return client.Options{}, fmt.Errorf("payload encryption: %w", err)
+	}
+	t.CodecKeys = keys
 	return opts, nil
 }
 

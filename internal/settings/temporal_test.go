@@ -83,3 +83,54 @@ func TestTemporalMissingProfileIsAnError(t *testing.T) {
 		t.Fatalf("ClientOptions = %v, want an error naming the profile", err)
 	}
 }
+
+func TestTemporalPayloadEncryptionKeys(t *testing.T) {
+	const key = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // 32 bytes 0..31, a test key
+	file := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(file, []byte("# current first\n"+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	absent := filepath.Join(t.TempDir(), "absent.toml")
+	tests := []struct {
+		name    string
+		env     MapEnv
+		args    []string
+		wantKey string // expected first key id; "" means plain payloads
+		wantErr string
+	}{
+		{"none", MapEnv{}, nil, "", ""},
+		{"inline", MapEnv{"CONNECTFLOW_CODEC_KEYS": key}, nil, "k1", ""},
+		{"file flag", MapEnv{}, []string{"-connectflow-codec-keys-file", file}, "k1", ""},
+		{"both", MapEnv{"CONNECTFLOW_CODEC_KEYS": key, "CONNECTFLOW_CODEC_KEYS_FILE": file}, nil, "", "not both"},
+		{"short key", MapEnv{"CONNECTFLOW_CODEC_KEYS": "k1:AAEC"}, nil, "", "CONNECTFLOW_CODEC_KEYS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["TEMPORAL_CONFIG_FILE"] = absent
+			s, _ := newSet(tt.env)
+			tc := BindTemporal(s, "q")
+			if err := s.Parse(tt.args); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			opts, err := tc.ClientOptions()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "AAEC") {
+					t.Fatalf("want an error naming %q without the key, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantKey == "" {
+				if opts.DataConverter != nil || tc.CodecKeys != nil {
+					t.Fatal("no keys must leave payloads plain")
+				}
+				return
+			}
+			if opts.DataConverter == nil || opts.FailureConverter == nil || tc.CodecKeys[0].ID != tt.wantKey {
+				t.Fatalf("keys not applied: %+v", tc.CodecKeys)
+			}
+		})
+	}
+}
