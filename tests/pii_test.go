@@ -184,3 +184,79 @@ func TestHistoryHoldsNoPlaintextPII(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyRotationReadsOldHistory(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	k1, k2 := codec.Key{ID: "k1", Secret: make([]byte, codec.KeySize)}, codec.Key{ID: "k2", Secret: make([]byte, codec.KeySize)}
+	for _, k := range []codec.Key{k1, k2} {
+		if _, err := rand.Read(k.Secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clientWith := func(keys ...codec.Key) client.Client {
+		opts := client.Options{Namespace: s.namespace}
+		if err := codec.Apply(&opts, keys); err != nil {
+			t.Fatal(err)
+		}
+		return s.server.NewClientWithOptions(opts)
+	}
+	// History written with key 1 only.
+	old := clientWith(k1)
+	w, err := workerapp.New(old, s.workerConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started, err := transfer.NewClient(old, transfer.Options{TaskQueue: taskQueue}).Start(s.ctx(),
+		workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "rot-1", ReferenceID: "USER11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+
+	// After rotation: key 2 first, key 1 still present. A new worker finishes the transfer; its history mixes both.
+	rotated := clientWith(k2, k1)
+	w2, err := workerapp.New(rotated, s.workerConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w2.Stop)
+	ev := event(connect.KindDeposit, connect.StatusConfirmed, "cx-rot-1", started.SessionID)
+	if err := rotated.SignalWorkflow(s.ctx(), started.WorkflowID, "", workflows.SignalConnectEvent, workflows.EventSignal{Event: ev}); err != nil {
+		t.Fatal(err)
+	}
+	var r workflows.TransferResult
+	if err := rotated.GetWorkflow(s.ctx(), started.WorkflowID, "").Get(s.ctx(), &r); err != nil || r.Status != workflows.StatusConfirmed {
+		t.Fatalf("after rotation: %+v, %v", r, err)
+	}
+	st, err := transfer.NewClient(rotated, transfer.Options{TaskQueue: taskQueue}).Status(s.ctx(), connect.KindDeposit, "rot-1")
+	if err != nil || st.Session == nil || st.Session.JWT != started.JWT {
+		t.Fatalf("state written under key 1 must read after rotation: %+v, %v", st.Session, err)
+	}
+	// The workflow's input was sealed with key 1: without that key it cannot be read, and the error names the key.
+	it := s.client.GetWorkflowHistory(s.ctx(), started.WorkflowID, "", false, 0)
+	first, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := first.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()
+	onlyK2, err := codec.New([]codec.Key{k2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onlyK2.Decode(input); err == nil || !strings.Contains(err.Error(), `"k1"`) {
+		t.Fatalf("decoding key-1 payloads without key 1: want an error naming k1, got %v", err)
+	}
+	withBoth, err := codec.New([]codec.Key{k2, k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := withBoth.Decode(input); err != nil {
+		t.Fatalf("decoding key-1 payloads after rotation: %v", err)
+	}
+}

@@ -69,6 +69,7 @@ func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started
 			workflows.SearchConnectReferenceID.ValueSet(in.ReferenceID),
 		),
 		StaticSummary: workflows.Summary(in.Kind, in.Amount, in.Asset, in.ReferenceID),
+		StaticDetails: staticDetails(in),
 	}, workflows.TransferWorkflow, in)
 	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -89,6 +90,18 @@ func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started
 		return Started{}, fmt.Errorf("%s: %w", id, err)
 	}
 	return Started{WorkflowID: id, RunID: handle.RunID(), SessionID: s.SessionID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}, nil
+}
+
+// staticDetails is the fixed part of what an operator reads in the UI; the workflow keeps the current part.
+func staticDetails(in workflows.TransferInput) string {
+	d := fmt.Sprintf("**%s** `%s` for reference `%s`", in.Kind, in.TransferID, in.ReferenceID)
+	if in.Kind == connect.KindWithdrawal {
+		d += fmt.Sprintf("\n\nWithdrawal of %s %s on %s", in.Amount, in.Asset, in.Network)
+	}
+	if in.AwaitLedger {
+		d += "\n\nStays open after confirmation until the Zero Hash ledger movement arrives (then `settled`)."
+	}
+	return d
 }
 
 // existing answers a start for a transfer whose workflow already finished, from its recorded state.
