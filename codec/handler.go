@@ -18,12 +18,18 @@ const (
 	// corsMaxAge lets a browser reuse a preflight answer for ten minutes.
 	corsMaxAge     = "600"
 	corsAllowHeads = "Content-Type, X-Namespace, Authorization"
+	// CookieName carries the token for the Temporal UI, which cannot send a bearer token of its own choosing to a
+	// codec endpoint; it sends cookies when its codec setting "include credentials" is on.
+	CookieName = "connectflow_codec"
+	// LoginPath is where a person who holds the token signs the browser in: GET shows a form, POST sets the cookie.
+	LoginPath = "/login"
 )
 
 // Handler is the codec server for the Temporal UI: the SDK's payload codec HTTP handler (POST .../encode and
 // .../decode, protojson {"payloads":[...]}) behind a bearer token and CORS for the UI's origins.
 //
-// Every request but a CORS preflight needs "Authorization: Bearer <token>" (401 otherwise, with no detail).
+// Every request but a CORS preflight needs "Authorization: Bearer <token>" or the CookieName cookie holding the
+// token (401 otherwise, with no detail); GET LoginPath offers a form that sets that cookie for the Temporal UI.
 // Preflights (OPTIONS) are answered without a token, and only for allowedOrigins, such as
 // "http://localhost:8233"; responses carry Access-Control-Allow-Origin only for those origins, with credentials
 // allowed. An empty token, or an origin that is not scheme://host[:port], is an error.
@@ -78,6 +84,10 @@ func (s *codecServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if r.URL.Path == LoginPath {
+		s.login(w, r)
+		return
+	}
 	if !s.authorized(r) {
 		h.Set("WWW-Authenticate", "Bearer")
 		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
@@ -88,12 +98,41 @@ func (s *codecServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *codecServer) authorized(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return s.valid(token)
 	}
+	c, err := r.Cookie(CookieName)
+	return err == nil && s.valid(c.Value)
+}
+
+func (s *codecServer) valid(token string) bool {
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+}
+
+const loginForm = `<!doctype html><title>connectflow codec</title>
+<form method="post"><p>Codec server token: <input name="token" type="password" autofocus> <button>Sign in</button></p></form>`
+
+// login signs a browser in: with the right token it sets an HttpOnly cookie the UI's codec requests carry.
+func (s *codecServer) login(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	switch r.Method {
+	case http.MethodGet:
+		fmt.Fprint(w, loginForm)
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, 4096)
+		if !s.valid(r.PostFormValue("token")) {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, "Wrong token.")
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: strings.TrimSpace(r.PostFormValue("token")),
+			Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		fmt.Fprint(w, "Signed in: the Temporal UI in this browser can now decode payloads.")
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	}
 }
 
 // normalizeOrigin returns origin as a browser sends it in the Origin header: lowercase scheme://host[:port].

@@ -366,3 +366,45 @@ func TestHandlerEncodeReadableByWorker(t *testing.T) {
 		t.Fatal("encode answer shows the phone")
 	}
 }
+
+// The UI cannot send a bearer token of its own, so a token holder signs the browser in and the cookie carries it.
+func TestHandlerLoginCookie(t *testing.T) {
+	k1 := newKey(t, "k1")
+	s := startCodecServer(t, k1)
+	sealed, err := newDataConverter(t, k1).ToPayloads("bob@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := protojson.Marshal(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, page := do(t, http.MethodGet, s.url+LoginPath, nil, "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="token"`) {
+		t.Fatalf("login form: %d %q", resp.StatusCode, page)
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	resp, _ = do(t, http.MethodPost, s.url+LoginPath, form, "token=wrong")
+	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
+		t.Fatalf("wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	resp, _ = do(t, http.MethodPost, s.url+LoginPath, form, "token="+testToken)
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusOK || len(cookies) != 1 || cookies[0].Name != CookieName || !cookies[0].HttpOnly {
+		t.Fatalf("sign in: %d, cookies %v", resp.StatusCode, cookies)
+	}
+	for _, c := range []struct {
+		cookie string
+		want   int
+	}{{CookieName + "=" + cookies[0].Value, http.StatusOK}, {CookieName + "=nope", http.StatusUnauthorized}} {
+		h := uiHeaders("")
+		h["Cookie"] = c.cookie
+		resp, got := do(t, http.MethodPost, s.url+"/decode", h, string(body))
+		if resp.StatusCode != c.want {
+			t.Fatalf("decode with cookie %q: %d, want %d (%s)", c.cookie, resp.StatusCode, c.want, got)
+		}
+		if c.want == http.StatusOK && !strings.Contains(got, "payloads") {
+			t.Fatalf("decode answer %q", got)
+		}
+	}
+}
