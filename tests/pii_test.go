@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	historypb "go.temporal.io/api/history/v1"
 	commonpb "go.temporal.io/api/common/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/api/workflowservice/v1"
