@@ -3,7 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 # Packages that link the Temporal server build slowly and are too heavy for -race on 2 cores.
-SERVER_PKGS := ./tests/... ./dev/...
+SERVER_PKGS = $$($(GO) list ./... | grep -E '/(tests|dev|bench)(/|$$)')
+OTHER_PKGS = $$($(GO) list ./... | grep -vE '/(tests|dev|bench)(/|$$)')
 FUZZTIME ?= 10s
 
 .PHONY: test fmt vet workflowcheck unit integration fuzz bench
@@ -21,11 +22,11 @@ workflowcheck:
 
 # Everything that does not link the Temporal server, under the race detector.
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e '/tests' -e '/dev$$' -e '/dev/')
+	$(GO) test -race -count=1 $(OTHER_PKGS)
 
 # Real Temporal server in the test process (temporaltest), real sandbox, real worker.
 integration:
-	$(GO) test -count=1 -timeout 20m $$($(GO) list $(SERVER_PKGS) 2>/dev/null)
+	$(GO) test -count=1 -timeout 30m $(SERVER_PKGS)
 
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
 fuzz:
@@ -34,4 +35,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBalanceEvent$$' -fuzztime $(FUZZTIME) ./zerohash/
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./connect/ ./zerohash/
+	$(GO) test -run '^$$' -bench . -benchmem ./connect/ ./zerohash/ ./codec/ ./bridge/
