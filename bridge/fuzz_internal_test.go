@@ -1,0 +1,116 @@
+package bridge
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/workflows"
+)
+
+// FuzzParseSDKRelay checks the body a frontend relays: no body panics the parser, an accepted one is within bounds
+// with a known type, and its dedupe key names the session and type and is the same for every relay of it.
+// Seeds: the cases below and testdata/fuzz/FuzzParseSDKRelay.
+func FuzzParseSDKRelay(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"close"}`, `{"type":"event","detail":"deposit.submitted","id":"e-1"}`,
+		`{"type":"deposit","detail":"COMPLETED","id":"d-1"}`, `{"type":"error","detail":"E123"}`,
+		`{"type":"teleport"}`, `{"type":1}`, `[]`, `null`, ``, `{"type":"close","detail":"` + strings.Repeat("x", 300) + `"}`,
+		`{"type":"close","Type":"event"}`, `{"type":"close","detail":"a\u0000b"}`,
+	} {
+		f.Add("sess-1", []byte(seed))
+	}
+	known := map[string]bool{workflows.SDKTypeClose: true, workflows.SDKTypeEvent: true, workflows.SDKTypeDeposit: true,
+		workflows.SDKTypeWithdrawal: true, workflows.SDKTypeError: true}
+	f.Fuzz(func(t *testing.T, session string, body []byte) {
+		in, err := parseSDKRelay(body)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("error with no text")
+			}
+			return
+		}
+		if !known[in.Type] || len(in.Detail) > maxSDKDetail || len(in.ID) > maxSDKID {
+			t.Fatalf("accepted %+v", in)
+		}
+		key := sdkDedupeKey(session, in)
+		if !strings.HasPrefix(key, "sdk:"+session+":"+in.Type+":") || key != sdkDedupeKey(session, in) {
+			t.Fatalf("dedupe key %q does not name session %q and type %q, or is not stable", key, session, in.Type)
+		}
+		// A relay whose detail or id differs is another callback: it must not share the key.
+		other := in
+		other.Detail += "x"
+		if sdkDedupeKey(session, other) == key {
+			t.Fatalf("two callbacks share key %q", key)
+		}
+	})
+}
+
+// FuzzQueryLiteral checks the quoting that keeps a webhook's ids from changing a visibility query: a value is
+// accepted exactly when every byte is an id character, and then it is quoted as is.
+func FuzzQueryLiteral(f *testing.F) {
+	for _, seed := range []string{"cx-1", "9b730ca7-e46c-4aa2-821a-9d09b780512e", "", "a' OR '1'='1", "a b", "é",
+		"x\\", "deposit:cx-1:confirmed", strings.Repeat("a", 257)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		lit, ok := queryLiteral(value)
+		safe := value != "" && len(value) <= 256 && strings.Trim(value,
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == ""
+		switch {
+		case ok != safe:
+			t.Fatalf("queryLiteral(%q) accepted=%v, want %v", value, ok, safe)
+		case ok && lit != "'"+value+"'":
+			t.Fatalf("queryLiteral(%q) = %q", value, lit)
+		case !ok && lit != "":
+			t.Fatalf("rejected %q but returned %q", value, lit)
+		}
+	})
+}
+
+// FuzzConnectMessage checks routing of any event the parser accepts: it targets only a transfer workflow id built
+// from its own metadata, always has a review to fall back on, keyed by the event's dedupe key, and sends
+// unexpected deposits and unknown events straight to review.
+func FuzzConnectMessage(f *testing.F) {
+	for _, seed := range []string{
+		`{"event":"connect.deposit.confirmed","deposit":{"id":"cx-1"},"session":{"id":"s-1","metadata":{"connectflow_transfer_id":"T1","connectflow_kind":"deposit"}}}`,
+		`{"event":"connect.withdrawal.failed","deposit":{"id":"cx-2"},"session":{"id":"s-2","metadata":{"connectflow_transfer_id":"W1","connectflow_kind":"withdrawal"}}}`,
+		`{"event":"connect.deposit.unexpected","deposit":{"id":"cx-3"},"session":{"id":"s-3","metadata":{"connectflow_transfer_id":"T3","connectflow_kind":"deposit"}}}`,
+		`{"event":"connect.deposit.teleported","deposit":{"id":"cx-4"}}`,
+		`{"event":"connect.deposit.confirmed","deposit":{"id":"cx-5"},"session":{"metadata":{"connectflow_transfer_id":"T5","connectflow_kind":"teleport"}}}`,
+		`{"event":"connect.deposit.confirmed","session":{"metadata":{"connectflow_transfer_id":"","connectflow_kind":"deposit"}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := connect.ParseEvent(body)
+		if err != nil {
+			return
+		}
+		m := connectMessage(ev, time.Unix(1753371727, 0))
+		if m.signal != workflows.SignalConnectEvent || m.review == nil || m.review.key != ev.DedupeKey {
+			t.Fatalf("message %+v for %+v", m, ev)
+		}
+		if sig, ok := m.arg.(workflows.EventSignal); !ok || sig.Event.DedupeKey != ev.DedupeKey {
+			t.Fatalf("signal argument %+v does not carry the event", m.arg)
+		}
+		id, kind := ev.Metadata[workflows.MetadataTransferID], connect.Kind(ev.Metadata[workflows.MetadataKind])
+		switch {
+		case m.target == "" && id != "" && kind.Valid():
+			t.Fatalf("metadata names %s-%s, message has no target", kind, id)
+		case m.target != "" && m.target != workflows.WorkflowID(kind, id):
+			t.Fatalf("target %q is not built from the metadata (%q, %q)", m.target, kind, id)
+		case m.target != "" && !isTransferWorkflowID(m.target):
+			t.Fatalf("target %q is not a transfer workflow id", m.target)
+		}
+		straight := ev.Status == connect.StatusUnexpected || ev.Status == connect.StatusUnknown
+		if m.review.now != straight || (straight && m.review.input.Reason == "") {
+			t.Fatalf("status %s: review now=%v reason %q", ev.Status, m.review.now, m.review.input.Reason)
+		}
+		if _, err := json.Marshal(m.arg); err != nil {
+			t.Fatalf("the signal argument does not encode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,188 @@
+package bridge
+
+import (
+	"cmp"
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/connectflow/connectflow/connect"
+)
+
+// KeySource supplies Connect's public keys for both checks: the JWT and the request signature.
+type KeySource interface {
+	// Keyfunc finds the key for a JWT, refreshing the JWKS (rate-limited) when the token names an unknown kid.
+	Keyfunc(ctx context.Context) jwt.Keyfunc
+	// PublicKeys returns the JWKS's RSA keys for connect.VerifyWebhook; the list is read-only.
+	PublicKeys(ctx context.Context) []connect.PublicKey
+	// Refresh refetches the JWKS unless the rate limit forbids it now, and reports whether it did.
+	Refresh(ctx context.Context) bool
+}
+
+// Defaults of JWKSOptions.
+const (
+	DefaultJWKSRefreshInterval = 15 * time.Minute
+	DefaultJWKSUnknownKIDEvery = time.Minute
+	DefaultJWKSWaitMax         = 3 * time.Second
+	DefaultJWKSHTTPTimeout     = 10 * time.Second
+	// refreshProbeKID is a kid no JWKS holds: reading it is how jwkset is made to refetch.
+	refreshProbeKID = "connectflow/refresh-probe"
+)
+
+// JWKSOptions tune NewJWKSKeys; the zero value is ready to use.
+type JWKSOptions struct {
+	// HTTPClient fetches the JWKS; default a client with HTTPTimeout.
+	HTTPClient *http.Client
+	// RefreshInterval is how often the JWKS is refetched in the background; default 15 min.
+	RefreshInterval time.Duration
+	// UnknownKIDEvery is the least time between refreshes forced by an unknown kid (or a failed signature in
+	// signature-only mode); default 1 min. It keeps forged kids from hammering Connect.
+	UnknownKIDEvery time.Duration
+	// WaitMax bounds how long one request may wait for a forced refresh, rate-limit wait included; default 3 s.
+	WaitMax time.Duration
+	// HTTPTimeout bounds each background fetch; default 10 s.
+	HTTPTimeout time.Duration
+	// Logger gets refresh failures; default discards.
+	Logger *slog.Logger
+}
+
+// JWKSKeys is a KeySource backed by keyfunc and jwkset: a JWKS fetched over HTTP, refreshed periodically and on
+// unknown kids, with the RSA keys converted once per change.
+type JWKSKeys struct {
+	keyfunc keyfunc.Keyfunc
+	client  jwkset.Storage // reads through to HTTP; an unknown kid triggers a rate-limited refresh
+	store   *versionedStorage
+	cache   atomic.Pointer[convertedKeys]
+	cancel  context.CancelFunc
+}
+
+// convertedKeys is the RSA key list of one storage version.
+type convertedKeys struct {
+	version uint64
+	keys    []connect.PublicKey
+}
+
+// NewJWKSKeys starts fetching the JWKS at url. A JWKS that cannot be fetched now is not an error: the keys stay
+// empty (so Bridge.Ready fails) until a refresh succeeds. ctx, or Close, ends the background refresh.
+func NewJWKSKeys(ctx context.Context, url string, opts JWKSOptions) (*JWKSKeys, error) {
+	if url == "" {
+		return nil, errors.New("bridge: JWKS URL is empty")
+	}
+	opts.RefreshInterval = cmp.Or(opts.RefreshInterval, DefaultJWKSRefreshInterval)
+	opts.UnknownKIDEvery = cmp.Or(opts.UnknownKIDEvery, DefaultJWKSUnknownKIDEvery)
+	opts.WaitMax = cmp.Or(opts.WaitMax, DefaultJWKSWaitMax)
+	opts.HTTPTimeout = cmp.Or(opts.HTTPTimeout, DefaultJWKSHTTPTimeout)
+	if opts.RefreshInterval < 0 || opts.UnknownKIDEvery < 0 || opts.WaitMax < 0 || opts.HTTPTimeout < 0 {
+		return nil, errors.New("bridge: JWKS options: durations must not be negative")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: opts.HTTPTimeout}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	store := &versionedStorage{MemoryJWKSet: jwkset.NewMemoryStorage()}
+	remote, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
+		Client:                    opts.HTTPClient,
+		Ctx:                       ctx,
+		HTTPTimeout:               opts.HTTPTimeout,
+		NoErrorReturnFirstHTTPReq: true, // a JWKS down at start fails readiness, not the process
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			log.WarnContext(ctx, "JWKS refresh failed", "err", err)
+		},
+		RefreshInterval: opts.RefreshInterval,
+		Storage:         store,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("bridge: JWKS %s: %w", url, err)
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{url: remote},
+		RateLimitWaitMax:  opts.WaitMax,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(opts.UnknownKIDEvery), 1),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("bridge: JWKS client: %w", err)
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: client})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("bridge: keyfunc: %w", err)
+	}
+	return &JWKSKeys{keyfunc: kf, client: client, store: store, cancel: cancel}, nil
+}
+
+// Keyfunc returns keyfunc's jwt.Keyfunc bound to ctx.
+func (k *JWKSKeys) Keyfunc(ctx context.Context) jwt.Keyfunc { return k.keyfunc.KeyfuncCtx(ctx) }
+
+// PublicKeys returns the RSA signing keys of the JWKS, converted again only after the JWKS changed.
+func (k *JWKSKeys) PublicKeys(ctx context.Context) []connect.PublicKey {
+	version := k.store.version.Load() // read before the keys, so a concurrent change is seen next time
+	if c := k.cache.Load(); c != nil && c.version == version {
+		return c.keys
+	}
+	all, err := k.store.KeyReadAll(ctx)
+	if err != nil {
+		return nil // the memory storage never fails; nothing cached means no key verifies
+	}
+	keys := make([]connect.PublicKey, 0, len(all))
+	for _, j := range all {
+		m := j.Marshal()
+		if m.USE != jwkset.UseSig && m.USE != "" {
+			continue // an encryption key never signs webhooks
+		}
+		if pub, ok := j.Key().(*rsa.PublicKey); ok {
+			keys = append(keys, connect.PublicKey{KID: m.KID, Key: pub})
+		}
+	}
+	k.cache.Store(&convertedKeys{version: version, keys: keys})
+	return keys
+}
+
+// Refresh forces a rate-limited refetch: jwkset refetches only on a read of an unknown kid, so it reads one.
+func (k *JWKSKeys) Refresh(ctx context.Context) bool {
+	before := k.store.version.Load()
+	_, err := k.client.KeyRead(ctx, refreshProbeKID)
+	if err != nil && !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return false // rate-limited or canceled: no fetch happened
+	}
+	return k.store.version.Load() != before
+}
+
+// Close stops the background refresh.
+func (k *JWKSKeys) Close() { k.cancel() }
+
+// versionedStorage counts every change, so converted keys are rebuilt only when the JWKS changed.
+type versionedStorage struct {
+	*jwkset.MemoryJWKSet
+	version atomic.Uint64
+}
+
+func (s *versionedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	defer s.version.Add(1)
+	return s.MemoryJWKSet.KeyReplaceAll(ctx, given)
+}
+
+func (s *versionedStorage) KeyWrite(ctx context.Context, jwk jwkset.JWK) error {
+	defer s.version.Add(1)
+	return s.MemoryJWKSet.KeyWrite(ctx, jwk)
+}
+
+func (s *versionedStorage) KeyDelete(ctx context.Context, keyID string) (bool, error) {
+	defer s.version.Add(1)
+	return s.MemoryJWKSet.KeyDelete(ctx, keyID)
+}
