@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/connectflow/connectflow/internal/decimal"
 )
 
 // MaxEventSize is the largest webhook body ParseEvent accepts; the bridge limits first, the parser does not trust it.
@@ -20,8 +22,6 @@ const (
 	eventNamespace = "connect"
 	// maxAliasLen is the longest segment in eventAliases, so lookups lower-case into a stack buffer.
 	maxAliasLen = 16
-	// maxExponent bounds a number's exponent so normalizing it to plain decimal text stays small.
-	maxExponent = 64
 )
 
 // eventAlias is what one segment of an event name means: a noun row sets kind, a status row sets status.
@@ -389,80 +389,11 @@ func decimalText(raw json.RawMessage, field string) (string, error) {
 	default:
 		return "", fmt.Errorf("connect: event field %q: want number or decimal string, got %s", field, jsonKind(raw))
 	}
-	plain, err := plainDecimal(text)
+	plain, err := decimal.Plain(text)
 	if err != nil {
 		return "", fmt.Errorf("connect: event field %q: %q %w", field, shorten(text), err)
 	}
 	return plain, nil
-}
-
-// plainDecimal checks s against the JSON number grammar and rewrites any exponent as plain decimal digits,
-// leaving exponent-free text untouched (so "1.50" stays "1.50").
-func plainDecimal(s string) (string, error) {
-	sign, rest := "", s
-	if strings.HasPrefix(rest, "-") {
-		sign, rest = "-", rest[1:]
-	}
-	mantissa, expText, hasExp := strings.Cut(strings.ReplaceAll(rest, "E", "e"), "e")
-	intPart, fracPart, hasPoint := strings.Cut(mantissa, ".")
-	if !allDigits(intPart) || (len(intPart) > 1 && intPart[0] == '0') || (hasPoint && !allDigits(fracPart)) {
-		return "", errors.New("is not a decimal number")
-	}
-	if !hasExp {
-		return s, nil
-	}
-	expSign := 1
-	if len(expText) > 0 && (expText[0] == '+' || expText[0] == '-') {
-		if expText[0] == '-' {
-			expSign = -1
-		}
-		expText = expText[1:]
-	}
-	if !allDigits(expText) {
-		return "", errors.New("is not a decimal number")
-	}
-	if expText = strings.TrimLeft(expText, "0"); len(expText) > 2 {
-		return "", fmt.Errorf("has an exponent beyond ±%d", maxExponent)
-	}
-	exp := 0
-	for i := 0; i < len(expText); i++ {
-		exp = exp*10 + int(expText[i]-'0')
-	}
-	if exp > maxExponent {
-		return "", fmt.Errorf("has an exponent beyond ±%d", maxExponent)
-	}
-	digits := intPart + fracPart
-	point := len(intPart) + expSign*exp // position of the decimal point within digits
-	var whole, frac string
-	switch {
-	case point <= 0:
-		whole, frac = "0", strings.Repeat("0", -point)+digits
-	case point >= len(digits):
-		whole = digits + strings.Repeat("0", point-len(digits))
-	default:
-		whole, frac = digits[:point], digits[point:]
-	}
-	whole = strings.TrimLeft(whole, "0")
-	if whole == "" {
-		whole = "0"
-	}
-	if frac == "" {
-		return sign + whole, nil
-	}
-	return sign + whole + "." + frac, nil
-}
-
-// allDigits reports whether s is one or more ASCII digits.
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // looseText returns a JSON string's value, "" for absent or null, and compact JSON text for anything else.

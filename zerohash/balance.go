@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connectflow/connectflow/internal/decimal"
 )
 
 const (
@@ -20,8 +22,6 @@ const (
 	MaxBalanceWebhookBytes = 1 << 20
 	// millisecondsFrom: a Unix timestamp this large is milliseconds (as seconds it would be past the year 5000).
 	millisecondsFrom = 100_000_000_000
-	// maxDecimalExponent bounds the exponent of a JSON number expanded into decimal text.
-	maxDecimalExponent = 100
 )
 
 // ErrInvalidPayload (400): a webhook body is not a valid balance event; the error text names the field.
@@ -299,8 +299,7 @@ func readTimestamp(obj map[string]json.RawMessage, key, label string, required b
 }
 
 var (
-	decimalText   = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
-	jsonNumberRaw = regexp.MustCompile(`^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$`)
+	decimalText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
 
 // readDecimal takes a decimal string ("10.00") or a JSON number, returned as plain decimal text.
@@ -320,35 +319,9 @@ func readDecimal(raw json.RawMessage) (string, error) {
 
 // expandNumber rewrites a JSON number literal without its exponent, digit for digit, so 1.5e-3 becomes 0.0015.
 func expandNumber(lit string) (string, error) {
-	m := jsonNumberRaw.FindStringSubmatch(lit)
-	if m == nil {
+	plain, err := decimal.Plain(lit)
+	if errors.Is(err, decimal.ErrNotDecimal) {
 		return "", errors.New("must be a decimal string or a JSON number")
 	}
-	sign, intPart, fracPart, expText := m[1], m[2], m[3], m[4]
-	if expText == "" {
-		return lit, nil
-	}
-	exp, err := strconv.Atoi(expText)
-	if err != nil || exp > maxDecimalExponent || exp < -maxDecimalExponent {
-		return "", fmt.Errorf("exponent beyond ±%d", maxDecimalExponent)
-	}
-	digits := intPart + fracPart
-	point := len(intPart) + exp // where the decimal point lands in digits
-	var whole, frac string
-	switch {
-	case point <= 0:
-		whole, frac = "0", strings.Repeat("0", -point)+digits
-	case point >= len(digits):
-		whole = digits + strings.Repeat("0", point-len(digits))
-	default:
-		whole, frac = digits[:point], digits[point:]
-	}
-	whole = strings.TrimLeft(whole, "0")
-	if whole == "" {
-		whole = "0"
-	}
-	if frac == "" {
-		return sign + whole, nil
-	}
-	return sign + whole + "." + frac, nil
+	return plain, err
 }

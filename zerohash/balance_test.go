@@ -241,7 +241,7 @@ func TestParseBalanceEventRejectsBadInput(t *testing.T) {
 		{"balance with comma", withField(t, "balance", `"1,000.00"`), `"balance" must be a decimal`},
 		{"balance leading dot", withField(t, "balance", `".5"`), `"balance" must be a decimal`},
 		{"balance NaN", withField(t, "balance", `"NaN"`), `"balance" must be a decimal`},
-		{"balance exponent too large", withField(t, "balance", `1e999999999`), `"balance" exponent beyond`},
+		{"balance exponent too large", withField(t, "balance", `1e999999999`), `"balance" has an exponent beyond`},
 		{"run_id a bool", withField(t, "run_id", `false`), `"run_id" must be a string or an integer`},
 		{"run_id fractional", withField(t, "run_id", `1.5`), `"run_id" must be a string or an integer`},
 		{"timestamp missing", withField(t, "timestamp", ""), `"timestamp" is required`},
