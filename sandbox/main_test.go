@@ -10,14 +10,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
+	"github.com/connectflow/connectflow/internal/cmdtest"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,46 +25,14 @@ import (
 	"github.com/connectflow/connectflow/connecttest"
 )
 
-// binary is the sandbox command built once for all tests here.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sandbox-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "sandbox")
 	code := m.Run()
-	if err := os.RemoveAll(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
+	cmdtest.Cleanup()
 	os.Exit(code)
 }
 
-// build compiles this command with the go tool that runs the tests.
-func build(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("no go tool on PATH: %w", err)
-			return
-		}
-		out, err := exec.Command(goTool, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// build compiles this command once for all tests here.
+func build(t *testing.T) string { return cmdtest.Build(t, ".") }
 
 // writePEM writes one PEM block to a file in dir.
 func writePEM(t *testing.T, dir, name, typ string, der []byte) string {

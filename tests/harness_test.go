@@ -15,6 +15,7 @@ import (
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/internal/cmdtest"
 	"github.com/connectflow/connectflow/internal/workerapp"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
@@ -123,3 +124,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// buildBinary builds one of connectflow's commands (e.g. "starter") once for this test binary.
+func buildBinary(t *testing.T, pkg string) string { return cmdtest.Build(t, "../"+pkg) }

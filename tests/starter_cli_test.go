@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,17 +13,6 @@ import (
 	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/workflows"
 )
-
-// buildBinary builds one of connectflow's commands into a temp dir.
-func buildBinary(t *testing.T, pkg string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-o", bin, "../"+pkg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	return bin
-}
 
 // starter runs the starter binary against the stack's Temporal server.
 func (s *stack) starter(bin string, args ...string) (code int, stdout, stderr string) {

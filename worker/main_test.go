@@ -6,13 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/connectflow/connectflow/internal/cmdtest"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -161,36 +160,10 @@ func TestMetricsAddressInUseExits1(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-func buildWorker(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "worker-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "worker")
-		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
-}
+func buildWorker(t *testing.T) string { return cmdtest.Build(t, ".") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildPath != "" {
-		_ = os.RemoveAll(filepath.Dir(buildPath))
-	}
+	cmdtest.Cleanup()
 	os.Exit(code)
 }
