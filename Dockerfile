@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# connectflow's images: one Go build stage, then one small image per binary. Build a target:
+#
+#   docker build --target worker -t connectflow/worker .          (also: webhookbridge, sandbox)
+#
+# None of them holds the Temporal server: only `go run ./dev` embeds it. Each carries /usr/local/bin/probe, the
+# healthcheck (the runtime image has no shell, curl or wget).
+ARG GO_VERSION=1.26
+
+FROM golang:${GO_VERSION} AS build
+WORKDIR /src
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+# The build fetches only the modules these binaries import (not the Temporal server's), into a cache mount.
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/ ./worker ./webhookbridge ./sandbox ./deploy/probe
+
+FROM gcr.io/distroless/static-debian12:nonroot AS runtime
+COPY --from=build /out/probe /usr/local/bin/probe
+USER nonroot:nonroot
+
+FROM runtime AS worker
+COPY --from=build /out/worker /usr/local/bin/worker
+EXPOSE 9090
+ENTRYPOINT ["/usr/local/bin/worker"]
+
+FROM runtime AS webhookbridge
+COPY --from=build /out/webhookbridge /usr/local/bin/webhookbridge
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/webhookbridge"]
+
+FROM runtime AS sandbox
+COPY --from=build /out/sandbox /usr/local/bin/sandbox
+EXPOSE 8090
+ENTRYPOINT ["/usr/local/bin/sandbox"]

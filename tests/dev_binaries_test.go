@@ -1,0 +1,78 @@
+package tests
+
+import (
+	"bytes"
+	"os/exec"
+	"regexp"
+	"testing"
+
+	"github.com/connectflow/connectflow/internal/cmdtest"
+)
+
+// What a binary's -h says it reads: "env NAME" under a setting, "  -name" for a flag.
+var (
+	usageEnv  = regexp.MustCompile(`(?m)\benv ([A-Z][A-Z0-9_]*)\b`)
+	usageFlag = regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`)
+)
+
+// binaryUsage runs a built binary with args (ending in -h) and returns its usage text; -h must exit 0.
+func binaryUsage(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", bin, args, err, out.String())
+	}
+	return out.String()
+}
+
+// usageSet returns the first group of every match of re in usage, failing when there is none: a usage text the
+// pattern does not fit would make every check on it pass vacuously.
+func usageSet(t *testing.T, re *regexp.Regexp, usage string) map[string]bool {
+	t.Helper()
+	set := map[string]bool{}
+	for _, m := range re.FindAllStringSubmatch(usage, -1) {
+		set[m[1]] = true
+	}
+	if len(set) == 0 {
+		t.Fatalf("usage lists nothing matching %s:\n%s", re, usage)
+	}
+	return set
+}
+
+// readers maps each of connectflow's binaries that reads settings from the environment to the variables its -h
+// lists.
+func readers(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	return map[string]map[string]bool{
+		"worker":        usageSet(t, usageEnv, binaryUsage(t, cmdtest.Build(t, "../worker"), "-h")),
+		"webhookbridge": usageSet(t, usageEnv, binaryUsage(t, cmdtest.Build(t, "../webhookbridge"), "-h")),
+		"starter":       usageSet(t, usageEnv, binaryUsage(t, cmdtest.Build(t, "../starter"), "deposit", "-h")),
+	}
+}
+
+// TestSmallBinariesDoNotLinkTheServer keeps the Temporal server and its UI out of everything but the dev command.
+func TestSmallBinariesDoNotLinkTheServer(t *testing.T) {
+	heavy := regexp.MustCompile(`^(go\.temporal\.io/server|github\.com/temporalio/ui-server)(/|$)`)
+	for _, pkg := range []string{"worker", "webhookbridge", "starter", "sandbox"} {
+		out, err := exec.Command("go", "list", "-deps", "../"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range bytes.Fields(out) {
+			if heavy.Match(dep) {
+				t.Errorf("%s links %s", pkg, dep)
+			}
+		}
+	}
+	// The check itself must see the server where it is: in the dev command.
+	out, err := exec.Command("go", "list", "-deps", "../dev").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps dev: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^go\.temporal\.io/server/temporal$`).Match(out) ||
+		!regexp.MustCompile(`(?m)^github\.com/temporalio/ui-server/v2/server$`).Match(out) {
+		t.Fatal("dev does not list the Temporal server and UI packages: the check above proves nothing")
+	}
+}
