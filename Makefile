@@ -5,11 +5,11 @@ WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 # Packages that link the Temporal server build slowly and are too heavy for -race on 2 cores.
 SERVER_PKGS = $$($(GO) list ./... | grep -E '/(tests|dev|bench)(/|$$)')
 OTHER_PKGS = $$($(GO) list ./... | grep -vE '/(tests|dev|bench)(/|$$)')
-FUZZTIME ?= 10s
+FUZZTIME ?= 5s
 
-.PHONY: test fmt vet workflowcheck unit integration fuzz bench
+.PHONY: test fmt vet workflowcheck unit integration fuzz bench chaos-smoke
 
-test: fmt vet workflowcheck unit integration fuzz
+test: fmt vet workflowcheck unit integration chaos-smoke fuzz
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -29,10 +29,26 @@ integration:
 	$(GO) test -count=1 -timeout 30m $(SERVER_PKGS)
 
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
+FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT \
+	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzVerifyRequest \
+	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage \
+	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./connect/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerifyWebhook$$' -fuzztime $(FUZZTIME) ./connect/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBalanceEvent$$' -fuzztime $(FUZZTIME) ./zerohash/
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/ > /tmp/connectflow-fuzz.log 2>&1 || { cat /tmp/connectflow-fuzz.log; exit 1; }; \
+		tail -1 /tmp/connectflow-fuzz.log; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./connect/ ./zerohash/ ./codec/ ./bridge/
+
+# The fault-injection suite at CI size: the real binaries as separate processes, every fault injected at least
+# once, every outcome checked, the logs scanned; exits non-zero on any failure. docs/reliability.md has the full size.
+chaos-smoke:
+	$(GO) run ./tests/chaos -small
+
+# `go run ./bench` at a tiny size: proves the benchmark command runs end to end (every scenario, real server,
+# bridge and worker); it asserts no speed. The numbers are in docs/performance.md.
+.PHONY: bench-smoke
+bench-smoke:
+	$(GO) run ./bench -tiny -quiet -json /dev/null
