@@ -45,7 +45,7 @@ bench:
 # The fault-injection suite at CI size: the real binaries as separate processes, every fault injected at least
 # once, every outcome checked, the logs scanned; exits non-zero on any failure. docs/reliability.md has the full size.
 chaos-smoke:
-	$(GO) run ./tests/chaos -small
+	$(GO) run ./tests/chaos -small -seed 20261122
 
 # `go run ./bench` at a tiny size: proves the benchmark command runs end to end (every scenario, real server,
 # bridge and worker); it asserts no speed. The numbers are in docs/performance.md.

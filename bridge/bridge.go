@@ -224,6 +224,21 @@ func (b *Bridge) Ready(ctx context.Context) error {
 	return errors.Join(problems...)
 }
 
+// WaitReady polls Ready until it passes or ctx ends, for a process that starts the bridge beside its dependencies.
+func (b *Bridge) WaitReady(ctx context.Context) error {
+	for {
+		err := b.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("webhook bridge not ready: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Close makes Ready fail, so a load balancer drains the bridge, and stops the key source's refreshes.
 func (b *Bridge) Close() {
 	b.closeOnce.Do(func() {

@@ -318,10 +318,23 @@ func TestReadiness(t *testing.T) {
 	if got := get(bridge.PathReadyz); got.status != http.StatusServiceUnavailable || !strings.Contains(got.body, "temporal") {
 		t.Fatalf("readyz with Temporal down: %d %s", got.status, got.body)
 	}
-	h.temporal.mu.Lock()
-	h.temporal.healthErr = nil
-	h.temporal.mu.Unlock()
+	go func() {
+		time.Sleep(200 * time.Millisecond) // Temporal comes back while WaitReady polls
+		h.temporal.mu.Lock()
+		h.temporal.healthErr = nil
+		h.temporal.mu.Unlock()
+	}()
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.bridge.WaitReady(wctx); err != nil {
+		t.Fatalf("WaitReady after Temporal recovered: %v", err)
+	}
 	h.bridge.Close()
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if err := h.bridge.WaitReady(short); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("WaitReady on a closed bridge: %v", err)
+	}
 	if err := h.bridge.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("Ready after Close: %v", err)
 	}

@@ -405,17 +405,7 @@ func (s *stack) startBridge(ctx context.Context) error {
 func waitReady(ctx context.Context, b *bridge.Bridge) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	for {
-		err := b.Ready(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("webhook bridge not ready: %w", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return b.WaitReady(ctx)
 }
 
 func hostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
