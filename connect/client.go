@@ -22,6 +22,9 @@ const (
 
 	defaultRequestTimeout = 30 * time.Second
 	defaultDialTimeout    = 10 * time.Second
+	// defaultMaxIdleConns keeps a burst's connections for the next burst, all to the one Connect host: over
+	// HTTP/1.1 a connection beyond the idle limit is closed and later re-dialed, TLS handshake included.
+	defaultMaxIdleConns = 100
 )
 
 // Options configures a Client. BaseURL, ClientID and ClientSecret are required.
@@ -104,8 +107,8 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   16,
+			MaxIdleConns:          defaultMaxIdleConns,
+			MaxIdleConnsPerHost:   defaultMaxIdleConns,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   defaultDialTimeout,
 			ResponseHeaderTimeout: defaultRequestTimeout,
