@@ -9,7 +9,7 @@ FUZZTIME ?= 5s
 
 .PHONY: test fmt vet workflowcheck unit integration fuzz bench chaos-smoke
 
-test: fmt vet workflowcheck unit integration chaos-smoke fuzz
+test: fmt vet workflowcheck unit integration bench-smoke chaos-smoke fuzz
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
