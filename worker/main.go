@@ -28,6 +28,8 @@ const (
 	exitUsage   = 2
 	// shutdownTimeout bounds how long the metrics server may take to finish its last scrape.
 	shutdownTimeout = 5 * time.Second
+	// startRetryDelay paces start attempts while Temporal is unreachable after a successful dial.
+	startRetryDelay = 2 * time.Second
 )
 
 func main() {
@@ -93,12 +95,27 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		}
 	}
 
-	w, err := workerapp.New(c, st.Worker, logger)
-	if err != nil {
-		return err
+	interrupt := worker.InterruptCh()
+	for {
+		w, err := workerapp.New(c, st.Worker, logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("worker starting", "namespace", opts.Namespace, "task_queue", st.Worker.TaskQueue)
+		err = w.Start()
+		if err == nil {
+			<-interrupt
+			w.Stop()
+			return nil
+		}
+		// Temporal went away between the dial and the start (a restart): wait for it rather than exit.
+		logger.Warn("worker could not start; retrying", "error", err, "retry_in", startRetryDelay.String())
+		select {
+		case <-interrupt:
+			return nil
+		case <-time.After(startRetryDelay):
+		}
 	}
-	logger.Info("worker starting", "namespace", opts.Namespace, "task_queue", st.Worker.TaskQueue)
-	return w.Run(worker.InterruptCh())
 }
 
 // printLines prints each line of err (one per bad setting) as "worker: ...".
