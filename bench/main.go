@@ -71,6 +71,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopProfile()
 	}
+	var jsonFile *os.File // created now, so a bad -json path fails before minutes of measuring
+	if cfg.JSONFile != "" {
+		if jsonFile, err = os.Create(cfg.JSONFile); err != nil {
+			fmt.Fprintf(stderr, "bench: -json: %v\n", err)
+			return exitUsage
+		}
+		defer jsonFile.Close() // closed and checked in write; this only covers the early returns
+	}
 	r := &report.Report{Machine: machine(), Command: strings.TrimSpace("go run ./bench " + strings.Join(args, " ")),
 		Started: time.Now().UTC()}
 	r.LoadAverage[0] = loadAverage()
@@ -80,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	r.Seconds = time.Since(r.Started).Seconds()
 	r.LoadAverage[1] = loadAverage()
-	if err := write(cfg, r, stdout); err != nil {
+	if err := write(r, stdout, jsonFile); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return exitFailure
 	}
@@ -133,30 +141,28 @@ func measure(ctx context.Context, cfg config.Config, r *report.Report, log *slog
 	return nil
 }
 
-// write prints the tables to stdout and the JSON after them, or into cfg.JSONFile.
-func write(cfg config.Config, r *report.Report, stdout io.Writer) error {
+// write prints the tables to stdout, and the JSON after them or into jsonFile when there is one.
+func write(r *report.Report, stdout io.Writer, jsonFile *os.File) error {
 	if err := r.WriteMarkdown(stdout); err != nil {
 		return err
 	}
-	if cfg.JSONFile == "" {
-		if _, err := io.WriteString(stdout, "```json\n"); err != nil {
+	if jsonFile != nil {
+		if err := r.WriteJSON(jsonFile); err != nil {
 			return err
 		}
-		if err := r.WriteJSON(stdout); err != nil {
-			return err
+		if err := jsonFile.Close(); err != nil {
+			return fmt.Errorf("-json: %w", err)
 		}
-		_, err := io.WriteString(stdout, "```\n")
+		return nil
+	}
+	if _, err := io.WriteString(stdout, "```json\n"); err != nil {
 		return err
 	}
-	f, err := os.Create(cfg.JSONFile)
-	if err != nil {
-		return fmt.Errorf("-json: %w", err)
-	}
-	if err := r.WriteJSON(f); err != nil {
-		_ = f.Close() // the encode error is the one to report
+	if err := r.WriteJSON(stdout); err != nil {
 		return err
 	}
-	return f.Close()
+	_, err := io.WriteString(stdout, "```\n")
+	return err
 }
 
 // startCPUProfile profiles this process into path until the returned func runs.

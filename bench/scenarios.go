@@ -140,7 +140,7 @@ func (s *stack) ingest(ctx context.Context) (saturated, serial *report.Compariso
 	}
 	defer func() {
 		for _, set := range sets {
-			if err := s.finish(context.WithoutCancel(ctx), set); err != nil {
+			if err := s.finish(ctx, set); err != nil {
 				s.log.Warn("ingest: closing the waiting transfers", "err", err)
 			}
 		}

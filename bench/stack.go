@@ -229,17 +229,7 @@ func (s *stack) startBridge(ctx context.Context) error {
 	}}
 	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	for {
-		err := b.Ready(readyCtx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-readyCtx.Done():
-			return fmt.Errorf("webhook bridge not ready: %w", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return b.WaitReady(readyCtx)
 }
 
 // stop stops every started part, last started first.
