@@ -15,7 +15,8 @@ import (
 const historiesDir = "../workflows/testdata/histories"
 
 // checkReplay replays a finished workflow's real history against today's code, and with UPDATE_HISTORIES=1
-// records it for the workflows package's replay test, so later changes are checked against it.
+// records it for the workflows package's replay test, so later changes are checked against it. A history already
+// recorded under that name is never overwritten: histories are only added (docs/versioning.md).
 func (s *stack) checkReplay(workflowID, name string) {
 	s.t.Helper()
 	hist := &historypb.History{}
@@ -42,7 +43,12 @@ func (s *stack) checkReplay(workflowID, name string) {
 	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(historiesDir, name+".json"), append(data, '\n'), 0o644); err != nil {
+	path := filepath.Join(historiesDir, name+".json")
+	if _, err := os.Stat(path); err == nil {
+		s.t.Logf("%s is recorded already: kept as it is", path)
+		return
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 }
