@@ -29,6 +29,8 @@ type OnboardingIssuer interface {
 type Activities struct {
 	Connect  SessionCreator
 	ZeroHash OnboardingIssuer
+	// Temporal lets a transfer reach other workflows: supersede older transfers, open reviews (temporal.go).
+	Temporal Temporal
 }
 
 // CreateSession opens the Connect session for a transfer. req.RequestID makes retries idempotent at Connect.

@@ -78,17 +78,19 @@ type Fees struct {
 }
 
 // SessionRequest is what the organization sends to open a Connect session.
+// It is stored in Temporal history (the session activity's input), so its JSON names are fixed by tags, and
+// UnmarshalJSON also reads the untagged form (Go field names) that histories recorded before the tags hold.
 type SessionRequest struct {
 	// RequestID is the caller's idempotency key; retries of one logical request reuse it.
-	RequestID    string
-	Kind         Kind
-	ReferenceID  string
-	Metadata     map[string]string
-	AccountLabel string
+	RequestID    string            `json:"request_id"`
+	Kind         Kind              `json:"kind"`
+	ReferenceID  string            `json:"reference_id"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+	AccountLabel string            `json:"account_label,omitempty"`
 	// Asset, Network and Amount go into withdrawal_details; deposits leave them empty.
-	Asset   string
-	Network string
-	Amount  string
+	Asset   string `json:"asset,omitempty"`
+	Network string `json:"network,omitempty"`
+	Amount  string `json:"amount,omitempty"`
 }
 
 // Session is an opened Connect session: the JWT for the frontend and what its claims say.

@@ -29,6 +29,12 @@ func newEnv(t *testing.T) env {
 	e.RegisterWorkflow(TransferWorkflow)
 	e.RegisterWorkflow(OnboardingWorkflow)
 	e.RegisterActivity(&activities.Activities{})
+	// The activities that reach other workflows answer as a Temporal with no other transfer would.
+	e.OnActivity(act.SignalMatching, mock.Anything, mock.Anything).Return([]string(nil), nil).Maybe()
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
+		}).Maybe()
 	return env{e, t}
 }
 

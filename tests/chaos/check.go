@@ -290,7 +290,7 @@ func checkDeliveries(ev evidence, bySession map[string]*driven, lost, unaccepted
 				why = "answered " + outcome + ", no review holds it"
 			case outcome == "acknowledged" && d != nil:
 				rec := ev.records[d.plan.workflowID()]
-				ok = !rec.running && workflows.Covers(rec.status, e.Status)
+				ok = !rec.running && workflows.Covers(rec.status, workflows.EventOf(e.Status))
 				t.afterClose++
 				why = fmt.Sprintf("answered acknowledged, but %s is %s (running=%v)", d.plan.workflowID(), rec.status, rec.running)
 			default:
