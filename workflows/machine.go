@@ -108,6 +108,7 @@ const (
 	always       guard = iota
 	ledgerIn           // await_ledger and the movement is already in: confirmed goes straight to settled
 	noLedgerWait       // everything but ledgerIn
+	ledgerDue          // confirmed and still waiting for the movement
 )
 
 func (g guard) holds(f Facts) bool {
@@ -117,6 +118,8 @@ func (g guard) holds(f Facts) bool {
 		return settles
 	case noLedgerWait:
 		return !settles
+	case ledgerDue:
+		return f.awaitingLedger()
 	}
 	return true
 }
@@ -166,8 +169,8 @@ var Transitions = func() []Transition {
 	// timed_out takes no Connect outcome on its own: past the review horizon, a person decides (resolve).
 	t = append(t, Transition{StatusTimedOut, EventLedger, always, StatusTimedOut})
 	t = append(t, Transition{StatusStalled, EventReviewHorizon, always, StatusTimedOut},
-		Transition{StatusConfirmed, EventLedger, always, StatusSettled},
-		Transition{StatusConfirmed, EventLedgerHorizon, always, StatusUnsettled})
+		Transition{StatusConfirmed, EventLedger, ledgerDue, StatusSettled},
+		Transition{StatusConfirmed, EventLedgerHorizon, ledgerDue, StatusUnsettled})
 	return t
 }()
 
