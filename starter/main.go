@@ -1,8 +1,8 @@
 // Command starter starts Connect transfers and onboarding from the command line, through package
 // starter/transfer, and prints the result as one JSON object on stdout:
 //
-//	starter deposit    -transfer-id T -reference-id R [-metadata k=v]... [-account-label L] [-await-ledger]
-//	starter withdrawal -transfer-id T -reference-id R -asset A -network N -amount X [-account-label L]
+//	starter deposit    -transfer-id T -reference-id R [-metadata k=v]... [-account-label L] [-await-ledger] [-if-busy supersede|refuse]
+//	starter withdrawal -transfer-id T -reference-id R -asset A -network N -amount X [-account-label L] [-if-busy ...]
 //	starter status     -kind deposit|withdrawal -transfer-id T
 //	starter onboarding -email E [-phone P]
 //	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
@@ -173,6 +173,8 @@ func startCommand(kind connect.Kind) command {
 		fs.StringVar(&in.AccountLabel, "account-label", "", "Zero Hash account label")
 		fs.BoolVar(&in.AwaitLedger, "await-ledger", false,
 			"keep the transfer open after confirmed until its Zero Hash ledger movement arrives")
+		fs.StringVar((*string)(&in.IfBusy), "if-busy", string(workflows.IfBusySupersede),
+			"when another transfer of the reference awaits its user: supersede it, or refuse to start")
 		if kind == connect.KindWithdrawal {
 			fs.StringVar(&in.Asset, "asset", "", "asset to withdraw, e.g. BTC (required)")
 			fs.StringVar(&in.Network, "network", "", "network to withdraw on, e.g. bitcoin (required)")
