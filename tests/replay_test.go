@@ -14,6 +14,11 @@ import (
 // historiesDir is where recorded histories live for the workflows package's replay test.
 const historiesDir = "../workflows/testdata/histories"
 
+// historySuffix names what the histories recorded now ran on: "_v1" is the transfer workflow on its state
+// machine (workflows.ChangeStateMachine version 1). Histories without a suffix ran on the code before. A change
+// under a new patch version bumps it, so the new code's histories are added next to the old ones.
+const historySuffix = "_v1"
+
 // checkReplay replays a finished workflow's real history against today's code, and with UPDATE_HISTORIES=1
 // records it for the workflows package's replay test, so later changes are checked against it. A history already
 // recorded under that name is never overwritten: histories are only added (docs/versioning.md).
@@ -43,7 +48,7 @@ func (s *stack) checkReplay(workflowID, name string) {
 	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	path := filepath.Join(historiesDir, name+".json")
+	path := filepath.Join(historiesDir, name+historySuffix+".json")
 	if _, err := os.Stat(path); err == nil {
 		s.t.Logf("%s is recorded already: kept as it is", path)
 		return
