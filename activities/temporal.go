@@ -12,6 +12,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/connectflow/connectflow/connect"
 )
 
 // Temporal is the part of client.Client the activities that reach other workflows use; a client.Client is one.
@@ -24,10 +26,27 @@ type Temporal interface {
 
 // SignalMatchingRequest signals every running workflow a visibility query lists, except one.
 type SignalMatchingRequest struct {
-	Query   string          `json:"query"`
-	Exclude string          `json:"exclude,omitempty"` // a workflow id not to signal (the caller itself)
-	Signal  string          `json:"signal"`
-	Arg     json.RawMessage `json:"arg"`
+	Query   string `json:"query"`
+	Exclude string `json:"exclude,omitempty"` // a workflow id not to signal (the caller itself)
+	Signal  string `json:"signal"`
+	// Arg is the signal's argument. The workflow sets its typed value; the activity receives it as the same JSON
+	// (a json.RawMessage) and signals it on unchanged, so this package needs no workflow types.
+	Arg any `json:"arg"`
+}
+
+// UnmarshalJSON keeps Arg as the JSON it was sent as.
+func (r *SignalMatchingRequest) UnmarshalJSON(b []byte) error {
+	type plain SignalMatchingRequest
+	var raw struct {
+		plain
+		Arg json.RawMessage `json:"arg"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*r = SignalMatchingRequest(raw.plain)
+	r.Arg = raw.Arg
+	return nil
 }
 
 // maxSignalMatching bounds how many workflows one SignalMatching call signals.
@@ -77,12 +96,30 @@ func (a *Activities) SignalMatching(ctx context.Context, req SignalMatchingReque
 
 // ReviewRequest signals a review workflow, starting it if it does not exist yet.
 type ReviewRequest struct {
-	WorkflowID   string          `json:"workflow_id"` // one review per event: the same id for every redelivery
-	WorkflowType string          `json:"workflow_type"`
-	Signal       string          `json:"signal"`
-	SignalArg    json.RawMessage `json:"signal_arg"`
-	Input        json.RawMessage `json:"input"`
-	Summary      string          `json:"summary,omitempty"`
+	WorkflowID   string `json:"workflow_id"` // one review per event: the same id for every redelivery
+	WorkflowType string `json:"workflow_type"`
+	Signal       string `json:"signal"`
+	// SignalArg and Input are the review's signal argument and workflow input: typed values in the workflow,
+	// the same JSON (json.RawMessage) in the activity, passed on unchanged.
+	SignalArg any    `json:"signal_arg"`
+	Input     any    `json:"input"`
+	Summary   string `json:"summary,omitempty"`
+}
+
+// UnmarshalJSON keeps SignalArg and Input as the JSON they were sent as.
+func (r *ReviewRequest) UnmarshalJSON(b []byte) error {
+	type plain ReviewRequest
+	var raw struct {
+		plain
+		SignalArg json.RawMessage `json:"signal_arg"`
+		Input     json.RawMessage `json:"input"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*r = ReviewRequest(raw.plain)
+	r.SignalArg, r.Input = raw.SignalArg, raw.Input
+	return nil
 }
 
 // ReviewOpened says what OpenReview did.
@@ -117,4 +154,40 @@ func (a *Activities) OpenReview(ctx context.Context, req ReviewRequest) (ReviewO
 		return ReviewOpened{WorkflowID: req.WorkflowID, Closed: true}, nil
 	}
 	return ReviewOpened{}, fmt.Errorf("open review %s: %w", req.WorkflowID, err)
+}
+
+// OpenSessionRequest opens a transfer's Connect session, then tells the transfers whose session the new one
+// replaced (Connect keeps one session per reference), in the same activity so a transfer pays no extra action.
+type OpenSessionRequest struct {
+	Session   connect.SessionRequest `json:"session"`
+	Supersede *SignalMatchingRequest `json:"supersede,omitempty"`
+}
+
+// OpenedSession is the opened session and what superseding did.
+type OpenedSession struct {
+	Session    connect.Session `json:"session"`
+	Superseded []string        `json:"superseded,omitempty"` // the transfers signalled
+	// SupersedeError says why superseding failed; the session stands, and the older transfers end at their own
+	// deadline instead. The workflow records it.
+	SupersedeError string `json:"supersede_error,omitempty"`
+}
+
+// OpenSession is CreateSession followed by SignalMatching(req.Supersede). A retry opens the same session at
+// Connect (same request_id) and signals again, which the receivers dedupe. A failure to supersede does not fail
+// the session: the user is waiting for it.
+func (a *Activities) OpenSession(ctx context.Context, req OpenSessionRequest) (OpenedSession, error) {
+	s, err := a.CreateSession(ctx, req.Session)
+	if err != nil {
+		return OpenedSession{}, err
+	}
+	out := OpenedSession{Session: s}
+	if req.Supersede != nil {
+		ids, err := a.SignalMatching(ctx, *req.Supersede)
+		out.Superseded = ids
+		if err != nil {
+			out.SupersedeError = err.Error()
+			activity.GetLogger(ctx).Warn("older transfers not superseded", "error", err)
+		}
+	}
+	return out, nil
 }

@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/connectflow/connectflow/connect"
 )
 
 // fakeTemporal lists pages of workflows and records signals and signal-with-starts.
@@ -123,5 +125,66 @@ func TestOpenReviewIsIdempotentByWorkflowID(t *testing.T) {
 	}
 	if _, err := env.ExecuteActivity((&Activities{Temporal: nil}).OpenReview, ReviewRequest{}); err == nil {
 		t.Fatal("an empty request must be refused")
+	}
+}
+
+// The workflow sends typed values; the activity gets the same JSON and passes it on unchanged.
+func TestRequestsKeepTheirArgumentsAsJSON(t *testing.T) {
+	type event struct {
+		ID     string `json:"id"`
+		Amount string `json:"amount"`
+	}
+	b, err := json.Marshal(ReviewRequest{WorkflowID: "review-x", SignalArg: event{"e-1", "0.013"}, Input: map[string]string{"reason": "r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got ReviewRequest
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.WorkflowID != "review-x" || string(got.SignalArg.(json.RawMessage)) != `{"id":"e-1","amount":"0.013"}` ||
+		string(got.Input.(json.RawMessage)) != `{"reason":"r"}` {
+		t.Fatalf("decoded %+v", got)
+	}
+	b, err = json.Marshal(SignalMatchingRequest{Query: "Q", Signal: "s", Arg: event{"e-2", "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sm SignalMatchingRequest
+	if err := json.Unmarshal(b, &sm); err != nil || sm.Query != "Q" || string(sm.Arg.(json.RawMessage)) != `{"id":"e-2","amount":"1"}` {
+		t.Fatalf("decoded %+v, %v", sm, err)
+	}
+}
+
+func TestOpenSessionSupersedesAndNeverFailsTheSessionForIt(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	fake := &fakeTemporal{pages: [][]string{{"deposit-old"}}}
+	env.RegisterActivity(&Activities{Connect: fakeConnect{}, Temporal: fake})
+	req := OpenSessionRequest{Session: connect.SessionRequest{RequestID: "deposit-new"}, Supersede: &SignalMatchingRequest{Query: "Q", Exclude: "deposit-new",
+		Signal: "supersede", Arg: json.RawMessage(`{}`)}}
+	v, err := env.ExecuteActivity((&Activities{}).OpenSession, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out OpenedSession
+	if err := v.Get(&out); err != nil || out.Session.ID != "sess-1" || len(out.Superseded) != 1 || out.SupersedeError != "" {
+		t.Fatalf("opened %+v, %v", out, err)
+	}
+	// No Temporal client: the session still opens, and the failure is reported for the workflow to record.
+	env2 := s.NewTestActivityEnvironment()
+	env2.RegisterActivity(&Activities{Connect: fakeConnect{}})
+	v, err = env2.ExecuteActivity((&Activities{}).OpenSession, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Get(&out); err != nil || out.Session.ID != "sess-1" || out.SupersedeError == "" {
+		t.Fatalf("opened %+v, %v", out, err)
+	}
+	// A session Connect refuses fails the activity as CreateSession does.
+	env3 := s.NewTestActivityEnvironment()
+	env3.RegisterActivity(&Activities{Connect: fakeConnect{err: errors.New("boom")}, Temporal: fake})
+	if _, err := env3.ExecuteActivity((&Activities{}).OpenSession, req); err == nil {
+		t.Fatal("a refused session must fail")
 	}
 }

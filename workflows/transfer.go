@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -30,7 +29,7 @@ var SessionActivityOptions = workflow.ActivityOptions{
 	},
 }
 
-// TemporalActivityOptions bound the activities that talk to Temporal itself (review, supersede): short attempts,
+// TemporalActivityOptions bound the activities that talk to Temporal itself (review): short attempts,
 // retried for a day, since the Temporal that runs the workflow is the one they call.
 var TemporalActivityOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    30 * time.Second,
@@ -58,7 +57,7 @@ type transfer struct {
 	sessionErr error
 	wake       workflow.Channel // the resolve update wakes the main loop through it
 	timer      *deadlineTimer
-	pending    int    // background activities (reviews, supersede) still running
+	pending    int    // background activities (reviews) still running
 	details    string // the current details last set, so they are set only when they change
 }
 
@@ -114,7 +113,6 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	}
 	t.step(ctx, EventSessionOpened)
 	t.sync(ctx)
-	t.supersedeOlder(ctx)
 
 	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
 	sdk := workflow.GetSignalChannel(ctx, SignalSDKEvent)
@@ -191,6 +189,8 @@ func (t *transfer) resolve(ctx workflow.Context, r Resolution) (TransferResult, 
 }
 
 // createSession opens the Connect session; the workflow id is the request id, so every retry is the same request.
+// The same activity supersedes the other transfers of the reference still awaiting their user: Connect keeps one
+// session per reference, so theirs is invalid now.
 func (t *transfer) createSession(ctx workflow.Context) error {
 	metadata := maps.Clone(t.in.Metadata) // copying a map is order-independent
 	if metadata == nil {
@@ -208,18 +208,29 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 		Network:      t.in.Network,
 		Amount:       t.in.Amount,
 	}
-	var s connect.Session
+	open := activities.OpenSessionRequest{Session: req, Supersede: &activities.SignalMatchingRequest{
+		Query:   QueryAwaitingUser(t.in.ReferenceID),
+		Exclude: t.state.WorkflowID,
+		Signal:  SignalSupersede,
+		Arg:     Supersede{WorkflowID: t.state.WorkflowID, DedupeKey: "supersede:" + t.state.WorkflowID},
+	}}
+	var opened activities.OpenedSession
 	opts := SessionActivityOptions
 	opts.Summary = "Open Connect session: " + Summary(t.in.Kind, t.in.Amount, t.in.Asset, t.in.ReferenceID)
 	actx := workflow.WithActivityOptions(ctx, opts)
-	if err := workflow.ExecuteActivity(actx, act.CreateSession, req).Get(ctx, &s); err != nil {
+	if err := workflow.ExecuteActivity(actx, act.OpenSession, open).Get(ctx, &opened); err != nil {
 		return sessionFailure(err)
 	}
+	s := opened.Session
 	t.clock.SessionOpened = workflow.Now(ctx)
 	t.clock.SessionExpires = s.ExpiresAt
 	t.state.Session = &SessionInfo{SessionID: s.ID, AccountID: s.AccountID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}
 	t.state.SessionID = s.ID
 	t.record(ctx, "session:"+s.ID, EventRecord{Source: "connect", Name: "session.created", Effect: EffectApplied})
+	if opened.SupersedeError != "" {
+		t.record(ctx, "supersede-others", EventRecord{Source: "transfer", Name: "supersede_others",
+			Status: opened.SupersedeError, Effect: EffectIgnored})
+	}
 	return nil
 }
 
@@ -492,46 +503,17 @@ func Summary(kind connect.Kind, amount, asset, referenceID string) string {
 	return fmt.Sprintf("%s for %s", noun, referenceID)
 }
 
-// supersedeOlder tells every other transfer of the same reference still awaiting its user that this transfer's
-// session replaced theirs (Connect keeps one session per reference). It runs in the background.
-func (t *transfer) supersedeOlder(ctx workflow.Context) {
-	arg, err := json.Marshal(Supersede{WorkflowID: t.state.WorkflowID, DedupeKey: "supersede:" + t.state.WorkflowID})
-	if err != nil {
-		workflow.GetLogger(ctx).Error("supersede signal not encoded", "error", err)
-		return
-	}
-	req := activities.SignalMatchingRequest{
-		Query:   QueryAwaitingUser(t.in.ReferenceID),
-		Exclude: t.state.WorkflowID,
-		Signal:  SignalSupersede,
-		Arg:     arg,
-	}
-	opts := TemporalActivityOptions
-	opts.Summary = "Supersede older transfers awaiting the user for " + t.in.ReferenceID
-	t.background(ctx, "supersede", workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.SignalMatching, req))
-}
-
 // toReview hands an event the transfer cannot take (a conflict, when the transfer itself does not wait for a
 // person) to its review workflow (one per event, by its dedupe key),
 // starting the review if needed: the one way a transfer sends something to a person. It runs in the background.
 func (t *transfer) toReview(ctx workflow.Context, key, signal string, arg any, in ReviewInput) {
 	in.TransferWorkflowID = t.state.WorkflowID
-	sig, err := json.Marshal(arg)
-	if err != nil {
-		workflow.GetLogger(ctx).Error("review signal not encoded", "error", err)
-		return
-	}
-	input, err := json.Marshal(in)
-	if err != nil {
-		workflow.GetLogger(ctx).Error("review input not encoded", "error", err)
-		return
-	}
 	req := activities.ReviewRequest{
 		WorkflowID:   ReviewWorkflowID(key),
 		WorkflowType: "ReviewWorkflow",
 		Signal:       signal,
-		SignalArg:    sig,
-		Input:        input,
+		SignalArg:    arg,
+		Input:        in,
 		Summary:      "Needs review: " + in.Reason,
 	}
 	opts := TemporalActivityOptions
