@@ -57,8 +57,9 @@ type transfer struct {
 	sessionErr error
 	wake       workflow.Channel // the resolve update wakes the main loop through it
 	timer      *deadlineTimer
-	pending    int    // background activities (reviews) still running
-	details    string // the current details last set, so they are set only when they change
+	pending    int       // background activities (reviews) still running
+	details    string    // the current details last set, so they are set only when they change
+	indexed    [5]string // the search attribute values last upserted, in sync's order
 }
 
 // deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
@@ -99,7 +100,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if err := t.registerHandlers(ctx); err != nil {
 		return TransferResult{}, err
 	}
-	t.sync(ctx)
+	workflow.SetCurrentDetails(ctx, t.summary())
 
 	if err := t.createSession(ctx); err != nil {
 		t.sessionErr = err
@@ -441,10 +442,12 @@ func (t *transfer) record(ctx workflow.Context, key string, rec EventRecord) {
 }
 
 // sync makes the search attributes and the UI's current details match the state. It upserts only the attributes
-// whose value changed (including those the starter set at start), so a transfer costs one upsert per change of a
-// searchable value, not one per event.
+// whose value changed since the workflow last upserted them, in one command, so a transfer costs one upsert per
+// change of a searchable value, not one per event. The first sync comes after the session activity: until then the
+// attributes the starter set at start (kind, reference, creating_session) stand. What was upserted is tracked in
+// the workflow's own state, never read back from the workflow's info, so a replay issues the same commands.
 func (t *transfer) sync(ctx workflow.Context) {
-	want := []struct {
+	want := [...]struct {
 		key   temporal.SearchAttributeKeyKeyword
 		value string
 	}{
@@ -454,13 +457,10 @@ func (t *transfer) sync(ctx workflow.Context) {
 		{SearchConnectSessionID, t.state.SessionID},
 		{SearchConnectTransferID, t.state.ConnectTransferID},
 	}
-	current := workflow.GetTypedSearchAttributes(ctx)
 	var updates []temporal.SearchAttributeUpdate
-	for _, w := range want {
-		if w.value == "" {
-			continue
-		}
-		if have, ok := current.GetKeyword(w.key); !ok || have != w.value {
+	for i, w := range want {
+		if w.value != "" && t.indexed[i] != w.value {
+			t.indexed[i] = w.value
 			updates = append(updates, w.key.ValueSet(w.value))
 		}
 	}
