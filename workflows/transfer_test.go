@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -548,5 +549,75 @@ func TestLedgerMatches(t *testing.T) {
 	}
 	if !LedgerMatches(TransferInput{}, LedgerMovement{Asset: "ETH", Change: "7"}) {
 		t.Error("a transfer that names no asset or amount takes any movement")
+	}
+}
+
+// Random orders of a transfer's events, each sent up to three times, with SDK callbacks, a supersede and a ledger
+// movement mixed in: whatever the order, the workflow never moves backwards, records each event once (redeliveries
+// only count), and ends in the final status its outcome implies.
+func TestRandomEventOrdersKeepTheInvariants(t *testing.T) {
+	for seed := range uint64(60) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		e := newEnv(t)
+		e.sessionOK()
+		in := deposit()
+		in.AwaitLedger = r.IntN(2) == 0
+		outcome := []connect.Status{connect.StatusConfirmed, connect.StatusFailed}[r.IntN(2)]
+		var sends []any
+		for _, st := range []connect.Status{connect.StatusInitiated, connect.StatusBroadcasted, outcome} {
+			for range 1 + r.IntN(3) {
+				sends = append(sends, ev(connect.KindDeposit, st))
+			}
+		}
+		sends = append(sends, SDKEvent{Type: SDKTypeEvent, Detail: "loaded", DedupeKey: "sdk-loaded"})
+		r.Shuffle(len(sends), func(i, j int) { sends[i], sends[j] = sends[j], sends[i] })
+		last := -1
+		for i, p := range sends {
+			at := time.Duration(i+1) * time.Minute
+			name := SignalConnectEvent
+			if _, ok := p.(SDKEvent); ok {
+				name = SignalSDKEvent
+			}
+			e.signalAt(at, name, p)
+			e.RegisterDelayedCallback(func() {
+				st := e.state()
+				if st.Progress() < last {
+					t.Errorf("seed %d: moved backwards to %s", seed, st.Status)
+				}
+				last = st.Progress()
+			}, at+time.Second)
+		}
+		if in.AwaitLedger {
+			e.signalAt(time.Duration(len(sends)+1)*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1", Change: "0.013"})
+		}
+		e.ExecuteWorkflow(TransferWorkflow, in)
+		res := e.result()
+		want := StatusFailed
+		if outcome == connect.StatusConfirmed {
+			want = StatusConfirmed
+			if in.AwaitLedger {
+				want = StatusSettled
+			}
+		}
+		// A failed transfer awaiting its ledger closes at failed; the movement after close is not taken.
+		if res.Status != want || !res.Final() {
+			t.Fatalf("seed %d: ended %s, want %s (events %v)", seed, res.Status, want, effects(res))
+		}
+		seen := map[string]bool{}
+		applied := map[string]int{}
+		for _, rec := range res.Events {
+			if seen[rec.DedupeKey] {
+				t.Fatalf("seed %d: %s recorded twice", seed, rec.DedupeKey)
+			}
+			seen[rec.DedupeKey] = true
+			if rec.Effect == EffectApplied && rec.Source == "connect" && rec.Status != "" {
+				applied[rec.Status]++
+			}
+		}
+		for st, n := range applied {
+			if n > 1 {
+				t.Fatalf("seed %d: %s applied %d times", seed, st, n)
+			}
+		}
 	}
 }
