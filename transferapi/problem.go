@@ -154,6 +154,7 @@ func (p *Problem) setHeader(k, v string) {
 
 // invalid is a 422 naming each bad field.
 func invalid(errs ...FieldError) *Problem {
+	sortFieldErrors(errs)
 	detail := ""
 	for i, e := range errs {
 		if i > 0 {
