@@ -162,6 +162,7 @@ func (s *Server) start(kind connect.Kind) handler {
 		if p != nil {
 			return 0, nil, p
 		}
+		in.Timeouts = s.timeouts
 		ctx := c.Request.Context()
 		id := workflows.WorkflowID(kind, in.TransferID)
 		c.Set(keyWorkflowID, id)
@@ -185,7 +186,7 @@ func (s *Server) start(kind connect.Kind) handler {
 				return 0, nil, p
 			}
 			if before != nil && before.closed { // finished without a session: the library says why
-				return 0, nil, s.closedWithoutSession(wctx, kind, in.TransferID, err)
+				return 0, nil, s.closedWithoutSession(wctx, kind, in.TransferID)
 			}
 			return 0, nil, s.temporalProblem(c, err, "start "+id)
 		}
@@ -218,14 +219,13 @@ func (s *Server) start(kind connect.Kind) handler {
 }
 
 // closedWithoutSession is the 502 of a repeated start of a transfer whose session Connect refused.
-func (s *Server) closedWithoutSession(ctx context.Context, kind connect.Kind, transferID string, err error) *Problem {
+func (s *Server) closedWithoutSession(ctx context.Context, kind connect.Kind, transferID string) *Problem {
 	st, qerr := s.transfers.Status(ctx, kind, transferID)
 	if qerr != nil || st.Session != nil {
 		return newProblem(TypeInternal, "")
 	}
 	p := newProblem(TypeSessionRefused, fmt.Sprintf("the transfer ended %s: %s", st.Status, st.FailureReason))
 	p.Code = string(st.Status)
-	_ = err
 	return p
 }
 

@@ -90,6 +90,9 @@ type Options struct {
 	TemporalTimeout time.Duration
 	// MaxBody is the largest request body; default 64 KiB.
 	MaxBody int64
+	// Timeouts are given to every transfer this API starts; zero values keep the workflow's defaults. A repeated
+	// start is compared with the recorded one without them.
+	Timeouts workflows.Timeouts
 	// Logger gets one line per request: route, status, caller, problem type; never a body or a credential.
 	Logger *slog.Logger
 	// Registry takes the API's metrics and is what /metrics serves; default a new registry with Go and process
@@ -109,6 +112,7 @@ type Server struct {
 	timeout   time.Duration
 	quick     time.Duration
 	maxBody   int64
+	timeouts  workflows.Timeouts
 	log       *slog.Logger
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
@@ -134,6 +138,7 @@ func New(opts Options) (*Server, error) {
 		timeout:   cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
 		quick:     cmp.Or(opts.TemporalTimeout, DefaultTemporalTimeout),
 		maxBody:   cmp.Or(opts.MaxBody, DefaultMaxBody),
+		timeouts:  opts.Timeouts,
 		log:       opts.Logger,
 	}
 	if s.dc == nil {
