@@ -1,6 +1,7 @@
 package transferapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -48,7 +49,7 @@ const (
 var (
 	transferIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
 	amountPattern     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
-	phonePattern      = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{3,30}$`)
+	phonePattern      = regexp.MustCompile(`^\+?[0-9]{6,15}$`) // as Zero Hash takes it (E.164 digits)
 )
 
 // StartRequest is the body of POST /v1/deposits and POST /v1/withdrawals: the starter CLI's flags as JSON.
@@ -517,7 +518,7 @@ func (s *Server) onboarding(c *gin.Context, _ Caller) (int, any, *Problem) {
 		errs = append(errs, FieldError{Field: "email", Detail: "required: a bare email address such as name@example.com"})
 	}
 	if req.PhoneNumber != "" && !phonePattern.MatchString(req.PhoneNumber) {
-		errs = append(errs, FieldError{Field: "phone_number", Detail: "a phone number such as +1 555 0100: digits, spaces, ()- and a leading +"})
+		errs = append(errs, FieldError{Field: "phone_number", Detail: "a phone number such as +15550100: 6 to 15 digits with an optional leading +"})
 	}
 	if len(errs) > 0 {
 		return 0, nil, invalid(errs...)
@@ -557,6 +558,42 @@ type TransferSummary struct {
 type TransferPage struct {
 	Transfers     []TransferSummary `json:"transfers"`
 	NextPageToken string            `json:"next_page_token,omitempty"`
+}
+
+// sealPageToken wraps Temporal's page token with a check binding it to the query it pages through, so a token
+// mangled in transit or reused with other filters is refused with 422 instead of reaching Temporal. It is not a
+// secret: the filters, not the token, decide what a page may hold.
+func sealPageToken(token []byte, query string) string {
+	if len(token) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(append(pageTokenCheck(token, query), token...))
+}
+
+// openPageToken unwraps a sealed token; "" opens to nil (the first page).
+func openPageToken(sealed, query string) ([]byte, bool) {
+	if sealed == "" {
+		return nil, true
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil || len(raw) <= pageTokenCheckSize {
+		return nil, false
+	}
+	token := raw[pageTokenCheckSize:]
+	if !bytes.Equal(raw[:pageTokenCheckSize], pageTokenCheck(token, query)) {
+		return nil, false
+	}
+	return token, true
+}
+
+const pageTokenCheckSize = 8
+
+func pageTokenCheck(token []byte, query string) []byte {
+	h := sha256.New()
+	h.Write([]byte(query))
+	h.Write([]byte{0})
+	h.Write(token)
+	return h.Sum(nil)[:pageTokenCheckSize]
 }
 
 // allStatuses are the statuses a list may filter on.
@@ -607,27 +644,27 @@ func (s *Server) list(c *gin.Context, _ Caller) (int, any, *Problem) {
 		}
 		size = n
 	}
-	token, err := base64.RawURLEncoding.DecodeString(q.Get("page_token"))
-	if err != nil {
-		errs = append(errs, FieldError{Field: "page_token", Detail: "must be a next_page_token this API returned"})
+	visibilityQuery := strings.Join(query, " AND ")
+	token, ok := openPageToken(q.Get("page_token"), visibilityQuery)
+	if !ok {
+		errs = append(errs, FieldError{Field: "page_token", Detail: "must be the next_page_token of a page with the same filters"})
 	}
 	if len(errs) > 0 {
-		sortFieldErrors(errs)
 		return 0, nil, invalid(errs...)
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.quick)
 	defer cancel()
 	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		PageSize: int32(size), NextPageToken: token, Query: strings.Join(query, " AND "),
+		PageSize: int32(size), NextPageToken: token, Query: visibilityQuery,
 	})
 	if err != nil {
-		var invalidArg *serviceerror.InvalidArgument
-		if errors.As(err, &invalidArg) && len(token) > 0 {
-			return 0, nil, invalid(FieldError{Field: "page_token", Detail: "must be a next_page_token this API returned"})
+		if len(token) > 0 && !isTimeoutOrUnavailable(err) {
+			c.Set(keyErr, err)
+			return 0, nil, invalid(FieldError{Field: "page_token", Detail: "must be the next_page_token of a page with the same filters"})
 		}
 		return 0, nil, unavailable(err)
 	}
-	page := TransferPage{Transfers: []TransferSummary{}, NextPageToken: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
+	page := TransferPage{Transfers: []TransferSummary{}, NextPageToken: sealPageToken(resp.GetNextPageToken(), visibilityQuery)}
 	for _, info := range resp.GetExecutions() {
 		page.Transfers = append(page.Transfers, summary(info.GetExecution().GetWorkflowId(), info.GetSearchAttributes(),
 			info.GetStartTime().AsTime(), info.GetCloseTime()))
