@@ -3,14 +3,20 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,4 +392,107 @@ func TestTransferAPITimeout(t *testing.T) {
 	if !strings.Contains(p.problem.Detail, "no-worker-here") {
 		t.Fatalf("the problem must name the task queue: %q", p.problem.Detail)
 	}
+}
+
+// serveProcess runs `starter serve` as a real process with env added to the test's environment, and waits until
+// its /healthz answers. It is stopped with SIGTERM when the test ends, and must exit 0.
+func serveProcess(t *testing.T, bin string, env ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(append(os.Environ(), "STARTER_ADDR="+addr), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("starter serve did not exit cleanly on SIGTERM: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("starter serve ignored SIGTERM")
+		}
+		if strings.Contains(stderr.String(), apiBackendToken) {
+			t.Errorf("the log holds a token:\n%s", stderr.String())
+		}
+	})
+	base := "http://" + addr
+	eventually(t, "starter serve answers /healthz", func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return base
+}
+
+func TestStarterServeCommand(t *testing.T) {
+	bin := buildBinary(t, "starter")
+	// -h names every setting.
+	out, err := exec.Command(bin, "serve", "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("serve -h: %v\n%s", err, out)
+	}
+	for _, env := range []string{transferapi.EnvAddr, transferapi.EnvAPITokens, transferapi.EnvAPITokensFile, transferapi.EnvJWKSURL,
+		transferapi.EnvJWTIssuer, transferapi.EnvJWTAudience, "TEMPORAL_ADDRESS", "-starter-api-tokens", "default 127.0.0.1:8081"} {
+		if !strings.Contains(string(out), env) {
+			t.Errorf("serve -h does not name %s:\n%s", env, out)
+		}
+	}
+	// No credentials configured: a usage error naming the variable, exit 2.
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "STARTER_API_TOKENS=", "STARTER_API_TOKENS_FILE=", "STARTER_JWKS_URL=")
+	out, err = cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "STARTER_API_TOKENS") {
+		t.Fatalf("serve without credentials: %v\n%s", err, out)
+	}
+
+	a := newAPIStack(t, connecttest.Options{}, transferapi.Options{})
+	a.startWorker()
+	tokensFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokensFile, []byte("# platform backends\nbackend:"+apiBackendToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := serveProcess(t, bin, "STARTER_API_TOKENS_FILE="+tokensFile, "TEMPORAL_ADDRESS="+a.server.GetFrontendHostPort(),
+		"TEMPORAL_NAMESPACE="+a.namespace, "TEMPORAL_TASK_QUEUE="+taskQueue)
+	a.url = up
+	a.call("GET", "/readyz", "/readyz", "", nil).want(t, "readyz", 200, "")
+	var started transferapi.StartResponse
+	a.call("POST", "/v1/deposits", docDeposits, apiBackendToken, map[string]any{"transfer_id": "serve-1", "reference_id": "USER60"}).
+		want(t, "start through starter serve", 201, "").decode(t, &started)
+	if got := a.startedBy(started.WorkflowID); got != "backend" {
+		t.Fatalf("starter serve must record the caller in history, got %q", got)
+	}
+
+	// Temporal unreachable: the API still starts, and answers 503 with Retry-After.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	a.url = serveProcess(t, bin, "STARTER_API_TOKENS=backend:"+apiBackendToken, "TEMPORAL_ADDRESS="+deadAddr,
+		"STARTER_TEMPORAL_TIMEOUT=1s")
+	a.call("GET", "/readyz", "/readyz", "", nil).want(t, "readyz without Temporal", 503, "")
+	p := a.call("POST", "/v1/deposits", docDeposits, apiBackendToken, map[string]any{"transfer_id": "serve-2", "reference_id": "USER61"}).
+		want(t, "Temporal down", 503, transferapi.TypeTemporalUnavailable)
+	if p.header.Get("Retry-After") != "5" {
+		t.Fatalf("503 without Retry-After: %v", p.header)
+	}
+	a.call("GET", "/v1/deposits/serve-2", docDeposit, apiBackendToken, nil).want(t, "status, Temporal down", 503, transferapi.TypeTemporalUnavailable)
 }
