@@ -25,7 +25,6 @@ const (
 	TypeUnsupportedMedia    = problemBase + "unsupported-media-type" // 415: Content-Type is not application/json
 	TypeInvalidRequest      = problemBase + "invalid-request"        // 422: fields missing, malformed or unknown
 	TypeTransferConflict    = problemBase + "transfer-conflict"      // 409: the transfer id exists with another body
-	TypeTransferBusy        = problemBase + "transfer-busy"          // 409: if_busy=refuse and the reference has a live transfer
 	TypeTransferClosed      = problemBase + "transfer-closed"        // 409: the transfer has finished
 	TypeNotResolvable       = problemBase + "not-resolvable"         // 409: only a stalled or timed-out transfer is resolved
 	TypeSessionRefused      = problemBase + "session-refused"        // 502: Connect refused the session
@@ -78,7 +77,6 @@ var titles = map[string]string{
 	TypeUnsupportedMedia:    "The body must be application/json",
 	TypeInvalidRequest:      "Invalid request",
 	TypeTransferConflict:    "The transfer id exists with a different body",
-	TypeTransferBusy:        "The reference id has a live transfer",
 	TypeTransferClosed:      "The transfer has finished",
 	TypeNotResolvable:       "The transfer cannot be resolved now",
 	TypeSessionRefused:      "Connect refused the session",
@@ -100,7 +98,6 @@ var statuses = map[string]int{
 	TypeUnsupportedMedia:    http.StatusUnsupportedMediaType,
 	TypeInvalidRequest:      http.StatusUnprocessableEntity,
 	TypeTransferConflict:    http.StatusConflict,
-	TypeTransferBusy:        http.StatusConflict,
 	TypeTransferClosed:      http.StatusConflict,
 	TypeNotResolvable:       http.StatusConflict,
 	TypeSessionRefused:      http.StatusBadGateway,
