@@ -496,3 +496,35 @@ func TestStarterServeCommand(t *testing.T) {
 	}
 	a.call("GET", "/v1/deposits/serve-2", docDeposit, apiBackendToken, nil).want(t, "status, Temporal down", 503, transferapi.TypeTemporalUnavailable)
 }
+
+// TestTransferAPIAndBridgeRelayCountOnce: one SDK callback relayed by the frontend through the bridge and by the
+// backend through the API is one event with one duplicate.
+func TestTransferAPIAndBridgeRelayCountOnce(t *testing.T) {
+	a := newAPIStack(t, connecttest.Options{}, transferapi.Options{})
+	a.startWorker()
+	rig := a.startBridge(bridgeOptions{})
+	var started transferapi.StartResponse
+	a.call("POST", "/v1/deposits", docDeposits, apiBackendToken, map[string]any{"transfer_id": "both-1", "reference_id": "USER70"}).
+		want(t, "start", 201, "").decode(t, &started)
+	a.listed(fmt.Sprintf("ConnectSessionID = '%s'", started.SessionID), started.WorkflowID)
+	const callback = `{"type":"event","detail":"deposit.submitted","id":"cb-9"}`
+	if status, body := rig.sdkEvent(started.JWT, callback); status != http.StatusOK {
+		t.Fatalf("bridge relay: %d %s", status, body)
+	}
+	var cb map[string]string
+	if err := json.Unmarshal([]byte(callback), &cb); err != nil {
+		t.Fatal(err)
+	}
+	a.call("POST", "/v1/deposits/both-1/sdk-events", docDepositSDK, apiBackendToken, cb).want(t, "API relay", 202, "")
+	eventually(t, "one SDK event with one duplicate", func() bool {
+		st, err := a.transfers.Status(a.ctx(), connect.KindDeposit, "both-1")
+		var n, dups int
+		for _, e := range st.Events {
+			if e.Source == "sdk" {
+				n++
+				dups = e.Duplicates
+			}
+		}
+		return err == nil && n == 1 && dups == 1
+	})
+}
