@@ -32,7 +32,8 @@ integration:
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzVerifyRequest \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage \
-	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig
+	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
+	transferapi:FuzzParseTokens transferapi:FuzzStartRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \
