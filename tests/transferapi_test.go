@@ -263,6 +263,17 @@ func TestTransferAPIDeposit(t *testing.T) {
 		t.Fatalf("final status %+v", st)
 	}
 
+	// What every POST route refuses before Temporal, on the real server too.
+	for _, route := range []struct{ path, doc string }{{"/v1/deposits", docDeposits}, {"/v1/withdrawals", docWithdrawals},
+		{"/v1/deposits/api-d1/sdk-events", docDepositSDK}, {"/v1/deposits/api-d1/resolve", docDepositRes}, {"/v1/onboarding-tokens", docOnboarding}} {
+		a.call("POST", route.path, route.doc, apiOperatorToken, map[string]any{"colour": "red"}).want(t, route.path+" unknown field", 422, transferapi.TypeInvalidRequest)
+		a.call("POST", route.path, route.doc, apiOperatorToken, []int{1}).want(t, route.path+" not an object", 400, transferapi.TypeMalformedBody)
+		a.call("POST", route.path, route.doc, apiOperatorToken, map[string]string{"reason": strings.Repeat("x", 70<<10)}).
+			want(t, route.path+" too large", 413, transferapi.TypeBodyTooLarge)
+		a.call("POST", route.path, route.doc, apiOperatorToken, nil).want(t, route.path+" no JSON", 415, transferapi.TypeUnsupportedMedia)
+		a.call("POST", route.path, route.doc, "", map[string]any{}).want(t, route.path+" no credentials", 401, transferapi.TypeUnauthorized)
+	}
+
 	// Service routes.
 	a.call("GET", "/healthz", "/healthz", "", nil).want(t, "healthz", 200, "")
 	a.call("GET", "/readyz", "/readyz", "", nil).want(t, "readyz", 200, "")

@@ -93,8 +93,10 @@ func Run(ctx context.Context, st *Settings, opts client.Options, ln net.Listener
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		// A start may wait RequestTimeout, then a health check: the answer must still get out.
+		WriteTimeout: st.RequestTimeout + st.TemporalTimeout + 30*time.Second,
+		IdleTimeout:  2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	logger.Info("transfer API serving", "addr", ln.Addr().String(), "temporal", settings.HostPort(opts),
 		"namespace", opts.Namespace, "task_queue", st.Temporal.TaskQueue, "tokens", len(st.Tokens),
 		"jwt", st.JWKSURL != "")

@@ -27,6 +27,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/workflows"
@@ -672,7 +673,7 @@ func (s *Server) list(c *gin.Context, _ Caller) (int, any, *Problem) {
 	return http.StatusOK, page, nil
 }
 
-func summary(wid string, sa *commonpb.SearchAttributes, started time.Time, closed interface{ AsTime() time.Time }) TransferSummary {
+func summary(wid string, sa *commonpb.SearchAttributes, started time.Time, closed *timestamppb.Timestamp) TransferSummary {
 	read := func(name string) string {
 		var v string
 		if p := sa.GetIndexedFields()[name]; p != nil {
@@ -684,11 +685,8 @@ func summary(wid string, sa *commonpb.SearchAttributes, started time.Time, close
 		ReferenceID: read(workflows.SearchConnectReferenceID.GetName()),
 		Status:      workflows.Status(read(workflows.SearchTransferStatus.GetName())), StartedAt: started.UTC()}
 	out.TransferID = strings.TrimPrefix(wid, string(out.Kind)+"-")
-	if ts, ok := closed.(interface {
-		AsTime() time.Time
-		IsValid() bool
-	}); ok && ts.IsValid() {
-		t := ts.AsTime().UTC()
+	if closed.IsValid() {
+		t := closed.AsTime().UTC()
 		out.ClosedAt = &t
 	}
 	return out
