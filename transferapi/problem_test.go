@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,11 @@ func TestWriteProblem(t *testing.T) {
 // offlineServer is a Server whose Temporal is unreachable (a closed port): every check before Temporal is real.
 func offlineServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	return offlineServerLogging(t, slog.New(slog.DiscardHandler))
+}
+
+func offlineServerLogging(t *testing.T, logger *slog.Logger) *httptest.Server {
+	t.Helper()
 	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func offlineServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv, err := transferapi.New(transferapi.Options{Temporal: c, Auth: auth, TemporalTimeout: time.Second,
-		MaxBody: 1024, Logger: slog.New(slog.DiscardHandler)})
+		MaxBody: 1024, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,4 +178,51 @@ func TestProblemsBeforeTemporal(t *testing.T) {
 	if a := call(t, "GET", hs.URL+"/readyz", "", "", ""); a.status != 503 || !strings.Contains(a.raw, "temporal") {
 		t.Errorf("/readyz with Temporal down: %d %s", a.status, a.raw)
 	}
+}
+
+// TestRequestLog: one line per request naming the caller, the route and the problem; never a token or the body.
+func TestRequestLog(t *testing.T) {
+	var logs syncBuffer
+	hs := offlineServerLogging(t, slog.New(slog.NewJSONHandler(&logs, nil)))
+	call(t, "POST", hs.URL+"/v1/onboarding-tokens", tokenA, "application/json", `{"email":"kyc@example.com","phone_number":"nope"}`)
+	call(t, "GET", hs.URL+"/v1/transfers", tokenA+"x", "", "")
+	call(t, "POST", hs.URL+"/v1/deposits/t1/resolve", tokenA, "application/json", `{}`)
+	// The line is written after the answer is sent: wait for it.
+	var lines []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if lines = strings.Split(strings.TrimSpace(logs.String()), "\n"); len(lines) >= 3 {
+			break
+		}
+	}
+	if len(lines) != 3 {
+		t.Fatalf("want one line per request, got:\n%s", logs.String())
+	}
+	for i, want := range []string{`"caller":"backend"`, `"status":401`, `"problem":"urn:connectflow:problem:forbidden"`} {
+		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], `"route":"/v1/`) {
+			t.Errorf("log line %d lacks %s: %s", i, want, lines[i])
+		}
+	}
+	for _, secret := range []string{tokenA, "kyc@example.com", "nope"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %q:\n%s", secret, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
