@@ -69,11 +69,11 @@ func TestSessionRequestValidate(t *testing.T) {
 func TestEncodeSessionRequestDepositLabel(t *testing.T) {
 	req := depositRequest("r")
 	req.Metadata, req.AccountLabel = nil, "general"
-	body, err := encodeSessionRequest(req)
+	body, err := encodeSessionRequest(req, ScopeDepositSend)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"request_id":"r","account":{"reference_id":"USER01"},"session":{"metadata":{},"deposit_details":{"account_label":"general"}},"scopes":["user:deposit:send"]}`
+	want := `{"request_id":"` + SessionRequestID("r") + `","account":{"reference_id":"USER01"},"session":{"metadata":{},"deposit_details":{"account_label":"general"}},"scopes":["user:deposit:send"]}`
 	if string(body) != want {
 		t.Fatalf("body = %s\nwant   %s", body, want)
 	}
