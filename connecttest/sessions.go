@@ -130,7 +130,7 @@ type sessionError struct {
 func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	answer, err := s.openSession(w, r)
 	if err != nil {
-		s.connectError(w, err.status, err.code, err.message)
+		s.sessionsError(w, err.status, err.code, err.message)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
