@@ -44,6 +44,7 @@ func TestErrorsBecomeTypedApplicationErrors(t *testing.T) {
 		{"connect 503", connectCall(&connect.APIError{StatusCode: 503, Retryable: true}), "ConnectServerError", true, 0},
 		{"connect network", connectCall(&connect.APIError{Retryable: true, Err: errors.New("connection refused")}), "ConnectUnreachable", true, 0},
 		{"connect invalid request", connectCall(fmt.Errorf("%w: ReferenceID is empty", connect.ErrInvalidSessionRequest)), "ConnectInvalidRequest", false, 0},
+		{"connect session unusable", connectCall(fmt.Errorf("%w: session JWT exp 2025-07-24T15:42:07Z is not after its iat 2025-07-24T15:42:07Z", connect.ErrSessionUnusable)), ErrTypeSessionUnusable, false, 0},
 		{"connect not configured", func(a *Activities) error { a.Connect = nil; return connectCall(nil)(a) }, "ConnectNotConfigured", false, 0},
 		{"zerohash 403", zeroHashCall(&zerohash.APIError{StatusCode: 403}), "ZeroHashForbidden", false, 0},
 		{"zerohash 503 allow retry", zeroHashCall(&zerohash.APIError{StatusCode: 503, Retryable: true}), "ZeroHashServerError", true, 0},
