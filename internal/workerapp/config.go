@@ -41,8 +41,8 @@ type Config struct {
 	TaskQueue string
 	// Connect: BaseURL, ClientID, ClientSecret and OrganizationID required; OrgKey signs requests when set and is
 	// required with RequireSignature; WithdrawalScope "" or one of connect.WithdrawalScopes.
-	Connect connect.Options
-	ZeroHash  zerohash.Options // every field but HTTPClient and Now required
+	Connect  connect.Options
+	ZeroHash zerohash.Options // every field but HTTPClient and Now required
 	// MaxConcurrentActivities caps activities running at once on this worker; 0 keeps the SDK's default.
 	MaxConcurrentActivities int
 }
