@@ -200,7 +200,7 @@ func TestFiftyTransfersOneTokenRequest(t *testing.T) {
 }
 
 func TestForbiddenSessionFailsWithReadableReason(t *testing.T) {
-	s := newStack(t, connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeDepositSend}})
+	s := newStack(t, connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeDepositSend, connect.ScopeWithdrawalSend}})
 	s.startWorker()
 	_, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindWithdrawal, TransferID: "nope",
 		ReferenceID: "USER06", Asset: "BTC", Network: "bitcoin", Amount: "1"})
@@ -221,6 +221,10 @@ func TestForbiddenSessionFailsWithReadableReason(t *testing.T) {
 	st, err := s.transfers.Status(s.ctx(), connect.KindWithdrawal, "nope")
 	if err != nil || st.Status != workflows.StatusSessionFailed || !strings.Contains(st.FailureReason, "403") {
 		t.Fatalf("status: %+v, %v", st, err)
+	}
+	// The sandbox refused the default user:withdrawal:request: the reason names the setting that picks the other.
+	if !strings.Contains(st.FailureReason, "CONNECT_WITHDRAWAL_SCOPE=user:withdrawal:send") {
+		t.Fatalf("failure reason %q does not say which setting to change", st.FailureReason)
 	}
 	s.checkReplay(st.WorkflowID, "withdrawal_session_forbidden")
 }
