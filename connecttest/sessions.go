@@ -481,7 +481,8 @@ func (s *Server) SessionsCreatedFor(referenceID string) int64 {
 	return s.state.createdByRef[referenceID]
 }
 
-// FinishSession marks a session done without playing webhooks, freeing its reference id for a new session.
+// FinishSession marks a session done without playing webhooks: it is no longer active, so a newer session for its
+// reference_id does not invalidate it.
 func (s *Server) FinishSession(id string) error {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
