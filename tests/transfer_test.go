@@ -249,3 +249,22 @@ func TestOnboardingTokenThroughSandbox(t *testing.T) {
 	}
 	s.checkReplay(resp.GetExecutions()[0].GetExecution().GetWorkflowId(), "onboarding_retried")
 }
+
+// A session that expired before it reached the worker (the sandbox's clock two hours behind) ends the transfer
+// session_failed at once with a named reason, instead of a transfer that goes awaiting_user and expires at once.
+func TestUnusableSessionFailsWithReadableReason(t *testing.T) {
+	s := newStack(t, connecttest.Options{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }, TokenTTL: 4 * time.Hour})
+	s.startWorker()
+	_, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "late", ReferenceID: "USER09"})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != "ConnectSessionUnusable" {
+		t.Fatalf("want a ConnectSessionUnusable error, got %v", err)
+	}
+	st, err := s.transfers.Status(s.ctx(), connect.KindDeposit, "late")
+	if err != nil || st.Status != workflows.StatusSessionFailed || !strings.Contains(st.FailureReason, "before it arrived") {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	if got := s.sandbox.Count(connecttest.EndpointSessions); got != 1 {
+		t.Fatalf("an unusable session must not be retried: %d session requests", got)
+	}
+}
