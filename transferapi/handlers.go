@@ -597,11 +597,8 @@ func pageTokenCheck(token []byte, query string) []byte {
 	return h.Sum(nil)[:pageTokenCheckSize]
 }
 
-// allStatuses are the statuses a list may filter on.
-var allStatuses = []workflows.Status{workflows.StatusCreatingSession, workflows.StatusSessionFailed,
-	workflows.StatusAwaitingUser, workflows.StatusInitiated, workflows.StatusBroadcasted, workflows.StatusStalled,
-	workflows.StatusConfirmed, workflows.StatusFailed, workflows.StatusExpired, workflows.StatusAbandoned,
-	workflows.StatusTimedOut, workflows.StatusSettled, workflows.StatusUnsettled}
+// allStatuses are the statuses a list may filter on: every status of the transfer state machine.
+var allStatuses = workflows.Statuses
 
 // list answers a page of transfers from Temporal's visibility store, in its order: running transfers first, most
 // recently started first, then finished ones, most recently finished first.

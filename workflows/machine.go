@@ -51,6 +51,11 @@ const (
 	StatusUnsettled       Status = "unsettled"  // confirmed, but no ledger movement within the review horizon
 )
 
+// Statuses are every status of a transfer, in the order of the lifecycle (the transfer API filters on them).
+var Statuses = []Status{StatusCreatingSession, StatusSessionFailed, StatusAwaitingUser, StatusInitiated,
+	StatusBroadcasted, StatusStalled, StatusConfirmed, StatusFailed, StatusExpired, StatusAbandoned, StatusSuperseded,
+	StatusTimedOut, StatusSettled, StatusUnsettled}
+
 // Event is what moves a transfer: a Connect webhook, an SDK callback, a ledger movement, an operator's decision,
 // another transfer, or one of the transfer's own deadlines.
 type Event string

@@ -198,6 +198,9 @@ func TestEveryStatusIsKnownAndRanked(t *testing.T) {
 			t.Errorf("%s is not in the rank table", s)
 		}
 	}
+	if len(Statuses) != len(allStatuses) {
+		t.Errorf("Statuses has %d statuses, the test knows %d", len(Statuses), len(allStatuses))
+	}
 	if len(rank) != len(allStatuses) {
 		t.Errorf("rank has %d statuses, the test knows %d: add the new one to allStatuses", len(rank), len(allStatuses))
 	}

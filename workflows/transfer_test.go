@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,8 +35,11 @@ func newEnv(t *testing.T) env {
 	e.RegisterActivity(&activities.Activities{})
 	// The activities that reach other workflows answer as a Temporal with no other transfer would.
 	reviews := &[]activities.ReviewRequest{}
+	var mu sync.Mutex // activities run on their own goroutines
 	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			*reviews = append(*reviews, req)
 			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
 		}).Maybe()
