@@ -37,14 +37,13 @@ func TestNewTransferSupersedesTheOneAwaitingItsUser(t *testing.T) {
 		t.Fatalf("a refused start opened a session: %d sessions", got)
 	}
 
-	// supersede (the default). Connect invalidates the older session when the new one opens; until the sandbox
-	// plays that itself, free the reference as Connect would.
-	if err := s.sandbox.FinishSession(old.SessionID); err != nil {
-		t.Fatal(err)
-	}
+	// supersede (the default). The sandbox, as Connect, invalidates the older session when the new one opens.
 	newer, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "sup-new", ReferenceID: ref})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if info, ok := s.sandbox.Session(old.SessionID); !ok || !info.Invalidated() || info.ReplacedBy != newer.SessionID {
+		t.Fatalf("the sandbox did not invalidate the older session: %+v", info)
 	}
 	r, err := s.result(connect.KindDeposit, "sup-old")
 	if err != nil || r.Status != workflows.StatusSuperseded || r.SupersededBy != newer.WorkflowID || !r.Final() {
