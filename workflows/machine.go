@@ -11,21 +11,23 @@ import (
 // Everything else (the workflow in transfer.go, the bridge, the starter) asks this file. Adding a status touches
 // this file, machine_test.go and docs/state-machine.md, nothing else.
 //
-//	                          session_refused
-//	creating_session ─────────────────────────────────────────────▶ session_failed
+//	creating_session ──session_refused──▶ session_failed
 //	      │ session_opened
-//	      ▼            user_closed ▶ abandoned    superseded ▶ superseded    session_expired ⏰ ▶ expired
-//	awaiting_user ──────────────────────────────────────────────────────────────────┐
-//	      │ initiated              (every status before confirmed also takes          │ broadcasted, confirmed,
-//	      ▼                         confirmed and failed directly)                    │ failed skip ahead
-//	  initiated ── broadcasted ──▶ broadcasted ── confirmed ──▶ confirmed ──────────┘
-//	      │                             │                           │ (await_ledger)  ledger ▶ settled
-//	      └──── stall_timeout ⏰ ───────┴──▶ stalled                │ ledger_horizon ⏰ ▶ unsettled
-//	                                          │ review_horizon ⏰ ▶ timed_out
-//	                                          │ confirmed / failed / resolve ▶ confirmed | failed
-//	                              timed_out ── resolve ▶ confirmed | failed (a Connect outcome is a conflict:
-//	                                           the person resolving it sees it in the record)
+//	      ▼
+//	awaiting_user ──user_closed──────────▶ abandoned
+//	      │       ──superseded───────────▶ superseded
+//	      │       ──⏰ session_expired───▶ expired
+//	      │ initiated      (broadcasted, confirmed and failed also skip ahead from any status before them)
+//	      ▼
+//	initiated ──broadcasted──▶ broadcasted ──confirmed──▶ confirmed ──ledger (await_ledger)──▶ settled
+//	      │                         │      ──failed─────▶ failed   └──⏰ ledger_horizon─────▶ unsettled
+//	      └──⏰ stall_timeout───────┴──▶ stalled ──confirmed | failed | resolve──▶ confirmed | failed
+//	                                        │ ⏰ review_horizon
+//	                                        ▼
+//	                                    timed_out ──resolve──▶ confirmed | failed
+//	                                    (a Connect outcome here is a conflict, kept for the person resolving it)
 //
+// confirmed goes straight to settled when the ledger movement came first (await_ledger).
 // confirmed then failed (or the reverse), a ledger movement that does not match, an event for another Connect
 // transfer, or any event a final status does not cover is a conflict: it changes nothing and goes to review
 // (unless the transfer itself waits for a person: stalled, timed_out).
