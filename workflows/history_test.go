@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/connectflow/connectflow/connect"
 )
@@ -171,5 +173,33 @@ func TestSessionRequestsInRecordedHistoriesDecode(t *testing.T) {
 	}
 	if checked < 5 {
 		t.Fatalf("checked %d session requests", checked)
+	}
+}
+
+// A replay must issue the same commands whatever search attributes the started event carries: the histories
+// recorded before the recorder encoded first hold the final values there (the SDK's replayer had updated them in
+// place), a real history holds the ones the starter set, or none. The workflow decides its upserts from its own
+// record, never from its info.
+func TestReplayIgnoresTheStartedEventsSearchAttributes(t *testing.T) {
+	dc := converter.GetDefaultDataConverter()
+	keyword := func(v string) *commonpb.Payload {
+		p, err := dc.ToPayload(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Metadata["type"] = []byte("Keyword")
+		return p
+	}
+	for _, attrs := range []map[string]*commonpb.Payload{
+		nil, // started without any
+		{"TransferKind": keyword("deposit"), "TransferStatus": keyword("creating_session"), "ConnectReferenceID": keyword("USER01")},
+	} {
+		h := loadHistory(t, filepath.Join(historiesDir, "deposit_confirmed_v1.json"))
+		h.Events[0].GetWorkflowExecutionStartedEventAttributes().SearchAttributes = &commonpb.SearchAttributes{IndexedFields: attrs}
+		r := worker.NewWorkflowReplayer()
+		Register(r)
+		if err := r.ReplayWorkflowHistory(nil, h); err != nil {
+			t.Fatalf("replay with started search attributes %v: %v", attrs, err)
+		}
 	}
 }
