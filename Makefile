@@ -30,7 +30,7 @@ integration:
 
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT \
-	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzVerifyRequest \
+	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage \
 	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig
 fuzz:
