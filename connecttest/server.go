@@ -41,6 +41,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,6 +143,7 @@ type Server struct {
 	plays   sync.WaitGroup
 	closed  sync.Once
 
+	bearer    atomic.Bool // Options.WebhookBearer, changed by SetWebhookBearer
 	zhKeyOnce sync.Once
 	zhKey     *rsa.PrivateKey
 	zhKeyErr  error
@@ -177,6 +179,7 @@ func New(opts Options) (*Server, error) {
 		log:   opts.Logger,
 	}
 	s.keys.keys = []signingKey{first}
+	s.bearer.Store(opts.WebhookBearer)
 	s.state.init(opts)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.httpSrv = &http.Server{

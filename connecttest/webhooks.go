@@ -457,7 +457,7 @@ func (s *Server) connectHeaders(payloadType, target string) headerSigner {
 		h.Set(connect.HeaderPayloadType, payloadType)
 		h.Set(connect.HeaderTimestamp, ts)
 		h.Set(connect.HeaderSignature, sig)
-		if s.opts.WebhookBearer {
+		if s.bearer.Load() {
 			bearer, err := signJWT(k, jwt.MapClaims{
 				"iss": "connect",
 				"iat": jwt.NewNumericDate(now),
@@ -472,6 +472,9 @@ func (s *Server) connectHeaders(payloadType, target string) headerSigner {
 		return ts, nil
 	}
 }
+
+// SetWebhookBearer turns the guide's bearer JWT on Connect webhooks on or off from the next attempt on.
+func (s *Server) SetWebhookBearer(on bool) { s.bearer.Store(on) }
 
 // zeroHashKey is the RSA key that signs balance webhooks: Options.ZeroHashWebhookKey, else one generated once.
 func (s *Server) zeroHashKey() (*rsa.PrivateKey, error) {
