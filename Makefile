@@ -30,9 +30,9 @@ integration:
 
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT connect:FuzzStatusError \
-	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzVerifyRequest \
-	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage \
-	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
+	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
+	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
+	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
 	transferapi:FuzzParseTokens transferapi:FuzzStartRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
