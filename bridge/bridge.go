@@ -66,6 +66,13 @@ const (
 	RetryAfter = 5 * time.Second
 	// readyTimeout bounds the Temporal health check behind /readyz.
 	readyTimeout = 3 * time.Second
+	// MaxTolerance bounds Options.Tolerance (CONNECT_WEBHOOK_TOLERANCE).
+	MaxTolerance = 10 * time.Minute
+	// DefaultSDKRate and DefaultSDKBurst: a user's widget sends a handful of callbacks per transfer.
+	DefaultSDKRate  = 1.0 // per second, per session
+	DefaultSDKBurst = 20
+	// sdkDedupeTTL is how long a relayed SDK callback's dedupe key is remembered; the workflow dedupes beyond it.
+	sdkDedupeTTL = 10 * time.Minute
 	// pooledBufferMax keeps an unusually large body's buffer out of the pool, so the pool stays small.
 	pooledBufferMax = 64 << 10
 )
@@ -85,8 +92,16 @@ type Options struct {
 	// present, must be Connect's published value "Connect" or this id; any other value is refused 400. Absent
 	// header: accepted (the guide's form has none). "" skips the check.
 	ConnectClientID string
-	// Tolerance is how far a webhook's signed timestamp may be from now, either way; default 300 s.
+	// Tolerance is how far a webhook's signed timestamp may be from now, either way; default 300 s, at most
+	// MaxTolerance (a longer window lets a captured webhook be replayed for longer).
 	Tolerance time.Duration
+	// OrganizationID is our Connect organization id (CONNECT_ORGANIZATION_ID). When set, an SDK relay's session
+	// JWT must name it (organization.id), and a webhook bearer JWT that names an organization must name it.
+	OrganizationID string
+	// SDKRate and SDKBurst bound the SDK callbacks one session may relay (a token bucket per session); past them
+	// the answer is 429 rate_limited. Defaults DefaultSDKRate and DefaultSDKBurst.
+	SDKRate  float64
+	SDKBurst int
 	// MaxBody is the largest request body accepted; default and maximum 1 MiB (connect.MaxEventSize).
 	MaxBody int64
 	// ZeroHashWebhookSecret is the HMAC secret of balance webhooks (x-zh-hook-signature-256, and the timestamped
@@ -115,7 +130,8 @@ type Options struct {
 
 // Bridge is the webhook bridge's HTTP handler and what it needs to verify and route.
 type Bridge struct {
-	engine    *gin.Engine
+	engine    *gin.Engine // the public port: webhook routes and /healthz
+	admin     *gin.Engine // the admin port: /readyz, /metrics, /healthz
 	verify    *verifier
 	router    *router
 	keys      KeySource
@@ -125,6 +141,8 @@ type Bridge struct {
 	ledger    LedgerRouter
 	clientID  string
 	recent    *recentSet // Connect event ids answered 2xx lately
+	recentSDK *recentSet // SDK callback dedupe keys answered 2xx lately
+	sdkLimits *sessionLimiter
 	maxBody   int64
 	webhookAt [numRoutes]string // the full URL Connect signs, per route
 	now       func() time.Time
@@ -144,10 +162,12 @@ func New(opts Options) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{
-		verify:   newVerifier(opts.Auth, opts.Keys, opts.Tolerance, opts.Now),
-		router:   &router{temporal: opts.Temporal, taskQueue: opts.TaskQueue, timeout: opts.TemporalTimeout},
-		keys:     opts.Keys,
-		temporal: opts.Temporal,
+		verify:    newVerifier(opts.Auth, opts.Keys, opts.Tolerance, opts.Now),
+		recentSDK: newRecentSet(recentEventIDs).withTTL(sdkDedupeTTL, opts.Now),
+		sdkLimits: newSessionLimiter(opts.SDKRate, opts.SDKBurst),
+		router:    &router{temporal: opts.Temporal, taskQueue: opts.TaskQueue, timeout: opts.TemporalTimeout},
+		keys:      opts.Keys,
+		temporal:  opts.Temporal,
 		zh: zerohash.WebhookVerifier{Secret: opts.ZeroHashWebhookSecret, PublicKey: opts.ZeroHashWebhookPublicKey,
 			RequireTimestamp: opts.ZeroHashRequireTimestamp, Tolerance: opts.ZeroHashTolerance, Now: opts.Now},
 		zhOn:     opts.ZeroHashWebhookSecret != "" || opts.ZeroHashWebhookPublicKey != nil,
@@ -163,6 +183,12 @@ func New(opts Options) (*Bridge, error) {
 	for r := range numRoutes {
 		b.webhookAt[r] = base + routePaths[r]
 	}
+	b.verify.org = opts.OrganizationID
+	for _, a := range []string{opts.OrganizationID, opts.ConnectClientID, base, base + "/"} {
+		if a != "" {
+			b.verify.audiences = append(b.verify.audiences, a)
+		}
+	}
 	gatherer, ok := opts.Registerer.(prometheus.Gatherer)
 	if !ok {
 		gatherer = prometheus.DefaultGatherer
@@ -177,9 +203,16 @@ func New(opts Options) (*Bridge, error) {
 	e.POST(PathZeroHashBalances, b.handle(routeZeroHashBalances, b.balanceWebhook))
 	e.POST(PathSDKEvents, b.handle(routeSDKEvents, b.sdkEvent))
 	e.GET(PathHealthz, func(c *gin.Context) { b.writeJSON(c, http.StatusOK, bodyOK) })
-	e.GET(PathReadyz, b.readyz)
-	e.GET(PathMetrics, gin.WrapH(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	b.engine = e
+
+	// The admin port: readiness (with its detail: internal addresses) and metrics, never on the public port.
+	a := gin.New()
+	a.HandleMethodNotAllowed = true
+	a.Use(b.recoverPanic)
+	a.GET(PathHealthz, func(c *gin.Context) { b.writeJSON(c, http.StatusOK, bodyOK) })
+	a.GET(PathReadyz, b.readyz)
+	a.GET(PathMetrics, gin.WrapH(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+	b.admin = a
 	return b, nil
 }
 
@@ -209,11 +242,17 @@ func (o *Options) fill() error {
 		return fmt.Errorf("bridge: Options.Auth: %w", err)
 	}
 	o.Tolerance = cmp.Or(o.Tolerance, connect.DefaultTolerance)
+	o.SDKRate = cmp.Or(o.SDKRate, DefaultSDKRate)
+	o.SDKBurst = cmp.Or(o.SDKBurst, DefaultSDKBurst)
 	o.MaxBody = cmp.Or(o.MaxBody, DefaultMaxBody)
 	o.TemporalTimeout = cmp.Or(o.TemporalTimeout, DefaultTemporalTimeout)
 	switch {
 	case o.Tolerance < time.Second:
 		return fmt.Errorf("bridge: Options.Tolerance %v: must be at least 1s", o.Tolerance)
+	case o.Tolerance > MaxTolerance:
+		return fmt.Errorf("bridge: Options.Tolerance %v: must be at most %v (a longer window lets a captured webhook be replayed longer)", o.Tolerance, MaxTolerance)
+	case o.SDKRate < 0 || o.SDKBurst < 0:
+		return fmt.Errorf("bridge: Options.SDKRate %v and SDKBurst %d: must not be negative", o.SDKRate, o.SDKBurst)
 	case o.MaxBody < 0 || o.MaxBody > connect.MaxEventSize:
 		return fmt.Errorf("bridge: Options.MaxBody %d: must be 1..%d bytes", o.MaxBody, connect.MaxEventSize)
 	case o.TemporalTimeout < 0:
@@ -231,8 +270,12 @@ func (o *Options) fill() error {
 	return nil
 }
 
-// Handler is the Gin engine serving every route.
+// Handler serves the public port: the webhook and SDK routes and /healthz. /readyz and /metrics are not on it:
+// serve AdminHandler on a listener only operators reach (BRIDGE_ADMIN_ADDR, loopback by default).
 func (b *Bridge) Handler() http.Handler { return b.engine }
+
+// AdminHandler serves the admin port: /readyz (with the reason when not ready), /metrics and /healthz.
+func (b *Bridge) AdminHandler() http.Handler { return b.admin }
 
 // Ready reports why the bridge cannot take webhooks now: closed, no JWKS key, or Temporal not answering.
 func (b *Bridge) Ready(ctx context.Context) error {
@@ -385,8 +428,10 @@ func init() {
 // status is the HTTP status an outcome answers with.
 func (o outcome) status() int {
 	switch o {
-	case outcomeSignaled, outcomeAcknowledged, outcomeReview, outcomeReviewClosed, outcomeDuplicate:
+	case outcomeSignaled, outcomeAcknowledged, outcomeReview, outcomeReviewClosed, outcomeDuplicate, outcomeNotForwarded:
 		return http.StatusOK
+	case outcomeRateLimited, outcomeSignalLimit:
+		return http.StatusTooManyRequests
 	case outcomeNoTransfer, outcomeNotConfigured:
 		return http.StatusNotFound
 	case outcomeUnavailable:
@@ -404,7 +449,7 @@ func (o outcome) status() int {
 func (b *Bridge) answer(c *gin.Context, res result) {
 	status := res.outcome.status()
 	switch res.outcome {
-	case outcomeUnavailable:
+	case outcomeUnavailable, outcomeRateLimited:
 		c.Header("Retry-After", retryAfter)
 	case outcomeMalformed:
 		// The sender proved who it is, so it may learn what was wrong with its message.
@@ -452,6 +497,9 @@ func (b *Bridge) record(ctx context.Context, route routeID, res result, took tim
 		level = slog.LevelWarn
 	case outcomeUnavailable:
 		level = slog.LevelError
+	case outcomeSignalLimit:
+		level = slog.LevelError
+		b.metrics.signalLimit.Inc()
 	}
 	if !b.log.Enabled(ctx, level) {
 		return
@@ -472,5 +520,11 @@ func (b *Bridge) record(ctx context.Context, route routeID, res result, took tim
 	if res.err != nil {
 		attrs = append(attrs, slog.String("err", res.err.Error()))
 	}
-	b.log.LogAttrs(ctx, level, "bridge request", attrs...)
+	msg := "bridge request"
+	if res.outcome == outcomeSignalLimit {
+		// Alert on this line (or the signal-limit metric): a workflow takes no more signals, so its real events are
+		// refused until a person looks.
+		msg = "ALERT: Temporal refuses more signals to this workflow; its Connect events are refused until a person looks"
+	}
+	b.log.LogAttrs(ctx, level, msg, attrs...)
 }

@@ -239,10 +239,30 @@ func (b *Bridge) sdkEvent(ctx context.Context, _ routeID, r *http.Request, body 
 		return result{outcome: outcomeMalformed, err: err}
 	}
 	e := workflows.SDKEvent{Type: in.Type, Detail: in.Detail, DedupeKey: sdkDedupeKey(sessionID, in)}
+	event := "sdk." + in.Type
+	if !sdkChangesState(in.Type) {
+		// event and error callbacks change nothing a transfer decides on: no signal spent on them.
+		return result{outcome: outcomeNotForwarded, event: event, key: e.DedupeKey}
+	}
+	if b.recentSDK.has(e.DedupeKey) {
+		return result{outcome: outcomeDuplicate, event: event, key: e.DedupeKey}
+	}
+	if !b.sdkLimits.allow(sessionID) {
+		return result{outcome: outcomeRateLimited, event: event, key: e.DedupeKey}
+	}
 	m := message{sessionID: sessionID, signal: workflows.SignalSDKEvent, arg: e}
 	res := b.deliver(ctx, &m)
-	res.event, res.key = "sdk."+in.Type, e.DedupeKey
+	res.event, res.key = event, e.DedupeKey
+	if res.outcome.status() == http.StatusOK {
+		b.recentSDK.add(e.DedupeKey)
+	}
 	return res
+}
+
+// sdkChangesState reports whether an SDK callback type can change a transfer: close (may abandon it), deposit and
+// withdrawal (the user submitted: the transfer must not be abandoned). Only these are signalled.
+func sdkChangesState(typ string) bool {
+	return typ == workflows.SDKTypeClose || typ == workflows.SDKTypeDeposit || typ == workflows.SDKTypeWithdrawal
 }
 
 func parseSDKRelay(body []byte) (sdkRelay, error) {

@@ -265,6 +265,7 @@ func (f *fakeTemporal) requireNoSignal(tb testing.TB) {
 type harness struct {
 	bridge   *bridge.Bridge
 	server   *httptest.Server
+	admin    *httptest.Server // the admin port: /readyz, /metrics
 	temporal *fakeTemporal
 	jwks     *jwksServer
 	reg      *prometheus.Registry
@@ -313,6 +314,8 @@ func newHarness(tb testing.TB, o harnessOptions) *harness {
 	tb.Cleanup(h.bridge.Close)
 	h.server = httptest.NewServer(h.bridge.Handler())
 	tb.Cleanup(h.server.Close)
+	h.admin = httptest.NewServer(h.bridge.AdminHandler())
+	tb.Cleanup(h.admin.Close)
 	return h
 }
 

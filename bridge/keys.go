@@ -35,13 +35,15 @@ const (
 	DefaultJWKSUnknownKIDEvery = time.Minute
 	DefaultJWKSWaitMax         = 3 * time.Second
 	DefaultJWKSHTTPTimeout     = 10 * time.Second
+	DefaultJWKSRotationEvery   = 10 * time.Second
 	// refreshProbeKID is a kid no JWKS holds: reading it is how jwkset is made to refetch.
 	refreshProbeKID = "connectflow/refresh-probe"
 )
 
 // JWKSOptions tune NewJWKSKeys; the zero value is ready to use.
 type JWKSOptions struct {
-	// HTTPClient fetches the JWKS; default a client with HTTPTimeout.
+	// HTTPClient fetches the JWKS; default a client with HTTPTimeout. Redirects are refused either way: a JWKS
+	// that redirects (to http, or anywhere) is not Connect's.
 	HTTPClient *http.Client
 	// RefreshInterval is how often the JWKS is refetched in the background; default 15 min.
 	RefreshInterval time.Duration
@@ -50,6 +52,11 @@ type JWKSOptions struct {
 	UnknownKIDEvery time.Duration
 	// WaitMax bounds how long one request may wait for a forced refresh, rate-limit wait included; default 3 s.
 	WaitMax time.Duration
+	// RotationEvery is the least time between the background refreshes a request asks for when it met a kid or a
+	// signature no key verifies (a rotation, or a forgery); default 10 s. It has its own rate limit, apart from
+	// UnknownKIDEvery, so a stream of forged kids that keeps the request path's limit spent cannot keep a rotated
+	// key out for longer than this.
+	RotationEvery time.Duration
 	// HTTPTimeout bounds each background fetch; default 10 s.
 	HTTPTimeout time.Duration
 	// Logger gets refresh failures; default discards.
@@ -64,6 +71,9 @@ type JWKSKeys struct {
 	store   *versionedStorage
 	cache   atomic.Pointer[convertedKeys]
 	cancel  context.CancelFunc
+	// rotation refetches on its own limiter when kicked: see JWKSOptions.RotationEvery.
+	rotation jwkset.Storage
+	kick     chan struct{}
 }
 
 // convertedKeys is the RSA key list of one storage version.
@@ -82,12 +92,16 @@ func NewJWKSKeys(ctx context.Context, url string, opts JWKSOptions) (*JWKSKeys, 
 	opts.UnknownKIDEvery = cmp.Or(opts.UnknownKIDEvery, DefaultJWKSUnknownKIDEvery)
 	opts.WaitMax = cmp.Or(opts.WaitMax, DefaultJWKSWaitMax)
 	opts.HTTPTimeout = cmp.Or(opts.HTTPTimeout, DefaultJWKSHTTPTimeout)
-	if opts.RefreshInterval < 0 || opts.UnknownKIDEvery < 0 || opts.WaitMax < 0 || opts.HTTPTimeout < 0 {
+	opts.RotationEvery = cmp.Or(opts.RotationEvery, DefaultJWKSRotationEvery)
+	if opts.RefreshInterval < 0 || opts.UnknownKIDEvery < 0 || opts.WaitMax < 0 || opts.HTTPTimeout < 0 || opts.RotationEvery < 0 {
 		return nil, errors.New("bridge: JWKS options: durations must not be negative")
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: opts.HTTPTimeout}
 	}
+	hc := *opts.HTTPClient // a copy: the caller's client keeps its own redirect policy
+	hc.CheckRedirect = refuseRedirect
+	opts.HTTPClient = &hc
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -118,16 +132,64 @@ func NewJWKSKeys(ctx context.Context, url string, opts JWKSOptions) (*JWKSKeys, 
 		cancel()
 		return nil, fmt.Errorf("bridge: JWKS client: %w", err)
 	}
+	rotation, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{url: remote},
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(opts.RotationEvery), 1),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("bridge: JWKS rotation client: %w", err)
+	}
 	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: client})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("bridge: keyfunc: %w", err)
 	}
-	return &JWKSKeys{keyfunc: kf, client: client, store: store, cancel: cancel}, nil
+	k := &JWKSKeys{keyfunc: kf, client: client, store: store, cancel: cancel, rotation: rotation, kick: make(chan struct{}, 1)}
+	go k.refreshOnKick(ctx)
+	return k, nil
 }
 
-// Keyfunc returns keyfunc's jwt.Keyfunc bound to ctx.
-func (k *JWKSKeys) Keyfunc(ctx context.Context) jwt.Keyfunc { return k.keyfunc.KeyfuncCtx(ctx) }
+// errRedirect is why a JWKS fetch that was redirected fails.
+var errRedirect = errors.New("the JWKS URL redirected: refused (set CONNECT_JWKS_URL to the final https URL)")
+
+// refuseRedirect is the JWKS client's CheckRedirect: no redirect is followed, so no https-to-http downgrade either.
+func refuseRedirect(*http.Request, []*http.Request) error { return errRedirect }
+
+// refreshOnKick refetches the JWKS, at most once per RotationEvery, after a request met a kid or a signature no
+// key verifies. It waits on its own limiter, so forged kids spending the request path's limit cannot delay it.
+func (k *JWKSKeys) refreshOnKick(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.kick:
+			// Waits for its limiter (bounded by ctx), then refetches: reading a kid no JWKS holds is how.
+			_, _ = k.rotation.KeyRead(ctx, refreshProbeKID)
+		}
+	}
+}
+
+// askRotationRefresh asks the background for a refresh; many asks while one is pending make one refresh.
+func (k *JWKSKeys) askRotationRefresh() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Keyfunc returns keyfunc's jwt.Keyfunc bound to ctx; a token whose kid is unknown also asks the background for a
+// refresh (see JWKSOptions.RotationEvery), so a rotated key is taken within RotationEvery whatever forged kids do.
+func (k *JWKSKeys) Keyfunc(ctx context.Context) jwt.Keyfunc {
+	inner := k.keyfunc.KeyfuncCtx(ctx)
+	return func(tok *jwt.Token) (any, error) {
+		key, err := inner(tok)
+		if err != nil {
+			k.askRotationRefresh()
+		}
+		return key, err
+	}
+}
 
 // PublicKeys returns the RSA signing keys of the JWKS, converted again only after the JWKS changed.
 func (k *JWKSKeys) PublicKeys(ctx context.Context) []connect.PublicKey {
@@ -155,6 +217,7 @@ func (k *JWKSKeys) PublicKeys(ctx context.Context) []connect.PublicKey {
 
 // Refresh forces a rate-limited refetch: jwkset refetches only on a read of an unknown kid, so it reads one.
 func (k *JWKSKeys) Refresh(ctx context.Context) bool {
+	k.askRotationRefresh() // the request path's limit may be spent by forgeries: the background's is not
 	before := k.store.version.Load()
 	_, err := k.client.KeyRead(ctx, refreshProbeKID)
 	if err != nil && !errors.Is(err, jwkset.ErrKeyNotFound) {

@@ -142,35 +142,45 @@ func normalizeChange(s string) string {
 // recentEventIDs is how many Connect event ids the bridge remembers: hours of traffic at realistic rates.
 const recentEventIDs = 1 << 14
 
-// recentSet is a bounded set of strings that forgets the oldest first; safe for concurrent use.
+// recentSet is a bounded set of strings that forgets the oldest first, and (withTTL) anything older than its ttl;
+// safe for concurrent use.
 type recentSet struct {
 	mu    sync.Mutex
-	items map[string]struct{}
+	items map[string]time.Time // when added
 	ring  []string
 	next  int
+	ttl   time.Duration // 0: kept until pushed out
+	now   func() time.Time
 }
 
 func newRecentSet(size int) *recentSet {
-	return &recentSet{items: make(map[string]struct{}, size), ring: make([]string, size)}
+	return &recentSet{items: make(map[string]time.Time, size), ring: make([]string, size), now: time.Now}
+}
+
+// withTTL makes s forget a key ttl after it was added.
+func (s *recentSet) withTTL(ttl time.Duration, now func() time.Time) *recentSet {
+	s.ttl, s.now = ttl, now
+	return s
 }
 
 func (s *recentSet) has(k string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.items[k]
-	return ok
+	at, ok := s.items[k]
+	return ok && (s.ttl == 0 || s.now().Sub(at) < s.ttl)
 }
 
 func (s *recentSet) add(k string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.items[k]; ok {
+		s.items[k] = s.now()
 		return
 	}
 	if old := s.ring[s.next]; old != "" {
 		delete(s.items, old)
 	}
 	s.ring[s.next] = k
-	s.items[k] = struct{}{}
+	s.items[k] = s.now()
 	s.next = (s.next + 1) % len(s.ring)
 }

@@ -11,6 +11,8 @@ const (
 	MetricRequests             = "connectflow_bridge_requests_total"
 	MetricVerificationFailures = "connectflow_bridge_verification_failures_total"
 	MetricSignalSeconds        = "connectflow_bridge_signal_seconds"
+	// MetricSignalLimit counts signals Temporal refused because a workflow reached its signal limit: alert on > 0.
+	MetricSignalLimit = "connectflow_bridge_signal_limit_total"
 )
 
 // metrics are the bridge's Prometheus series. Request counters are resolved once per route and outcome, so
@@ -19,6 +21,7 @@ type metrics struct {
 	requests      [numRoutes][numOutcomes]prometheus.Counter
 	verifyFailed  *prometheus.CounterVec
 	signalSeconds prometheus.Histogram
+	signalLimit   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,8 +39,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a verified request to Temporal's answer on its signal (lookups included).",
 			Buckets: prometheus.ExponentialBuckets(0.002, 2, 13), // 2 ms to about 8 s, past the call timeout
 		}),
+		signalLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricSignalLimit,
+			Help: "Signals Temporal refused because the workflow reached its signal limit; any is worth an alert.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{requests, m.verifyFailed, m.signalSeconds} {
+	for _, c := range []prometheus.Collector{requests, m.verifyFailed, m.signalSeconds, m.signalLimit} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bridge: register metrics: %w", err)
 		}

@@ -43,6 +43,9 @@ const (
 	outcomeUnsupportedMediaType                // not JSON
 	outcomeDuplicate                           // a Connect event id this bridge answered 2xx lately: taken already
 	outcomeNotConfigured                       // balance webhooks: no Zero Hash secret or key configured
+	outcomeRateLimited                         // an SDK session sent more callbacks than its rate allows
+	outcomeSignalLimit                         // Temporal refuses more signals to this workflow: alert, a person looks
+	outcomeNotForwarded                        // an SDK callback that changes no state: taken, not signalled
 	numOutcomes
 )
 
@@ -59,6 +62,9 @@ var outcomeNames = [numOutcomes]string{
 	outcomeUnsupportedMediaType: "unsupported_media_type",
 	outcomeDuplicate:            "duplicate",
 	outcomeNotConfigured:        "not_configured",
+	outcomeRateLimited:          "rate_limited",
+	outcomeSignalLimit:          "signal_limit",
+	outcomeNotForwarded:         "not_forwarded",
 }
 
 func (o outcome) String() string { return outcomeNames[o] }
@@ -121,6 +127,8 @@ func (r *router) deliver(ctx context.Context, m *message) (outcome, string, erro
 	switch {
 	case err == nil:
 		return outcomeSignaled, target, nil
+	case isSignalLimit(err):
+		return outcomeSignalLimit, target, err
 	case !errors.As(err, &notFound):
 		return outcomeUnavailable, target, err
 	}
@@ -136,6 +144,18 @@ func (r *router) deliver(ctx context.Context, m *message) (outcome, string, erro
 	}
 	m.review.input.Reason = workflows.ReviewClosedConflict
 	return r.toReview(ctx, m, target)
+}
+
+// isSignalLimit reports whether Temporal refused a signal because the workflow has taken as many signals as its
+// namespace allows (history.maximumSignalsPerExecution: InvalidArgument "exceeded workflow execution limit for
+// signal events"), or too many are pending (ResourceExhausted). Retrying does not help: the answer is a 4xx.
+func isSignalLimit(err error) bool {
+	var invalid *serviceerror.InvalidArgument
+	if errors.As(err, &invalid) && strings.Contains(invalid.Error(), "limit for signal") {
+		return true
+	}
+	var exhausted *serviceerror.ResourceExhausted
+	return errors.As(err, &exhausted) && exhausted.Cause == enumspb.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT
 }
 
 // covered reports whether a closed transfer's final state already includes m, by the state machine's rule

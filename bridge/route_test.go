@@ -244,24 +244,26 @@ func TestBalanceRouting(t *testing.T) {
 	}
 }
 
-// TestSDKEvents: a relayed callback reaches the session's transfer with a stable dedupe key.
+// TestSDKEvents: a relayed callback that changes state reaches the session's transfer with a stable dedupe key;
+// a repeat is answered duplicate without a signal, and callbacks that change nothing are not forwarded.
 func TestSDKEvents(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.temporal.running("ConnectSessionID = 'sess-1'", "deposit-T1")
 	send := func(body string) answer { return h.send(t, sdkRelay(t, "sess-1", body)) }
-	for _, body := range []string{
-		`{"type":"close"}`,
-		`{"type":"close"}`, // the frontend retried: same key, the workflow counts a duplicate
-		`{"type":"event","detail":"deposit.submitted","id":"e-1"}`,
-		`{"type":"event","detail":"deposit.submitted","id":"e-2"}`,
+	for _, c := range []struct{ body, want string }{
+		{`{"type":"close"}`, `{"outcome":"signaled"}`},
+		{`{"type":"close"}`, `{"outcome":"duplicate"}`}, // the frontend retried: same key, no second signal
+		{`{"type":"deposit","detail":"submitted","id":"d-1"}`, `{"outcome":"signaled"}`},
+		{`{"type":"event","detail":"deposit.submitted","id":"e-1"}`, `{"outcome":"not_forwarded"}`},
+		{`{"type":"error","detail":"x","id":"e-2"}`, `{"outcome":"not_forwarded"}`},
 	} {
-		if got := send(body); got.status != http.StatusOK || got.body != `{"outcome":"signaled"}` {
-			t.Fatalf("%s: status %d %s", body, got.status, got.body)
+		if got := send(c.body); got.status != http.StatusOK || got.body != c.want {
+			t.Fatalf("%s: status %d %s, want %s", c.body, got.status, got.body, c.want)
 		}
 	}
 	signals, _ := h.temporal.calls()
-	if len(signals) != 4 {
-		t.Fatalf("signals %+v, want 4", signals)
+	if len(signals) != 2 {
+		t.Fatalf("signals %+v, want 2", signals)
 	}
 	keys := make([]string, len(signals))
 	for i, s := range signals {
@@ -274,8 +276,8 @@ func TestSDKEvents(t *testing.T) {
 		}
 		keys[i] = e.DedupeKey
 	}
-	if keys[0] != keys[1] || keys[1] == keys[2] || keys[2] == keys[3] {
-		t.Fatalf("dedupe keys %q: a retry must repeat its key, distinct callbacks must not", keys)
+	if keys[0] == keys[1] {
+		t.Fatalf("dedupe keys %q: distinct callbacks must not share a key", keys)
 	}
 
 	t.Run("session no transfer has", func(t *testing.T) {
@@ -300,7 +302,7 @@ func TestReadiness(t *testing.T) {
 	// A short refresh interval so the probe after recovery may refetch; the one during the outage used it up.
 	h := newHarness(t, harnessOptions{jwksDown: true, unknownKIDEvery: 100 * time.Millisecond})
 	get := func(path string) answer {
-		req, err := http.NewRequest(http.MethodGet, h.server.URL+path, nil)
+		req, err := http.NewRequest(http.MethodGet, h.admin.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,12 +359,12 @@ func TestMetricsAndLogs(t *testing.T) {
 	if got := h.send(t, bad); got.status != http.StatusUnauthorized {
 		t.Fatalf("status %d", got.status)
 	}
-	sdk := sdkRelay(t, "sess-1", `{"type":"error","detail":"jane.doe@example.com"}`)
+	sdk := sdkRelay(t, "sess-1", `{"type":"close","detail":"jane.doe@example.com"}`)
 	h.send(t, sdk)
 	zh := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
 	h.send(t, zh)
 
-	req, err := http.NewRequest(http.MethodGet, h.server.URL+bridge.PathMetrics, nil)
+	req, err := http.NewRequest(http.MethodGet, h.admin.URL+bridge.PathMetrics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,10 +70,21 @@ const (
 	reasonJWTInvalid      = "jwt_invalid"
 	reasonJWTSession      = "jwt_session_token" // a browser-held session JWT offered as a webhook bearer
 	reasonJWTNoSession    = "jwt_no_session"    // an SDK event whose JWT names no session
+	reasonJWTOrganization = "jwt_organization"  // the JWT names another organization, or none where ours is required
+	reasonJWTAudience     = "jwt_audience"      // the JWT's aud names none of this bridge's audiences
+	reasonJWTLifetime     = "jwt_lifetime"      // exp - iat is longer than Connect issues
 	reasonZHMissing       = "zh_missing_signature"
 	reasonZHMalformed     = "zh_malformed_signature"
 	reasonZHMismatch      = "zh_signature_mismatch"
 	reasonZHStale         = "zh_stale_timestamp"
+)
+
+// Bounds on a verified JWT's lifetime (exp - iat): a token minted to live longer than Connect issues them is
+// refused, so a leaked one cannot be replayed for long. Connect's webhook bearers live minutes and its session
+// JWTs about an hour (connecttest.DefaultSessionTTL); the bounds leave room for both.
+const (
+	MaxWebhookJWTLifetime = 15 * time.Minute
+	MaxSessionJWTLifetime = 24 * time.Hour
 )
 
 // verifier checks Connect's credentials on a request.
@@ -83,6 +94,12 @@ type verifier struct {
 	parser    *jwt.Parser
 	tolerance time.Duration
 	now       func() time.Time
+	// org is our Connect organization id: a JWT that names an organization must name it, and a session JWT must
+	// name it. "" skips the check.
+	org string
+	// audiences are the aud values this bridge answers to (organization id, client id, public URL); a JWT with an
+	// aud must name one of them.
+	audiences []string
 }
 
 func newVerifier(mode AuthMode, keys KeySource, tolerance time.Duration, now func() time.Time) *verifier {
@@ -105,12 +122,18 @@ func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body 
 	var kid string
 	checkedJWT := v.mode.requiresJWT() || hasBearer(h)
 	if checkedJWT {
-		claims, tokenKID, reason := v.bearer(ctx, h)
+		claims, tokenKID, reason := v.bearer(ctx, h, MaxSessionJWTLifetime)
 		if reason != "" {
 			return reason
 		}
 		if claims.Session.ID != "" {
 			return reasonJWTSession
+		}
+		if !lifetimeWithin(claims, MaxWebhookJWTLifetime) {
+			return reasonJWTLifetime
+		}
+		if claims.Organization.ID != "" && v.org != "" && claims.Organization.ID != v.org {
+			return reasonJWTOrganization
 		}
 		kid = tokenKID
 	}
@@ -135,18 +158,24 @@ func hasBearer(h http.Header) bool {
 
 // session checks an SDK relay's bearer session JWT and returns the session id it names.
 func (v *verifier) session(ctx context.Context, h http.Header) (string, string) {
-	claims, _, reason := v.bearer(ctx, h)
+	claims, _, reason := v.bearer(ctx, h, MaxSessionJWTLifetime)
 	if reason != "" {
 		return "", reason
 	}
 	if claims.Session.ID == "" {
 		return "", reasonJWTNoSession
 	}
+	if v.org != "" && claims.Organization.ID != v.org {
+		// Another organization's user (or a token naming none): not ours, and not worth a visibility query.
+		return "", reasonJWTOrganization
+	}
 	return claims.Session.ID, ""
 }
 
-// bearer verifies the Authorization bearer JWT and returns its claims, its kid, and "" or a failure reason.
-func (v *verifier) bearer(ctx context.Context, h http.Header) (*connect.SessionClaims, string, string) {
+// bearer verifies the Authorization bearer JWT and returns its claims, its kid, and "" or a failure reason. Beyond
+// the signature, issuer and times, an aud (where Connect sets one) must name this bridge, and exp - iat must not
+// exceed maxLifetime.
+func (v *verifier) bearer(ctx context.Context, h http.Header, maxLifetime time.Duration) (*connect.SessionClaims, string, string) {
 	auth := h.Get("Authorization")
 	if len(auth) <= len(bearerPrefix) || !strings.EqualFold(auth[:len(bearerPrefix)], bearerPrefix) {
 		return nil, "", reasonJWTMissing
@@ -156,8 +185,21 @@ func (v *verifier) bearer(ctx context.Context, h http.Header) (*connect.SessionC
 	if err != nil {
 		return nil, "", jwtFailureReason(tok, err)
 	}
+	if len(claims.Audience) > 0 && !slices.ContainsFunc(claims.Audience, func(a string) bool {
+		return slices.Contains(v.audiences, a)
+	}) {
+		return nil, "", reasonJWTAudience
+	}
+	if !lifetimeWithin(claims, maxLifetime) {
+		return nil, "", reasonJWTLifetime
+	}
 	kid, _ := tok.Header[headerKID].(string)
 	return claims, kid, ""
+}
+
+// lifetimeWithin reports whether a JWT's exp - iat is at most max; a JWT without iat has no bounded lifetime.
+func lifetimeWithin(c *connect.SessionClaims, max time.Duration) bool {
+	return c.IssuedAt != nil && c.ExpiresAt != nil && c.ExpiresAt.Sub(c.IssuedAt.Time) <= max
 }
 
 // jwtFailureReason labels a jwt.Parser error for the verification-failures metric.

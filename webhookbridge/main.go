@@ -74,7 +74,7 @@ func serve(cfg config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := bridge.New(bridge.Options{
 		Temporal: tc, TaskQueue: cfg.taskQueue, PublicURL: cfg.publicURL, Auth: cfg.auth, ConnectClientID: cfg.clientID,
-		Tolerance: cfg.tolerance, MaxBody: cfg.maxBody, Keys: keys,
+		Tolerance: cfg.tolerance, MaxBody: cfg.maxBody, Keys: keys, OrganizationID: cfg.orgID,
 		ZeroHashWebhookSecret: cfg.zeroHashSecret, ZeroHashWebhookPublicKey: cfg.zeroHashKey,
 		ZeroHashRequireTimestamp: cfg.zeroHashStrict, ZeroHashTolerance: cfg.zeroHashWindow,
 		TemporalTimeout: cfg.temporalTimeout, Logger: log, Registerer: reg,
@@ -96,9 +96,23 @@ func serve(cfg config, log *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
+	adminLn, err := net.Listen("tcp", cfg.adminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s (BRIDGE_ADMIN_ADDR): %w", cfg.adminAddr, err)
+	}
+	admin := &http.Server{
+		Handler:           b.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("webhookbridge listening", "addr", ln.Addr().String(), "public_url", cfg.publicURL,
+	go func() { served <- admin.Serve(adminLn) }()
+	log.Info("webhookbridge listening", "addr", ln.Addr().String(), "admin_addr", adminLn.Addr().String(), "public_url", cfg.publicURL,
 		"auth", string(cfg.auth), "task_queue", cfg.taskQueue, "zerohash_webhooks", zeroHashSchemes(cfg))
 	if cfg.zeroHashSecret == "" && cfg.zeroHashKey == nil {
 		log.Warn("Zero Hash balance webhooks are not configured: " + bridge.PathZeroHashBalances +
@@ -116,6 +130,9 @@ func serve(cfg config, log *slog.Logger) error {
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
+	}
+	if err := admin.Shutdown(drainCtx); err != nil {
+		return fmt.Errorf("drain admin: %w", err)
 	}
 	log.Info("webhookbridge stopped")
 	return nil

@@ -22,6 +22,8 @@ import (
 // config is everything the command reads from flags and the environment.
 type config struct {
 	addr            string
+	adminAddr       string
+	orgID           string
 	publicURL       string
 	jwksURL         string
 	auth            bridge.AuthMode
@@ -43,6 +45,10 @@ func loadConfig(args []string, env settings.Env, output io.Writer) (config, erro
 	s := settings.New("webhookbridge", settings.Options{Env: env, Output: output})
 	s.String(&c.addr, settings.Spec{Env: "BRIDGE_ADDR", Default: ":8080", Required: true,
 		Usage: "listen address, host:port"})
+	s.String(&c.adminAddr, settings.Spec{Env: "BRIDGE_ADMIN_ADDR", Default: "127.0.0.1:9091", Required: true,
+		Usage: "admin listen address for /readyz and /metrics, host:port; keep it off the public network"})
+	s.String(&c.orgID, settings.Spec{Env: "CONNECT_ORGANIZATION_ID",
+		Usage: "our Connect organization id; when set, an SDK relay's session JWT must name it"})
 	s.URL(&c.publicURL, settings.Spec{Env: "BRIDGE_PUBLIC_URL", Required: true,
 		Usage: "public base URL Connect posts to; the signed URL is it plus the route path"})
 	s.URL(&c.jwksURL, settings.Spec{Env: "CONNECT_JWKS_URL", Required: true,
@@ -54,8 +60,13 @@ func loadConfig(args []string, env settings.Env, output io.Writer) (config, erro
 	s.String(&c.clientID, settings.Spec{Env: "CONNECT_CLIENT_ID",
 		Usage: "our Connect client id; when set, a webhook's client-id header, if present, must be \"Connect\" or it"})
 	s.Func(settings.Spec{Env: "CONNECT_WEBHOOK_TOLERANCE", Default: "300s",
-		Usage: "how far a webhook's signed timestamp may be from now, either way"}, "duration",
-		func(raw string) (err error) { c.tolerance, err = positiveDuration(raw); return err })
+		Usage: "how far a webhook's signed timestamp may be from now, either way; at most 10m"}, "duration",
+		func(raw string) (err error) {
+			if c.tolerance, err = positiveDuration(raw); err == nil && c.tolerance > bridge.MaxTolerance {
+				err = fmt.Errorf("must be at most %v: a longer window lets a captured webhook be replayed longer", bridge.MaxTolerance)
+			}
+			return err
+		})
 	s.Secret(&c.zeroHashSecret, settings.Spec{Env: "ZEROHASH_WEBHOOK_SECRET",
 		Usage: "HMAC secret of Zero Hash balance webhooks, if Zero Hash signs them with one"})
 	s.Func(settings.Spec{Env: "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE",

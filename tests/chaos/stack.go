@@ -251,13 +251,18 @@ func (s *stack) sandboxVars(names ...string) []string {
 
 // startBridge runs the webhook bridge on its fixed port and waits until /readyz says it reaches Temporal.
 func (s *stack) startBridge(ctx context.Context) error {
-	env := append(s.temporalEnv(), "BRIDGE_ADDR="+s.bridgeAddr, "BRIDGE_PUBLIC_URL=http://"+s.bridgeAddr)
+	adminAddr, err := freeAddr() // /readyz is on the admin port only
+	if err != nil {
+		return err
+	}
+	env := append(s.temporalEnv(), "BRIDGE_ADDR="+s.bridgeAddr, "BRIDGE_PUBLIC_URL=http://"+s.bridgeAddr,
+		"BRIDGE_ADMIN_ADDR="+adminAddr)
 	env = append(env, s.sandboxVars("CONNECT_JWKS_URL", "ZEROHASH_WEBHOOK_SECRET")...)
 	p, err := s.start("webhookbridge", nil, env)
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, p, "http://"+s.bridgeAddr+bridge.PathReadyz); err != nil {
+	if err := waitReady(ctx, p, "http://"+adminAddr+bridge.PathReadyz); err != nil {
 		_ = p.stop(syscall.SIGKILL, stopGrace)
 		return err
 	}
