@@ -43,6 +43,11 @@ type bridgeOptions struct {
 	zhSecret string
 	// zhRSA configures the sandbox's Zero Hash webhook RSA key; zhRequireTS refuses legacy-only balance webhooks.
 	zhRSA, zhRequireTS bool
+	// org is Options.OrganizationID; jwks tunes the JWKS key source; sdkRate/sdkBurst the SDK relay's limit.
+	org      string
+	jwks     bridge.JWKSOptions
+	sdkRate  float64
+	sdkBurst int
 }
 
 // startBridge serves a bridge for s and points the sandbox's webhooks at it.
@@ -50,7 +55,7 @@ func (s *stack) startBridge(o bridgeOptions) *bridgeRig {
 	s.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.t.Cleanup(cancel)
-	keys, err := bridge.NewJWKSKeys(ctx, s.sandbox.URL+"/api/v1/jwks", bridge.JWKSOptions{})
+	keys, err := bridge.NewJWKSKeys(ctx, s.sandbox.URL+"/api/v1/jwks", o.jwks)
 	if err != nil {
 		s.t.Fatalf("JWKS keys: %v", err)
 	}
@@ -73,7 +78,7 @@ func (s *stack) startBridge(o bridgeOptions) *bridgeRig {
 	rig.bridge, err = bridge.New(bridge.Options{
 		Temporal: rig.temporal, TaskQueue: taskQueue, PublicURL: rig.url, Auth: o.auth,
 		ZeroHashWebhookSecret: secret, ZeroHashWebhookPublicKey: zhKey, ZeroHashRequireTimestamp: o.zhRequireTS,
-		Keys: keys, TemporalTimeout: o.temporalTimeout,
+		Keys: keys, TemporalTimeout: o.temporalTimeout, OrganizationID: o.org, SDKRate: o.sdkRate, SDKBurst: o.sdkBurst,
 		Logger: slog.New(slog.DiscardHandler), Registerer: rig.reg,
 	})
 	if err != nil {

@@ -35,9 +35,9 @@ type stack struct {
 }
 
 // newStack starts Temporal and the sandbox; call startWorker for a worker.
-func newStack(t *testing.T, sandbox connecttest.Options) *stack {
+func newStack(t *testing.T, sandbox connecttest.Options, opts ...temporaltest.TestServerOption) *stack {
 	t.Helper()
-	srv := temporaltest.NewServer(temporaltest.WithT(t))
+	srv := temporaltest.NewServer(append([]temporaltest.TestServerOption{temporaltest.WithT(t)}, opts...)...)
 	s := &stack{t: t, server: srv, client: srv.GetDefaultClient(), namespace: srv.GetDefaultNamespace()}
 	s.registerSearchAttributes()
 	s.sandbox = connecttest.NewServer(t, sandbox)
