@@ -227,7 +227,13 @@ const (
 	EffectLate     = "late"     // behind the current state, or already covered by the final one
 	EffectIgnored  = "ignored"  // informational, or not about this transfer's lifecycle
 	EffectConflict = "conflict" // contradicts a final state or this transfer's Connect id: needs a person
+	// EffectDeferred: an SDK close waiting out its grace period (Timeouts.CloseGrace); it becomes applied when the
+	// grace passes without a Connect event, ignored when one arrives or the user had submitted.
+	EffectDeferred = "deferred"
 )
+
+// DefaultCloseGrace is how long a closed widget's transfer waits for a Connect event before it is abandoned.
+const DefaultCloseGrace = 3 * time.Minute
 
 // Step applies event e to a transfer in status s: the status it leads to and the event's effect. A conflict goes
 // to review (the workflow opens one).

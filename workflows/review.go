@@ -28,6 +28,7 @@ const (
 	ReviewUnmatchedLedger  = "unmatched_ledger"   // a balance movement naming a Connect id no transfer has
 	ReviewTransferConflict = "transfer_conflict"  // an open transfer took an event that contradicts it
 	ReviewLedgerMismatch   = "ledger_mismatch"    // a movement whose asset or amount is not its transfer's, or a second one
+	ReviewSessionConflict  = "session_conflict"   // an event naming this transfer whose session is not the transfer's
 )
 
 // ReviewWorkflowID is one review per event: redeliveries of the event reach the same workflow.

@@ -48,6 +48,16 @@ var TemporalActivityOptions = workflow.ActivityOptions{
 // on transfer_v0.go. docs/versioning.md walks through this patch as its worked example.
 const ChangeStateMachine = "transfer-state-machine"
 
+// ChangeEdgeRules is the change id of two rules against a user's or an attacker's edge cases (issue 14):
+//   - an Auth SDK deposit or withdrawal callback (the user submitted) keeps a later close from abandoning the
+//     transfer, and a close abandons only after Timeouts.CloseGrace (DefaultCloseGrace) in which no Connect event
+//     arrived: the close record is deferred, then applied by the grace timer, or ignored;
+//   - a Connect event whose session id is not the transfer's own session is a conflict, sent to review
+//     (ReviewSessionConflict), never applied.
+//
+// Transfers started before it (no marker) replay and finish on the rules they started with.
+const ChangeEdgeRules = "transfer-edge-rules"
+
 // transfer is the running state of one transfer workflow; the rules are machine.go's.
 type transfer struct {
 	in         TransferInput
@@ -60,6 +70,11 @@ type transfer struct {
 	pending    int       // background activities (reviews) still running
 	details    string    // the current details last set, so they are set only when they change
 	indexed    [5]string // the search attribute values last upserted, in sync's order
+	// edge: this execution runs under ChangeEdgeRules.
+	edge bool
+	// closing is the grace timer of a deferred SDK close, and closeAt its record's index; nil when none pends.
+	closing *workflow.Future
+	closeAt int
 }
 
 // deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
@@ -79,7 +94,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if workflow.GetVersion(ctx, ChangeStateMachine, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return transferWorkflowV0(ctx, in)
 	}
+	edge := workflow.GetVersion(ctx, ChangeEdgeRules, workflow.DefaultVersion, 1) >= 1
 	t := &transfer{
+		edge:  edge,
 		in:    in,
 		seen:  map[string]int{},
 		wake:  workflow.NewChannel(ctx),
@@ -127,6 +144,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		sel.AddReceive(ledger, func(c workflow.ReceiveChannel, _ bool) { t.receiveLedger(ctx, c) })
 		sel.AddReceive(supersede, func(c workflow.ReceiveChannel, _ bool) { t.receiveSupersede(ctx, c) })
 		sel.AddReceive(t.wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		if c := t.closing; c != nil {
+			sel.AddFuture(*c, func(f workflow.Future) { t.closeGraceOver(ctx, f) })
+		}
 		if tm := t.timer; tm != nil {
 			sel.AddFuture(tm.future, func(f workflow.Future) {
 				t.timer = nil
@@ -298,9 +318,16 @@ func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveC
 	}
 	rec := EventRecord{Source: "connect", Name: ev.Name, Status: string(ev.Status), ReceivedAt: s.ReceivedAt}
 	e := EventOf(ev.Status)
+	reason := ReviewTransferConflict
+	if t.edge {
+		t.cancelClose(EffectIgnored) // a Connect event arrived: the user did not walk away
+	}
 	switch {
 	case ev.Kind != "" && ev.Kind != t.in.Kind, e == "":
 		rec.Effect = EffectIgnored
+	case t.edge && ev.SessionID != "" && t.state.SessionID != "" && ev.SessionID != t.state.SessionID:
+		// It names this transfer (metadata) but another session: not ours to apply, whoever signed it.
+		rec.Effect, reason = EffectConflict, ReviewSessionConflict
 	case ev.TransferID != "" && t.state.ConnectTransferID != "" && ev.TransferID != t.state.ConnectTransferID:
 		rec.Effect = EffectConflict
 	default:
@@ -316,7 +343,7 @@ func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveC
 	t.record(ctx, key, rec)
 	if rec.Effect == EffectConflict && !Resolvable(t.state.Status) {
 		t.toReview(ctx, key, SignalReviewEvent, EventSignal{Event: ev, ReceivedAt: rec.ReceivedAt},
-			ReviewInput{Reason: ReviewTransferConflict, Kind: ev.Kind, ConnectTransferID: ev.TransferID, SessionID: ev.SessionID})
+			ReviewInput{Reason: reason, Kind: ev.Kind, ConnectTransferID: ev.TransferID, SessionID: ev.SessionID})
 	}
 }
 
@@ -346,12 +373,70 @@ func (t *transfer) receiveSDKEvent(ctx workflow.Context, c workflow.ReceiveChann
 		return
 	}
 	rec := EventRecord{Source: "sdk", Name: e.Type, Status: e.Detail, Effect: EffectIgnored}
+	if t.edge {
+		t.receiveSDKEdge(ctx, key, e, rec)
+		return
+	}
 	if e.Type == SDKTypeClose {
 		if rec.Effect = t.step(ctx, EventUserClosed); rec.Effect == EffectConflict {
 			rec.Effect = EffectIgnored // closing the SDK moves no money
 		}
 	}
 	t.record(ctx, key, rec)
+}
+
+// receiveSDKEdge is receiveSDKEvent under ChangeEdgeRules: a submitted callback marks the transfer submitted and
+// cancels a pending close; a close before any submit is deferred for the grace period.
+func (t *transfer) receiveSDKEdge(ctx workflow.Context, key string, e SDKEvent, rec EventRecord) {
+	switch e.Type {
+	case SDKTypeDeposit, SDKTypeWithdrawal:
+		if t.state.Status == StatusAwaitingUser || t.state.Status == StatusCreatingSession {
+			t.state.UserSubmitted = true
+			rec.Effect = EffectApplied
+			t.cancelClose(EffectIgnored)
+		}
+		t.record(ctx, key, rec)
+	case SDKTypeClose:
+		_, effect := Step(t.state.Status, EventUserClosed, t.state.Facts())
+		if effect != EffectApplied || t.state.UserSubmitted || t.closing != nil {
+			t.record(ctx, key, rec) // nothing to abandon, the user submitted, or a close already pends
+			return
+		}
+		rec.Effect = EffectDeferred
+		t.record(ctx, key, rec)
+		t.closeAt = len(t.state.Events) - 1
+		grace := orDefault(t.in.Timeouts.CloseGrace, DefaultCloseGrace)
+		f := workflow.NewTimerWithOptions(ctx, grace, workflow.TimerOptions{
+			Summary: "close_grace: the user closed the widget; abandoned unless a Connect event arrives"})
+		t.closing = &f
+	default:
+		t.record(ctx, key, rec)
+	}
+}
+
+// closeGraceOver runs when a deferred close's grace timer fires: the close abandons the transfer now, unless it
+// was cancelled meanwhile.
+func (t *transfer) closeGraceOver(ctx workflow.Context, f workflow.Future) {
+	if t.closing == nil {
+		return
+	}
+	t.closing = nil
+	if f.Get(ctx, nil) != nil {
+		return
+	}
+	t.state.Events[t.closeAt].Effect = t.step(ctx, EventUserClosed)
+	if t.state.Events[t.closeAt].Effect == EffectConflict {
+		t.state.Events[t.closeAt].Effect = EffectIgnored // closing the SDK moves no money
+	}
+}
+
+// cancelClose settles a pending close's record with effect; its timer is left to fire unheeded.
+func (t *transfer) cancelClose(effect string) {
+	if t.closing == nil {
+		return
+	}
+	t.closing = nil
+	t.state.Events[t.closeAt].Effect = effect
 }
 
 func (t *transfer) receiveSupersede(ctx workflow.Context, c workflow.ReceiveChannel) {

@@ -625,3 +625,69 @@ func TestRandomEventOrdersKeepTheInvariants(t *testing.T) {
 		}
 	}
 }
+
+// ChangeEdgeRules: a close after the user submitted does not abandon the transfer; its events still confirm it.
+func TestCloseAfterSubmitDoesNotAbandon(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeDeposit, Detail: "submitted", DedupeKey: "sdk:deposit:1"},
+		SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.signalAt(10*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(11*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.True(t, r.UserSubmitted)
+	require.Equal(t, []string{"connect::applied", "sdk:submitted:applied", "sdk::ignored", "connect:initiated:applied",
+		"connect:confirmed:applied"}, effects(r))
+}
+
+// ChangeEdgeRules: a close is deferred for the grace period; a Connect event within it keeps the transfer.
+func TestCloseThenConnectEventWithinGraceDoesNotAbandon(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.Timeouts.CloseGrace = 5 * time.Minute
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusAwaitingUser, e.state().Status) }, 3*time.Minute)
+	e.signalAt(4*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(10*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, "sdk::ignored", effects(r)[1])
+}
+
+// ChangeEdgeRules: with no Connect event in the grace period, the close abandons the transfer.
+func TestCloseAbandonsAfterGrace(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.RegisterDelayedCallback(func() {
+		s := e.state()
+		require.Equal(t, StatusAwaitingUser, s.Status)
+		require.Equal(t, EffectDeferred, s.Events[1].Effect)
+	}, time.Minute+DefaultCloseGrace-time.Second)
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusAbandoned, r.Status)
+	require.Equal(t, "sdk::applied", effects(r)[1])
+}
+
+// ChangeEdgeRules: an event that names this transfer but another session is a conflict for review, not applied.
+func TestEventOfAnotherSessionIsAConflict(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	other := ev(connect.KindDeposit, connect.StatusConfirmed)
+	other.Event.SessionID = "sess-attacker"
+	other.Event.DedupeKey = "deposit:cx-1:confirmed:other"
+	e.signalAt(time.Minute, SignalConnectEvent, other)
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusAwaitingUser, e.state().Status) }, 2*time.Minute)
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, "connect:confirmed:conflict", effects(r)[1])
+	require.Len(t, *e.reviews, 1)
+	require.Contains(t, string((*e.reviews)[0].Input.(json.RawMessage)), `"reason":"`+ReviewSessionConflict+`"`)
+}

@@ -56,6 +56,9 @@ type Timeouts struct {
 	Stall time.Duration `json:"stall,omitempty"`
 	// ReviewHorizon is how long after initiation a transfer may stay open before it ends timed_out.
 	ReviewHorizon time.Duration `json:"review_horizon,omitempty"`
+	// CloseGrace is how long after the Auth SDK's close a transfer still awaiting its user waits for a Connect
+	// event before it ends abandoned; default DefaultCloseGrace. Transfers under ChangeEdgeRules only.
+	CloseGrace time.Duration `json:"close_grace,omitempty"`
 }
 
 // TransferInput starts a transfer workflow.
@@ -197,7 +200,10 @@ type TransferState struct {
 	ConfirmedAt       time.Time       `json:"confirmed_at,omitzero"`
 	SupersededBy      string          `json:"superseded_by,omitempty"` // the workflow id of the newer transfer
 	Resolution        *Resolution     `json:"resolution,omitempty"`
-	Events            []EventRecord   `json:"events"`
+	// UserSubmitted: the Auth SDK reported the user submitted the deposit or withdrawal, so closing the widget
+	// does not abandon the transfer (ChangeEdgeRules).
+	UserSubmitted bool          `json:"user_submitted,omitempty"`
+	Events        []EventRecord `json:"events"`
 }
 
 // TransferResult is what a finished transfer workflow returns: its state without the session JWT.
