@@ -31,6 +31,7 @@ import (
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -444,3 +445,97 @@ func TestAttackWebhookToleranceIsCapped(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// recordFile names a recorded history of workflows.ChangeEdgeRules version 1.
+func recordFile(name string) string { return name + "_edge1" }
+
+// Finding 3: a widget closed right after the user submitted does not abandon the transfer, and a close abandons
+// only after its grace period passed without a Connect event; the transfer's real events then confirm it.
+func TestAttackCloseRightAfterSubmitDoesNotAbandon(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	rig := s.startBridge(bridgeOptions{})
+	dep := connect.KindDeposit
+	play := func(started transfer.Started) {
+		t.Helper()
+		deliveries, err := s.sandbox.Play(s.ctx(), started.SessionID, connecttest.Play{Outcome: connecttest.OutcomeConfirmed})
+		requireDelivered(t, deliveries, err)
+	}
+	relay := func(jwt, body string) {
+		t.Helper()
+		if status, answer := rig.sdkEvent(jwt, body); status != http.StatusOK {
+			t.Fatalf("relay %s: %d %s", body, status, answer)
+		}
+	}
+
+	// Submitted, then closed at once: not abandoned (default grace), confirmed by its events.
+	submitted := s.start(workflows.TransferInput{Kind: dep, TransferID: "atk-submit", ReferenceID: "USER41"})
+	s.listed("ConnectSessionID = '"+submitted.SessionID+"'", submitted.WorkflowID)
+	relay(submitted.JWT, `{"type":"deposit","detail":"submitted","id":"d-1"}`)
+	relay(submitted.JWT, `{"type":"close"}`)
+	if st := s.state(submitted.WorkflowID); st.Status != workflows.StatusAwaitingUser || !st.UserSubmitted {
+		t.Fatalf("after submit and close: %s (submitted %v), want awaiting_user", st.Status, st.UserSubmitted)
+	}
+	play(submitted)
+	if r, err := s.result(dep, "atk-submit"); err != nil || r.Status != workflows.StatusConfirmed {
+		t.Fatalf("result %+v, %v; want confirmed", r, err)
+	}
+	s.checkReplayFile(submitted.WorkflowID, recordFile("deposit_close_after_submit"))
+
+	// Closed without a submit callback, but Connect's event comes within the grace period: confirmed.
+	closed := s.start(workflows.TransferInput{Kind: dep, TransferID: "atk-close", ReferenceID: "USER42",
+		Timeouts: workflows.Timeouts{CloseGrace: time.Hour}})
+	s.listed("ConnectSessionID = '"+closed.SessionID+"'", closed.WorkflowID)
+	relay(closed.JWT, `{"type":"close"}`)
+	play(closed)
+	r, err := s.result(dep, "atk-close")
+	if err != nil || r.Status != workflows.StatusConfirmed || r.Events[1].Effect != workflows.EffectIgnored {
+		t.Fatalf("result %+v, %v; want confirmed, the close ignored", r, err)
+	}
+	s.checkReplayFile(closed.WorkflowID, recordFile("deposit_close_then_initiated"))
+
+	// Closed and nothing comes: abandoned once the grace period passed, the close record applied.
+	gone := s.start(workflows.TransferInput{Kind: dep, TransferID: "atk-gone", ReferenceID: "USER43",
+		Timeouts: workflows.Timeouts{CloseGrace: time.Second}})
+	s.listed("ConnectSessionID = '"+gone.SessionID+"'", gone.WorkflowID)
+	relay(gone.JWT, `{"type":"close"}`)
+	r, err = s.result(dep, "atk-gone")
+	if err != nil || r.Status != workflows.StatusAbandoned || r.Events[1].Effect != workflows.EffectApplied {
+		t.Fatalf("result %+v, %v; want abandoned, the close applied", r, err)
+	}
+	s.checkReplayFile(gone.WorkflowID, recordFile("deposit_close_grace_abandoned"))
+}
+
+// Finding 7: a signed event that names a transfer through its metadata but carries another session is a
+// conflict sent to review, never applied; the transfer's own events still confirm it.
+func TestAttackEventOfAnotherSessionGoesToReview(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	a := s.newAttacker()
+	rig := s.startBridge(bridgeOptions{})
+	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "atk-session", ReferenceID: "USER44"})
+
+	body := depositEvent("confirmed", "atk-session", "sess-attacker")
+	if status, answer := a.webhook(rig, body, ""); status != http.StatusOK {
+		t.Fatalf("forged-session webhook: %d %s (the bridge takes it; the workflow decides)", status, answer)
+	}
+	ev, err := connect.ParseEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the conflict's review", func() bool {
+		_, err := s.client.DescribeWorkflowExecution(s.ctx(), workflows.ReviewWorkflowID(ev.DedupeKey), "")
+		return err == nil
+	})
+	st := s.state(started.WorkflowID)
+	if st.Status != workflows.StatusAwaitingUser || st.Events[len(st.Events)-1].Effect != workflows.EffectConflict {
+		t.Fatalf("after the forged event: %s, events %+v; want awaiting_user and a conflict", st.Status, st.Events)
+	}
+	deliveries, err := s.sandbox.Play(s.ctx(), started.SessionID, connecttest.Play{Outcome: connecttest.OutcomeConfirmed})
+	requireDelivered(t, deliveries, err)
+	if r, err := s.result(connect.KindDeposit, "atk-session"); err != nil || r.Status != workflows.StatusConfirmed ||
+		r.ConnectTransferID != s.connectID(started.SessionID) {
+		t.Fatalf("result %+v, %v; want confirmed with the real Connect id", r, err)
+	}
+	s.checkReplayFile(started.WorkflowID, recordFile("deposit_session_conflict"))
+}

@@ -137,7 +137,8 @@ func TestBridgeSDKCloseAbandons(t *testing.T) {
 	s.startWorker()
 	rig := s.startBridge(bridgeOptions{})
 
-	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "sdk-1", ReferenceID: "USER30"})
+	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "sdk-1", ReferenceID: "USER30",
+		Timeouts: workflows.Timeouts{CloseGrace: time.Second}}) // the close abandons after its grace period
 	s.listed(fmt.Sprintf("ConnectSessionID = '%s'", started.SessionID), started.WorkflowID)
 	for range 2 { // the frontend retries: a duplicate for the workflow, or acknowledged once it has closed
 		if status, body := rig.sdkEvent(started.JWT, `{"type":"close","id":"cb-1"}`); status != http.StatusOK {

@@ -78,7 +78,8 @@ func TestRecordedPaths(t *testing.T) {
 	finished(dep, "h-expired", workflows.StatusExpired, "deposit_expired")
 
 	// abandoned: the user closed the SDK; an informational SDK event first.
-	start(workflows.TransferInput{TransferID: "h-abandoned"})
+	// The close abandons after its grace period (workflows.ChangeEdgeRules): one second here.
+	start(workflows.TransferInput{TransferID: "h-abandoned", Timeouts: workflows.Timeouts{CloseGrace: time.Second}})
 	sdk("h-abandoned", workflows.SDKEvent{Type: workflows.SDKTypeEvent, Detail: "opened", DedupeKey: "sdk-1"})
 	sdk("h-abandoned", workflows.SDKEvent{Type: workflows.SDKTypeClose, DedupeKey: "sdk-2"})
 	finished(dep, "h-abandoned", workflows.StatusAbandoned, "deposit_abandoned")

@@ -26,6 +26,13 @@ const historySuffix = "_v1"
 // recorded under that name is never overwritten: histories are only added (docs/versioning.md).
 func (s *stack) checkReplay(workflowID, name string) {
 	s.t.Helper()
+	s.checkReplayFile(workflowID, name+historySuffix)
+}
+
+// checkReplayFile is checkReplay recording under file (without .json) as given: for histories of a later change
+// id, named after it (e.g. "_edge1" for workflows.ChangeEdgeRules version 1).
+func (s *stack) checkReplayFile(workflowID, file string) {
+	s.t.Helper()
 	hist := &historypb.History{}
 	it := s.client.GetWorkflowHistory(s.ctx(), workflowID, "", false, 0)
 	for it.HasNext() {
@@ -57,7 +64,7 @@ func (s *stack) checkReplay(workflowID, name string) {
 	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	path := filepath.Join(historiesDir, name+historySuffix+".json")
+	path := filepath.Join(historiesDir, file+".json")
 	if _, err := os.Stat(path); err == nil {
 		s.t.Logf("%s is recorded already: kept as it is", path)
 		return
