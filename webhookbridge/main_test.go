@@ -83,6 +83,8 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 		{"JWKS over plain http to a remote host", map[string]string{"CONNECT_JWKS_URL": "http://api.example.com/jwks"}, "CONNECT_JWKS_URL"},
 		{"unknown auth mode", map[string]string{"CONNECT_WEBHOOK_AUTH": "none"}, "CONNECT_WEBHOOK_AUTH"},
 		{"zero tolerance", map[string]string{"CONNECT_WEBHOOK_TOLERANCE": "0s"}, "CONNECT_WEBHOOK_TOLERANCE"},
+		{"tolerance of a year (issue 14, finding 9)", map[string]string{"CONNECT_WEBHOOK_TOLERANCE": "8760h"}, "CONNECT_WEBHOOK_TOLERANCE"},
+		{"tolerance just over 10m", map[string]string{"CONNECT_WEBHOOK_TOLERANCE": "601s"}, "at most 10m"},
 		{"body limit over 1 MiB", map[string]string{"BRIDGE_MAX_BODY": "2MiB"}, "BRIDGE_MAX_BODY"},
 		{"body limit not a size", map[string]string{"BRIDGE_MAX_BODY": "lots"}, "BRIDGE_MAX_BODY"},
 		{"Temporal timeout not a duration", map[string]string{"BRIDGE_TEMPORAL_TIMEOUT": "soon"}, "BRIDGE_TEMPORAL_TIMEOUT"},
@@ -392,4 +394,49 @@ func (l *logLines) follow(t *testing.T, r io.Reader, msg string) string {
 		t.Fatalf("no %q log line:\n%s", msg, l)
 	}
 	return ""
+}
+
+// TestAdminRoutesOnTheAdminListenerOnly (issue 14, finding 8): /readyz and /metrics answer on BRIDGE_ADMIN_ADDR,
+// never on the public BRIDGE_ADDR, which serves the webhook routes and /healthz.
+func TestAdminRoutesOnTheAdminListenerOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	env := goodEnv()
+	env["BRIDGE_ADDR"] = "127.0.0.1:0"
+	env["BRIDGE_ADMIN_ADDR"] = adminAddr
+	env["TEMPORAL_ADDRESS"] = newBlackHole(t).addr()
+	cmd := command(t, env)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := &logLines{}
+	public := "http://" + logs.follow(t, stderr, "webhookbridge listening")
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{bridge.PathReadyz: 404, bridge.PathMetrics: 404, bridge.PathHealthz: 200} {
+		if got := status(public + path); got != want {
+			t.Errorf("public %s: %d, want %d", path, got, want)
+		}
+	}
+	admin := "http://" + adminAddr
+	for path, want := range map[string]int{bridge.PathReadyz: 503, bridge.PathMetrics: 200, bridge.PathHealthz: 200} {
+		if got := status(admin + path); got != want {
+			t.Errorf("admin %s: %d, want %d", path, got, want)
+		}
+	}
 }
