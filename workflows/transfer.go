@@ -390,7 +390,8 @@ func (t *transfer) receiveSDKEvent(ctx workflow.Context, c workflow.ReceiveChann
 func (t *transfer) receiveSDKEdge(ctx workflow.Context, key string, e SDKEvent, rec EventRecord) {
 	switch e.Type {
 	case SDKTypeDeposit, SDKTypeWithdrawal:
-		if t.state.Status == StatusAwaitingUser || t.state.Status == StatusCreatingSession {
+		// Only the callback of this transfer's kind says its user submitted it.
+		if e.Type == string(t.in.Kind) && (t.state.Status == StatusAwaitingUser || t.state.Status == StatusCreatingSession) {
 			t.state.UserSubmitted = true
 			rec.Effect = EffectApplied
 			t.cancelClose(EffectIgnored)

@@ -367,6 +367,10 @@ func checkPosts(ev evidence, lost, unaccepted *check, t *tally) {
 			ok = sdkTaken(rec, p.Key) > 0
 		case p.Route == bridge.PathSDKEvents && p.Outcome == "acknowledged" && isTransfer:
 			ok = !rec.running
+		case p.Route == bridge.PathSDKEvents && p.Outcome == "duplicate" && isTransfer:
+			ok = sdkTaken(rec, p.Key) > 0 // the bridge took the same callback before
+		case p.Route == bridge.PathSDKEvents && p.Outcome == "not_forwarded":
+			ok = true // a callback that changes no state: nothing for a transfer to take
 		case p.Route == bridge.PathZeroHashBalances && p.Outcome == "signaled" && isTransfer:
 			_, ok = rec.find("ledger:" + p.Key)
 		case p.Route == bridge.PathZeroHashBalances && p.Outcome == "acknowledged" && isTransfer:
@@ -506,7 +510,8 @@ func checkOutages(ev evidence, t *tally) *check {
 		}
 		t.probes++
 		c.examined++
-		if p.Status == http.StatusServiceUnavailable {
+		// 429: the session's relay rate limit refused it before Temporal was asked; not taken either.
+		if p.Status == http.StatusServiceUnavailable || p.Route == bridge.PathSDKEvents && p.Status == http.StatusTooManyRequests {
 			t.answered503InOutage++
 		} else {
 			c.fail("probe %s %s: answered %d %s", p.Route, p.Subject, p.Status, p.Outcome)

@@ -442,7 +442,8 @@ func (d *driver) openSession() (string, string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for wid, r := range d.results {
-		if r.jwt != "" {
+		// Not an abandoned one: a probe's submitted callback would keep its close from abandoning it.
+		if r.jwt != "" && r.plan.Scenario != scAbandoned {
 			return wid, r.jwt, true
 		}
 	}

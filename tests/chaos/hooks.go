@@ -98,10 +98,12 @@ func (s *sender) balanceRequest(mv zerohash.Movement, notification string) ([]by
 	return body, s.stamp(h, body), nil
 }
 
-// probeSDK relays one informational SDK callback once, marked as sent while Temporal was down.
+// probeSDK relays one SDK callback once, marked as sent while Temporal was down. It is a deposit-submitted
+// callback with a fresh id, since the bridge forwards only callbacks that change state and answers a repeat from
+// its cache; it changes no outcome (never sent to an abandoned-scenario transfer, and a withdrawal ignores it).
 func (s *sender) probeSDK(ctx context.Context, subject, jwt string) post {
-	body := []byte(`{"type":"event","detail":"deposit.submitted"}`)
-	p := post{Route: bridge.PathSDKEvents, Subject: subject, Key: "event", Probe: true}
+	body := []byte(`{"type":"deposit","detail":"probe","id":"` + uuid.NewString() + `"}`)
+	p := post{Route: bridge.PathSDKEvents, Subject: subject, Key: "deposit", Probe: true}
 	s.send(ctx, &p, body, http.Header{"Authorization": {"Bearer " + jwt}})
 	return p
 }

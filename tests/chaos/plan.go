@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
@@ -92,6 +93,8 @@ func (p transferPlan) input(cfg config) workflows.TransferInput {
 		in.Timeouts.SessionExpiry = cfg.sessionExpiry
 	case scUnsettled:
 		in.Timeouts.ReviewHorizon = cfg.ledgerHorizon
+	case scAbandoned:
+		in.Timeouts.CloseGrace = 2 * time.Second // the close abandons after its grace (workflows.ChangeEdgeRules)
 	}
 	return in
 }
