@@ -24,8 +24,25 @@ type sender struct {
 	webhookSecret string
 	hc            *http.Client
 
-	mu    sync.Mutex
-	posts []post
+	mu       sync.Mutex
+	posts    []post
+	captured []captured // balance webhooks the bridge took, for the attacker to replay
+}
+
+// captured is a request as it went over the wire: what an attacker who saw it could send again.
+type captured struct {
+	body   []byte
+	header http.Header
+}
+
+// capturedCopy returns one of the balance webhooks the bridge answered 2xx, picked by i.
+func (s *sender) capturedCopy(i int) (captured, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.captured) == 0 {
+		return captured{}, false
+	}
+	return s.captured[i%len(s.captured)], true
 }
 
 // post is one request the suite sent the bridge and its answer.
@@ -67,7 +84,13 @@ func (s *sender) balance(ctx context.Context, subject string, mv zerohash.Moveme
 	}
 	return s.until2xx(ctx, func() post {
 		p := post{Route: bridge.PathZeroHashBalances, Subject: subject, Key: mv.MovementID}
-		s.send(ctx, &p, body, s.stamp(h, body)) // a fresh timestamp per attempt, as Zero Hash signs each one
+		stamped := s.stamp(h, body) // a fresh timestamp per attempt, as Zero Hash signs each one
+		s.send(ctx, &p, body, stamped)
+		if p.Status >= 200 && p.Status < 300 {
+			s.mu.Lock()
+			s.captured = append(s.captured, captured{body: body, header: stamped})
+			s.mu.Unlock()
+		}
 		return p
 	})
 }

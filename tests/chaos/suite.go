@@ -124,6 +124,11 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	driverDone := make(chan struct{})
 	var storm sync.WaitGroup
 	storm.Go(func() { s.run(ctx, driverDone) })
+	atk, err := newAttacker("http://"+st.bridgeAddr, d, send, p)
+	if err != nil {
+		return rep, err
+	}
+	storm.Go(func() { atk.run(ctx, driverDone) })
 	stopTicker := ticker(ctx, 10*time.Second, func() {
 		counts, _, _, _ := s.snapshot()
 		say("progress %3.0f%%: %d worker kills, %d bridge restarts, %d Temporal stops, %d session faults",
@@ -158,6 +163,10 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 		return rep, err
 	}
 	rep.checks, rep.tally = verify(ev)
+	rep.checks = append(rep.checks, atk.check())
+	for _, line := range atk.summary() {
+		say("attacker %s", line)
+	}
 	rep.counts, rep.outages, rep.unarmed, rep.stormProblems = s.snapshot()
 	rep.stats = ev.stats
 	rep.secretsKept = sec
