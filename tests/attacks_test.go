@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
@@ -538,4 +539,57 @@ func TestAttackEventOfAnotherSessionGoesToReview(t *testing.T) {
 		t.Fatalf("result %+v, %v; want confirmed with the real Connect id", r, err)
 	}
 	s.checkReplayFile(started.WorkflowID, recordFile("deposit_session_conflict"))
+}
+
+// Finding 2, the workflow's part: a flood that gets past the bridge (many replicas, or someone with Temporal
+// access) never brings a run near Temporal's signal limit: every SignalsPerRun signals the transfer continues as
+// new with its state, losing none of them, and its real events still confirm it.
+func TestAttackSignalFloodContinuesAsNew(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	s.startBridge(bridgeOptions{}) // the sandbox's webhooks go through it
+	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "atk-can", ReferenceID: "USER45",
+		SignalsPerRun: 10})
+	const flood = 35
+	var wg sync.WaitGroup
+	for w := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < flood; i += 5 {
+				err := s.client.SignalWorkflow(context.Background(), started.WorkflowID, "", workflows.SignalSDKEvent,
+					workflows.SDKEvent{Type: workflows.SDKTypeEvent, Detail: "flood", DedupeKey: fmt.Sprintf("flood-%d", i)})
+				if err != nil {
+					t.Errorf("flood signal %d: %v", i, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.listed("ConnectSessionID = '"+started.SessionID+"' AND ExecutionStatus = 'Running'", started.WorkflowID)
+	deliveries, err := s.sandbox.Play(s.ctx(), started.SessionID, connecttest.Play{Outcome: connecttest.OutcomeConfirmed})
+	requireDelivered(t, deliveries, err)
+	r, err := s.result(connect.KindDeposit, "atk-can")
+	if err != nil || r.Status != workflows.StatusConfirmed {
+		t.Fatalf("result %+v, %v; want confirmed", r, err)
+	}
+	taken := 0
+	for _, e := range r.Events {
+		if e.Source == "sdk" && e.Status == "flood" {
+			taken += 1 + e.Duplicates
+		}
+	}
+	if taken != flood {
+		t.Fatalf("the transfer recorded %d of %d flood signals: continuing as new lost some", taken, flood)
+	}
+	runs, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: "WorkflowId = '" + started.WorkflowID + "'"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A run hands over after its 10th signal, taking what was already delivered with it; so at least two runs.
+	if n := len(runs.GetExecutions()); n < 2 {
+		t.Fatalf("%d runs for %d signals at 10 per run, want at least 2", n, flood)
+	}
+	s.checkReplayFile(started.WorkflowID, recordFile("deposit_flood_continued"))
 }

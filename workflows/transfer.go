@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -73,8 +74,12 @@ type transfer struct {
 	// edge: this execution runs under ChangeEdgeRules.
 	edge bool
 	// closing is the grace timer of a deferred SDK close, and closeAt its record's index; nil when none pends.
-	closing *workflow.Future
-	closeAt int
+	closing    *workflow.Future
+	closeAt    int
+	closeUntil time.Time // when the pending close's grace ends
+	// received counts the signals this run took (ChangeEdgeRules): past in.SignalsPerRun it continues as new.
+	received int
+	runs     int // runs before this one
 }
 
 // deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
@@ -119,7 +124,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	}
 	workflow.SetCurrentDetails(ctx, t.summary())
 
-	if err := t.createSession(ctx); err != nil {
+	if c := in.Carry; c != nil && t.edge {
+		t.resume(ctx, c)
+	} else if err := t.createSession(ctx); err != nil {
 		t.sessionErr = err
 		t.state.FailureReason = err.Error()
 		t.step(ctx, EventSessionRefused)
@@ -128,21 +135,22 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 			return TransferResult{}, ferr
 		}
 		return TransferResult{}, err
+	} else {
+		t.step(ctx, EventSessionOpened)
+		t.sync(ctx)
 	}
-	t.step(ctx, EventSessionOpened)
-	t.sync(ctx)
 
 	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
 	sdk := workflow.GetSignalChannel(ctx, SignalSDKEvent)
 	ledger := workflow.GetSignalChannel(ctx, SignalLedger)
 	supersede := workflow.GetSignalChannel(ctx, SignalSupersede)
-	for !t.state.Final() {
+	for !t.state.Final() && !t.runFull() {
 		t.armTimer(ctx)
 		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { t.receiveConnectEvent(ctx, c) })
-		sel.AddReceive(sdk, func(c workflow.ReceiveChannel, _ bool) { t.receiveSDKEvent(ctx, c) })
-		sel.AddReceive(ledger, func(c workflow.ReceiveChannel, _ bool) { t.receiveLedger(ctx, c) })
-		sel.AddReceive(supersede, func(c workflow.ReceiveChannel, _ bool) { t.receiveSupersede(ctx, c) })
+		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveConnectEvent(ctx, c) })
+		sel.AddReceive(sdk, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveSDKEvent(ctx, c) })
+		sel.AddReceive(ledger, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveLedger(ctx, c) })
+		sel.AddReceive(supersede, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveSupersede(ctx, c) })
 		sel.AddReceive(t.wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 		if c := t.closing; c != nil {
 			sel.AddFuture(*c, func(f workflow.Future) { t.closeGraceOver(ctx, f) })
@@ -158,6 +166,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		}
 		sel.Select(ctx)
 		t.sync(ctx)
+	}
+	if !t.state.Final() {
+		return t.continueAsNew(ctx, events, sdk, ledger, supersede)
 	}
 	if t.timer != nil {
 		t.timer.cancel()
@@ -407,12 +418,63 @@ func (t *transfer) receiveSDKEdge(ctx workflow.Context, key string, e SDKEvent, 
 		t.record(ctx, key, rec)
 		t.closeAt = len(t.state.Events) - 1
 		grace := orDefault(t.in.Timeouts.CloseGrace, DefaultCloseGrace)
+		t.closeUntil = workflow.Now(ctx).Add(grace)
 		f := workflow.NewTimerWithOptions(ctx, grace, workflow.TimerOptions{
 			Summary: "close_grace: the user closed the widget; abandoned unless a Connect event arrives"})
 		t.closing = &f
 	default:
 		t.record(ctx, key, rec)
 	}
+}
+
+// runFull reports whether this run took its share of signals (ChangeEdgeRules): it continues as new then.
+func (t *transfer) runFull() bool {
+	return t.edge && t.received >= cmp.Or(t.in.SignalsPerRun, DefaultSignalsPerRun)
+}
+
+// continueAsNew hands the transfer to a new run with a fresh history and signal count, so a flood of signals
+// never brings one execution near Temporal's limit. It first lets reviews and update handlers finish and takes
+// every signal already delivered, with no yield between the last take and the hand-over, so none is lost. A
+// signal that makes the transfer final on the way finishes it here instead.
+func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
+	for {
+		if err := t.finish(ctx); err != nil {
+			return t.result(), err
+		}
+		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 {
+			break
+		}
+		t.drainSignals(ctx, events, sdk, ledger, supersede)
+	}
+	t.sync(ctx)
+	if t.state.Final() {
+		return t.result(), nil
+	}
+	next := t.in
+	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1}
+	if t.closing != nil {
+		next.Carry.CloseUntil, next.Carry.CloseIndex = t.closeUntil, t.closeAt
+	}
+	return TransferResult{}, workflow.NewContinueAsNewError(ctx, TransferWorkflow, next)
+}
+
+// resume restores a transfer continued from an earlier run: its state, clock, dedupe keys, the search attribute
+// values already upserted, and a deferred close's remaining grace.
+func (t *transfer) resume(ctx workflow.Context, c *TransferCarry) {
+	t.state, t.clock, t.indexed, t.runs = c.State, c.Clock, c.Indexed, c.Runs
+	if t.state.Events == nil {
+		t.state.Events = []EventRecord{}
+	}
+	for i, e := range t.state.Events {
+		t.seen[e.DedupeKey] = i
+	}
+	if !c.CloseUntil.IsZero() {
+		t.closeAt, t.closeUntil = c.CloseIndex, c.CloseUntil
+		f := workflow.NewTimerWithOptions(ctx, max(c.CloseUntil.Sub(workflow.Now(ctx)), 0), workflow.TimerOptions{
+			Summary: "close_grace: the user closed the widget; abandoned unless a Connect event arrives"})
+		t.closing = &f
+	}
+	t.sync(ctx)
 }
 
 // closeGraceOver runs when a deferred close's grace timer fires: the close abandons the transfer now, unless it

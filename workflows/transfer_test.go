@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
@@ -690,4 +693,41 @@ func TestEventOfAnotherSessionIsAConflict(t *testing.T) {
 	require.Equal(t, "connect:confirmed:conflict", effects(r)[1])
 	require.Len(t, *e.reviews, 1)
 	require.Contains(t, string((*e.reviews)[0].Input.(json.RawMessage)), `"reason":"`+ReviewSessionConflict+`"`)
+}
+
+// ChangeEdgeRules: a run that took SignalsPerRun signals continues as new with its state, well before Temporal's
+// per-execution signal limit; the next run resumes it (no second session) and finishes it.
+func TestFloodedTransferContinuesAsNew(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.SignalsPerRun = 3
+	in.Timeouts.CloseGrace = time.Hour
+	flood := make([]any, 0, 4)
+	flood = append(flood, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	for i := range 2 { // the third signal fills the run (the test env drops a signal sent after the hand-over;
+		// a real server refuses the hand-over then, and the run takes it first: tests/attacks_test.go)
+		flood = append(flood, SDKEvent{Type: SDKTypeEvent, Detail: "flood", DedupeKey: fmt.Sprintf("flood-%d", i)})
+	}
+	e.signalAt(time.Minute, SignalSDKEvent, flood...)
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	require.True(t, e.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	var next TransferInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.Carry)
+	require.Equal(t, StatusAwaitingUser, next.Carry.State.Status)
+	require.Equal(t, 1, next.Carry.Runs)
+	require.False(t, next.Carry.CloseUntil.IsZero(), "the deferred close's grace is carried")
+
+	e2 := newEnv(t) // no session activity mocked: a resumed run must not open another session
+	e2.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e2.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e2.ExecuteWorkflow(TransferWorkflow, next)
+	r := e2.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, "sess-1", r.SessionID)
+	require.Equal(t, "sdk::ignored", effects(r)[1], "the pending close was cancelled by initiated")
+	require.Len(t, r.Events, 6) // session, close, 2 flood, initiated, confirmed
 }

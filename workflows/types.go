@@ -77,6 +77,27 @@ type TransferInput struct {
 	// IfBusy says what starting does when another transfer for the same reference still awaits its user:
 	// supersede it (the default: Connect keeps one session per reference) or refuse to start (transfer.ErrBusy).
 	IfBusy IfBusy `json:"if_busy,omitempty"`
+	// SignalsPerRun is how many signals one run takes before the transfer continues as new, so a flood never
+	// brings it near Temporal's per-execution signal limit (10,000 by default); default DefaultSignalsPerRun.
+	// Transfers under ChangeEdgeRules only.
+	SignalsPerRun int `json:"signals_per_run,omitempty"`
+	// Carry is set only by the transfer itself when it continues as new: the state its next run resumes from.
+	Carry *TransferCarry `json:"carry,omitempty"`
+}
+
+// DefaultSignalsPerRun is well below Temporal's default per-execution signal limit of 10,000.
+const DefaultSignalsPerRun = 2000
+
+// TransferCarry is what a transfer hands its next run when it continues as new (TransferInput.Carry): its state
+// (the session included, so the session update still answers), its clock, the search attribute values it
+// upserted, and a deferred close's grace end.
+type TransferCarry struct {
+	State      TransferState `json:"state"`
+	Clock      Clock         `json:"clock"`
+	Indexed    [5]string     `json:"indexed"`
+	CloseUntil time.Time     `json:"close_until,omitzero"` // a deferred close's grace end; zero when none pends
+	CloseIndex int           `json:"close_index,omitempty"`
+	Runs       int           `json:"runs"` // runs before this one
 }
 
 // IfBusy is a start option: what to do when the reference has a transfer awaiting its user.
@@ -107,7 +128,10 @@ func (in TransferInput) Validate() error {
 	if in.IfBusy != "" && in.IfBusy != IfBusySupersede && in.IfBusy != IfBusyRefuse {
 		return fmt.Errorf("if_busy: must be %q or %q, got %q", IfBusySupersede, IfBusyRefuse, in.IfBusy)
 	}
-	if in.Timeouts.SessionExpiry < 0 || in.Timeouts.Stall < 0 || in.Timeouts.ReviewHorizon < 0 {
+	if in.SignalsPerRun < 0 {
+		return fmt.Errorf("signals_per_run: must not be negative")
+	}
+	if in.Timeouts.SessionExpiry < 0 || in.Timeouts.Stall < 0 || in.Timeouts.ReviewHorizon < 0 || in.Timeouts.CloseGrace < 0 {
 		return fmt.Errorf("timeouts: must not be negative")
 	}
 	return nil
