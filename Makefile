@@ -31,6 +31,7 @@ integration:
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzVerifyRequest \
+	zerohash:FuzzParseMovementsPage \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage \
 	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig
 fuzz:
