@@ -132,7 +132,7 @@ func (a *Activities) Movements(ctx context.Context, in workflows.ReconcileMoveme
 		return workflows.ReconcileMovementsResult{}, temporal.NewNonRetryableApplicationError(
 			"worker has no Zero Hash client or router for reconciliation", "ReconcileNotConfigured", nil)
 	}
-	cfg := in.Input
+	cfg := in.Input.WithDefaults()
 	p := progress{NextPage: 1}
 	if activity.HasHeartbeatDetails(ctx) {
 		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil {
@@ -209,11 +209,11 @@ func (a *Activities) now() time.Time {
 
 // sinceMS is where a run reads from: the high water minus the overlap, or the initial lookback before any run.
 func sinceMS(c workflows.ReconcileCursor, in workflows.ReconcileInput, now time.Time) int64 {
-	oldest := now.Add(-workflows.MaxReconcileLookback).UnixMilli()
+	oldest := max(now.Add(-workflows.MaxReconcileLookback).UnixMilli(), 0)
 	if c.HighWaterMS == 0 {
 		return max(now.Add(-in.InitialLookback).UnixMilli(), oldest)
 	}
-	return max(c.HighWaterMS-in.Overlap.Milliseconds(), oldest, 1)
+	return max(c.HighWaterMS-in.Overlap.Milliseconds(), oldest)
 }
 
 // listError turns a GET /movements failure into an application error Temporal retries by the client's rules: a

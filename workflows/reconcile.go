@@ -67,7 +67,8 @@ type ReconcileInput struct {
 	MovementTypes []string `json:"movement_types,omitempty"`
 }
 
-func (in ReconcileInput) withDefaults() ReconcileInput {
+// WithDefaults fills the zero fields with the defaults.
+func (in ReconcileInput) WithDefaults() ReconcileInput {
 	if in.PageSize <= 0 || in.PageSize > DefaultReconcilePageSize {
 		in.PageSize = DefaultReconcilePageSize
 	}
@@ -280,7 +281,7 @@ const (
 // ReconcileWorkflow is one reconciliation run: read the cursor, page and route the movements since it, advance
 // the cursor. It returns the run's ReconcileSummary; a failed run returns the error and leaves the cursor.
 func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileSummary, error) {
-	in = in.withDefaults()
+	in = in.WithDefaults()
 	metrics := workflow.GetMetricsHandler(ctx)
 	summary, err := reconcileRun(ctx, in)
 	if err != nil {
