@@ -6,6 +6,7 @@
 //	starter status     -kind deposit|withdrawal -transfer-id T
 //	starter onboarding -email E [-phone P]
 //	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
+//	starter reconcile
 //
 // Temporal is reached as the worker reaches it (envconfig, TEMPORAL_* variables, -temporal-* flags).
 // Exit status: 0 on success; 1 with a one-line "starter: ..." on stderr when the call fails; 2 for bad usage.
@@ -51,6 +52,7 @@ commands:
   status       print a transfer's status and events
   onboarding   issue a Zero Hash onboarding token
   resolve      record an operator's decision on a stalled or timed-out transfer, or on a review
+  reconcile    run one Zero Hash reconciliation (GET /movements) now and print its summary
 
 "starter <command> -h" lists the command's flags.
 `
@@ -71,6 +73,7 @@ var commands = map[string]command{
 	"status":     statusCommand,
 	"onboarding": onboardingCommand,
 	"resolve":    resolveCommand,
+	"reconcile":  reconcileCommand,
 }
 
 func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io.Writer) int {
@@ -301,6 +304,13 @@ func resolveCommand(fs *flag.FlagSet) func() (call, error) {
 		return func(ctx context.Context, tr *transfer.Client) (any, error) {
 			return tr.ResolveTransfer(ctx, connect.Kind(*kind), *transferID, r)
 		}, nil
+	}
+}
+
+// reconcileCommand runs one reconciliation now, through the schedule when it exists, and prints its summary.
+func reconcileCommand(*flag.FlagSet) func() (call, error) {
+	return func() (call, error) {
+		return func(ctx context.Context, tr *transfer.Client) (any, error) { return tr.Reconcile(ctx) }, nil
 	}
 }
 

@@ -95,6 +95,14 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		}
 	}
 
+	ctx, cancelEnsure := context.WithTimeout(context.Background(), settings.DialTimeout)
+	err = workerapp.EnsureReconcileSchedule(ctx, c, st.Worker)
+	cancelEnsure()
+	if err != nil {
+		return err
+	}
+	logger.Info("reconciliation schedule ensured", "every", st.Worker.ReconcileEvery.String())
+
 	interrupt := worker.InterruptCh()
 	for {
 		w, err := workerapp.New(c, st.Worker, logger)
