@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/workflows"
+	"github.com/connectflow/connectflow/zerohash"
 )
 
 // Route paths. Register PublicURL + each webhook path with Connect and Zero Hash: it is the URL Connect signs.
@@ -77,14 +79,26 @@ type Options struct {
 	// PublicURL is the base URL Connect posts to, e.g. https://hooks.example.com; the signed URL is PublicURL plus
 	// the route path, never built from the Host header. Required.
 	PublicURL string
-	// Auth says which webhook credentials are checked; default AuthSignatureJWT.
+	// Auth says which webhook credentials are required; default AuthSignature.
 	Auth AuthMode
+	// ConnectClientID is the organization's Connect client id. When set, a Connect webhook's client-id header, if
+	// present, must be Connect's published value "Connect" or this id; any other value is refused 400. Absent
+	// header: accepted (the guide's form has none). "" skips the check.
+	ConnectClientID string
 	// Tolerance is how far a webhook's signed timestamp may be from now, either way; default 300 s.
 	Tolerance time.Duration
 	// MaxBody is the largest request body accepted; default and maximum 1 MiB (connect.MaxEventSize).
 	MaxBody int64
-	// ZeroHashWebhookSecret verifies balance webhooks' x-zh-hook-signature-256. Required.
+	// ZeroHashWebhookSecret is the HMAC secret of balance webhooks (x-zh-hook-signature-256, and the timestamped
+	// x-zh-hook-signature); "" when Zero Hash signs this platform's webhooks with RSA only, or sends none.
 	ZeroHashWebhookSecret string
+	// ZeroHashWebhookPublicKey is Zero Hash's webhook RSA key (x-zh-hook-rsa-signature-256, x-zh-hook-rsa-signature);
+	// nil when not configured. With neither it nor the secret, PathZeroHashBalances answers 404 not_configured.
+	ZeroHashWebhookPublicKey *rsa.PublicKey
+	// ZeroHashRequireTimestamp refuses balance webhooks signed only with the legacy (untimed) headers.
+	ZeroHashRequireTimestamp bool
+	// ZeroHashTolerance bounds x-zh-hook-timestamp's distance from now; default zerohash.DefaultWebhookTolerance.
+	ZeroHashTolerance time.Duration
 	// Keys supplies Connect's public keys; NewJWKSKeys builds one from a JWKS URL. Required. Close closes it when
 	// it has a Close method.
 	Keys KeySource
@@ -106,7 +120,11 @@ type Bridge struct {
 	router    *router
 	keys      KeySource
 	temporal  Temporal
-	zhSecret  string
+	zh        zerohash.WebhookVerifier
+	zhOn      bool // a balance webhook scheme is configured
+	ledger    LedgerRouter
+	clientID  string
+	recent    *recentSet // Connect event ids answered 2xx lately
 	maxBody   int64
 	webhookAt [numRoutes]string // the full URL Connect signs, per route
 	now       func() time.Time
@@ -130,7 +148,12 @@ func New(opts Options) (*Bridge, error) {
 		router:   &router{temporal: opts.Temporal, taskQueue: opts.TaskQueue, timeout: opts.TemporalTimeout},
 		keys:     opts.Keys,
 		temporal: opts.Temporal,
-		zhSecret: opts.ZeroHashWebhookSecret,
+		zh: zerohash.WebhookVerifier{Secret: opts.ZeroHashWebhookSecret, PublicKey: opts.ZeroHashWebhookPublicKey,
+			RequireTimestamp: opts.ZeroHashRequireTimestamp, Tolerance: opts.ZeroHashTolerance, Now: opts.Now},
+		zhOn:     opts.ZeroHashWebhookSecret != "" || opts.ZeroHashWebhookPublicKey != nil,
+		ledger:   LedgerRouter{Temporal: opts.Temporal, TaskQueue: opts.TaskQueue, Timeout: opts.TemporalTimeout},
+		clientID: opts.ConnectClientID,
+		recent:   newRecentSet(recentEventIDs),
 		maxBody:  opts.MaxBody,
 		now:      opts.Now,
 		log:      opts.Logger,
@@ -173,11 +196,15 @@ func (o *Options) fill() error {
 	if err := settings.CheckURL(o.PublicURL); err != nil {
 		return fmt.Errorf("bridge: Options.PublicURL: %w", err)
 	}
-	if o.ZeroHashWebhookSecret == "" {
-		return errors.New("bridge: Options.ZeroHashWebhookSecret is required")
+	if o.ZeroHashRequireTimestamp && o.ZeroHashWebhookSecret == "" && o.ZeroHashWebhookPublicKey == nil {
+		return errors.New("bridge: Options.ZeroHashRequireTimestamp needs ZeroHashWebhookSecret or ZeroHashWebhookPublicKey")
 	}
+	if o.ZeroHashTolerance < 0 {
+		return fmt.Errorf("bridge: Options.ZeroHashTolerance %v: must not be negative", o.ZeroHashTolerance)
+	}
+	o.ZeroHashTolerance = cmp.Or(o.ZeroHashTolerance, zerohash.DefaultWebhookTolerance)
 	o.TaskQueue = cmp.Or(o.TaskQueue, workflows.DefaultTaskQueue)
-	o.Auth = cmp.Or(o.Auth, AuthSignatureJWT)
+	o.Auth = cmp.Or(o.Auth, AuthSignature)
 	if _, err := ParseAuthMode(string(o.Auth)); err != nil {
 		return fmt.Errorf("bridge: Options.Auth: %w", err)
 	}
@@ -358,9 +385,9 @@ func init() {
 // status is the HTTP status an outcome answers with.
 func (o outcome) status() int {
 	switch o {
-	case outcomeSignaled, outcomeAcknowledged, outcomeReview, outcomeReviewClosed:
+	case outcomeSignaled, outcomeAcknowledged, outcomeReview, outcomeReviewClosed, outcomeDuplicate:
 		return http.StatusOK
-	case outcomeNoTransfer:
+	case outcomeNoTransfer, outcomeNotConfigured:
 		return http.StatusNotFound
 	case outcomeUnavailable:
 		return http.StatusServiceUnavailable
@@ -388,6 +415,10 @@ func (b *Bridge) answer(c *gin.Context, res result) {
 		return
 	case outcomeUnsupportedMediaType:
 		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Content-Type must be application/json"})
+		return
+	case outcomeNotConfigured:
+		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Zero Hash balance webhooks are not configured " +
+			"on this bridge: set ZEROHASH_WEBHOOK_SECRET or ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE"})
 		return
 	}
 	b.writeJSON(c, status, outcomeBody[res.outcome])

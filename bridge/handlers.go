@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/connectflow/connectflow/connect"
@@ -15,19 +16,99 @@ import (
 	"github.com/connectflow/connectflow/zerohash"
 )
 
-// connectWebhook verifies a Connect transfer webhook, parses it, and routes it by its session metadata.
+// connectWebhook verifies a Connect transfer webhook, checks its client-id and payload type, parses it, and routes
+// it by its session metadata. A redelivery of an event id this bridge answered 2xx lately is answered duplicate
+// without asking Temporal again (the transfer would dedupe it on transfer + status anyway).
 func (b *Bridge) connectWebhook(ctx context.Context, route routeID, r *http.Request, body []byte) result {
 	if reason := b.verify.webhook(ctx, r.Header, b.webhookAt[route], body); reason != "" {
 		return result{outcome: outcomeUnauthorized, reason: reason}
+	}
+	if err := b.checkClientID(r.Header); err != nil {
+		return result{outcome: outcomeMalformed, err: err}
 	}
 	ev, err := connect.ParseEvent(body)
 	if err != nil {
 		return result{outcome: outcomeMalformed, err: err}
 	}
+	if err := checkPayloadType(route, r.Header, ev); err != nil {
+		return result{outcome: outcomeMalformed, err: err, event: ev.Name, key: ev.DedupeKey}
+	}
+	var seenKey string
+	if ev.EventID != "" {
+		seenKey = string(routeKind(route)) + ":" + ev.EventID
+		if b.recent.has(seenKey) {
+			return result{outcome: outcomeDuplicate, event: ev.Name, key: ev.DedupeKey}
+		}
+	}
 	m := connectMessage(ev, b.now())
 	res := b.deliver(ctx, &m)
 	res.event, res.key = ev.Name, ev.DedupeKey
+	if seenKey != "" && res.outcome.status() == http.StatusOK {
+		b.recent.add(seenKey)
+	}
 	return res
+}
+
+// Connect's published payload types (x-zh-hook-payload-type) of its two webhook routes.
+const (
+	PayloadTypeConnectDeposit    = "connect_deposit.status_changed"
+	PayloadTypeConnectWithdrawal = "connect_withdrawal.status_changed"
+	// ConnectWebhookClientID is the client-id header value Connect's webhook page publishes ("Always Connect.").
+	ConnectWebhookClientID = "Connect"
+)
+
+// routeKind is the transfer kind a Connect webhook route takes.
+func routeKind(route routeID) connect.Kind {
+	if route == routeConnectWithdrawals {
+		return connect.KindWithdrawal
+	}
+	return connect.KindDeposit
+}
+
+// checkPayloadType: x-zh-hook-payload-type, when present, must be the route's type, and the event's kind (when its
+// name has one) must agree. Absent is accepted: the guide's webhooks carry no such header.
+func checkPayloadType(route routeID, h http.Header, ev connect.Event) error {
+	pt, ok := h[http.CanonicalHeaderKey(connect.HeaderPayloadType)]
+	if !ok {
+		return nil
+	}
+	want := PayloadTypeConnectDeposit
+	if routeKind(route) == connect.KindWithdrawal {
+		want = PayloadTypeConnectWithdrawal
+	}
+	got := strings.TrimSpace(strings.Join(pt, ","))
+	switch {
+	case got != want:
+		return fmt.Errorf("header %s is %q; %s takes %q", connect.HeaderPayloadType, clip(got), routePaths[route], want)
+	case ev.Kind != "" && ev.Kind != routeKind(route):
+		return fmt.Errorf("event %q is a %s event; header %s and route %s say %s", clip(ev.Name), ev.Kind,
+			connect.HeaderPayloadType, routePaths[route], routeKind(route))
+	}
+	return nil
+}
+
+// checkClientID: when ConnectClientID is set, a client-id header that is present must be Connect's published
+// value or our client id. Absent is accepted (the guide's webhooks carry none).
+func (b *Bridge) checkClientID(h http.Header) error {
+	values, ok := h[http.CanonicalHeaderKey(connect.HeaderClientID)]
+	if b.clientID == "" || !ok {
+		return nil
+	}
+	got := strings.TrimSpace(strings.Join(values, ","))
+	if got == ConnectWebhookClientID || got == b.clientID {
+		return nil
+	}
+	return fmt.Errorf("header %s is not %q nor this organization's Connect client id (CONNECT_CLIENT_ID)",
+		connect.HeaderClientID, ConnectWebhookClientID)
+}
+
+// clip shortens a header value for an error message.
+func clip(s string) string {
+	const maxLen = 64
+	if len(s) > maxLen {
+		return s[:maxLen] + "..."
+	}
+	return s
 }
 
 // connectMessage routes an event to the workflow its session metadata names, else by its session or transfer id;
@@ -61,57 +142,47 @@ func connectMessage(ev connect.Event, receivedAt time.Time) message {
 	return m
 }
 
-// balanceWebhook verifies a Zero Hash account_balance.changed webhook and signals each movement that names a
-// Connect transfer to it.
+// balanceWebhook verifies a Zero Hash account_balance.changed webhook with every configured scheme and routes each
+// movement that names a Connect transfer through the LedgerRouter.
 func (b *Bridge) balanceWebhook(ctx context.Context, _ routeID, r *http.Request, body []byte) result {
-	ev, err := zerohash.ConstructBalanceEvent(b.zhSecret, r.Header, body)
+	if !b.zhOn {
+		return result{outcome: outcomeNotConfigured}
+	}
+	ev, err := b.zh.Construct(r.Header, body)
 	switch {
 	case errors.Is(err, zerohash.ErrInvalidPayload):
 		return result{outcome: outcomeMalformed, err: err}
 	case err != nil:
-		return result{outcome: outcomeUnauthorized, reason: balanceFailureReason(err)}
+		return result{outcome: outcomeUnauthorized, reason: balanceFailureReason(err), err: err}
 	}
 	res := result{outcome: outcomeAcknowledged, event: zerohash.PayloadTypeBalanceChanged, key: ev.NotificationID}
 	for _, mv := range ev.Movements {
-		m, ok := ledgerMessage(ev.Asset, mv)
-		if !ok {
+		start := time.Now()
+		route, err := b.ledger.RouteMovement(ctx, ev.Asset, mv)
+		if route.Outcome == LedgerNotOurs {
 			continue // not a Connect transfer's movement (a trade, a fee): nothing of ours to settle
 		}
-		got := b.deliver(ctx, &m)
-		res.routed, res.routedIn = true, res.routedIn+got.routedIn
-		if got.outcome.worse(res.outcome) {
-			res.outcome, res.workflowID, res.err = got.outcome, got.workflowID, got.err
+		got := outcomeUnavailable
+		switch {
+		case err != nil:
+		case route.Outcome == LedgerSignaled:
+			got = outcomeSignaled
+		case route.Outcome == LedgerAcknowledged:
+			got = outcomeAcknowledged
+		case route.Outcome == LedgerReview:
+			got = outcomeReview
+		case route.Outcome == LedgerReviewClosed:
+			got = outcomeReviewClosed
 		}
-		if got.outcome == outcomeUnavailable {
+		res.routed, res.routedIn = true, res.routedIn+time.Since(start)
+		if got.worse(res.outcome) {
+			res.outcome, res.workflowID, res.err = got, route.WorkflowID, err
+		}
+		if got == outcomeUnavailable {
 			break // the whole webhook is redelivered; its other movements are signalled then (deduped by id)
 		}
 	}
 	return res
-}
-
-// ledgerMessage routes a balance movement to the transfer whose ConnectTransferID it names.
-func ledgerMessage(asset string, mv zerohash.Movement) (message, bool) {
-	kind, ref := connect.KindDeposit, mv.DepositReferenceID
-	if ref == "" {
-		kind, ref = connect.KindWithdrawal, mv.WithdrawalRequestID
-	}
-	if ref == "" {
-		return message{}, false
-	}
-	var lm any = workflows.LedgerMovement{MovementID: mv.MovementID, MovementType: mv.MovementType, Asset: asset,
-		Change: mv.Change, At: mv.Time()}
-	return message{
-		connectID: ref,
-		signal:    workflows.SignalLedger,
-		arg:       lm,
-		status:    connect.StatusConfirmed, // the ledger moved; covered() decides which closed transfers cover it
-		review: &review{
-			key:    "ledger:" + mv.MovementID,
-			signal: workflows.SignalLedger,
-			arg:    lm,
-			input:  workflows.ReviewInput{Reason: workflows.ReviewUnmatchedLedger, Kind: kind, ConnectTransferID: ref},
-		},
-	}, true
 }
 
 // worse orders outcomes of one balance webhook's movements: the answer is the least settled one.
@@ -138,6 +209,8 @@ func balanceFailureReason(err error) string {
 		return reasonZHMalformed
 	case errors.Is(err, zerohash.ErrSignatureMismatch):
 		return reasonZHMismatch
+	case errors.Is(err, zerohash.ErrStaleTimestamp):
+		return reasonZHStale
 	}
 	return "other"
 }

@@ -273,6 +273,11 @@ type harness struct {
 
 type harnessOptions struct {
 	auth            bridge.AuthMode
+	clientID        string // Options.ConnectClientID
+	zhSecret        string // default zhSecret; "-" for none
+	zhKey           *rsa.PublicKey
+	zhRequireTS     bool
+	now             func() time.Time // Options.Now
 	temporalTimeout time.Duration
 	jwksDown        bool
 	unknownKIDEvery time.Duration // default one minute: a second forced refresh within a test is rate-limited
@@ -291,9 +296,14 @@ func newHarness(tb testing.TB, o harnessOptions) *harness {
 	if err != nil {
 		tb.Fatalf("NewJWKSKeys: %v", err)
 	}
+	secret := cmp.Or(o.zhSecret, zhSecret)
+	if secret == "-" {
+		secret = ""
+	}
 	h.bridge, err = bridge.New(bridge.Options{
-		Temporal: h.temporal, TaskQueue: "test-queue", PublicURL: publicURL, Auth: o.auth,
-		ZeroHashWebhookSecret: zhSecret, Keys: keys, TemporalTimeout: o.temporalTimeout,
+		Temporal: h.temporal, TaskQueue: "test-queue", PublicURL: publicURL, Auth: o.auth, ConnectClientID: o.clientID,
+		ZeroHashWebhookSecret: secret, ZeroHashWebhookPublicKey: o.zhKey, ZeroHashRequireTimestamp: o.zhRequireTS,
+		Keys: keys, TemporalTimeout: o.temporalTimeout, Now: o.now,
 		Logger:     slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: h.reg,
 	})
@@ -351,7 +361,7 @@ func signJWT(tb testing.TB, key *rsa.PrivateKey, kid string, claims jwt.Claims) 
 	return s
 }
 
-// signedWebhook signs body for url at now with key A, as Connect does: timestamp, signature and bearer JWT.
+// signedWebhook signs body for url at now with key A, as Connect does: client-id, payload type, timestamp, signature.
 func signedWebhook(tb testing.TB, path, url string, body []byte, now time.Time) webhook {
 	tb.Helper()
 	return signedWith(tb, testKey(tb, 0), kidA, path, url, body, now)
@@ -366,12 +376,23 @@ func signedWith(tb testing.TB, key *rsa.PrivateKey, kid, path, url string, body 
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
+	// The published header set (docs.zerohash.com/reference/connect-webhooks): client-id, timestamp, signature,
+	// x-zh-hook-payload-type. No bearer: withBearer adds one.
 	h.Set(connect.HeaderClientID, "Connect")
-	h.Set(connect.HeaderPayloadType, "connect_deposit.status_changed")
+	h.Set(connect.HeaderPayloadType, bridge.PayloadTypeConnectDeposit)
+	if path == bridge.PathConnectWithdrawals {
+		h.Set(connect.HeaderPayloadType, bridge.PayloadTypeConnectWithdrawal)
+	}
 	h.Set(connect.HeaderTimestamp, ts)
 	h.Set(connect.HeaderSignature, sig)
-	h.Set("Authorization", "Bearer "+signJWT(tb, key, kid, webhookClaims(now)))
 	return webhook{path: path, header: h, body: body}
+}
+
+// withBearer adds the bearer JWT the guide's Connect sends, signed with key under kid at now.
+func withBearer(tb testing.TB, w webhook, key *rsa.PrivateKey, kid string, now time.Time) webhook {
+	tb.Helper()
+	w.header.Set("Authorization", "Bearer "+signJWT(tb, key, kid, webhookClaims(now)))
+	return w
 }
 
 // eventBody is a guide-shaped Connect webhook body; metadata nil leaves the session without routing keys.
@@ -408,9 +429,13 @@ func balanceWebhook(tb testing.TB, mv zerohash.Movement) webhook {
 	if err != nil {
 		tb.Fatalf("encode balance event: %v", err)
 	}
+	// The published header set (docs.zerohash.com/reference/webhook-security): legacy and timed HMAC.
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(zerohash.HeaderHookSignature, zerohash.SignBalanceWebhook(zhSecret, body))
+	h.Set(zerohash.HeaderHookTimestamp, ts)
+	h.Set(zerohash.HeaderHookTimedSignature, zerohash.SignTimedWebhook(zhSecret, body, ts))
 	h.Set(zerohash.HeaderHookNotificationID, "notif-"+mv.MovementID)
 	h.Set(zerohash.HeaderPayloadType, zerohash.PayloadTypeBalanceChanged)
 	return webhook{path: bridge.PathZeroHashBalances, header: h, body: body}

@@ -41,6 +41,8 @@ const (
 	outcomeMalformed                           // verified, but not a message the bridge understands
 	outcomeTooLarge                            // over the body limit
 	outcomeUnsupportedMediaType                // not JSON
+	outcomeDuplicate                           // a Connect event id this bridge answered 2xx lately: taken already
+	outcomeNotConfigured                       // balance webhooks: no Zero Hash secret or key configured
 	numOutcomes
 )
 
@@ -55,6 +57,8 @@ var outcomeNames = [numOutcomes]string{
 	outcomeMalformed:            "malformed",
 	outcomeTooLarge:             "too_large",
 	outcomeUnsupportedMediaType: "unsupported_media_type",
+	outcomeDuplicate:            "duplicate",
+	outcomeNotConfigured:        "not_configured",
 }
 
 func (o outcome) String() string { return outcomeNames[o] }

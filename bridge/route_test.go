@@ -110,14 +110,18 @@ func TestConnectRouting(t *testing.T) {
 			}
 			body := eventBody(t, c.event, "cx-9", "sess-9", c.metadata)
 			before := time.Now()
-			got := h.send(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, before))
+			path, url := bridge.PathConnectDeposits, depositsURL
+			if strings.HasPrefix(c.event, "connect.withdrawal.") {
+				path, url = bridge.PathConnectWithdrawals, withdrawalURL
+			}
+			got := h.send(t, signedWebhook(t, path, url, body, before))
 			if got.status != c.status {
 				t.Fatalf("status %d (%s), want %d", got.status, got.body, c.status)
 			}
 			if c.status == http.StatusServiceUnavailable && got.header.Get("Retry-After") != "5" {
 				t.Errorf("503 without Retry-After: %v", got.header)
 			}
-			if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": bridge.PathConnectDeposits, "outcome": c.outcome}); n != 1 {
+			if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": path, "outcome": c.outcome}); n != 1 {
 				t.Errorf("requests{outcome=%q} = %v, want 1 (answer %s)", c.outcome, n, got.body)
 			}
 			signals, starts := h.temporal.calls()
@@ -344,7 +348,7 @@ func TestReadiness(t *testing.T) {
 func TestMetricsAndLogs(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
-	w := signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+	w := withBearer(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now()), testKey(t, 0), kidA, time.Now())
 	if got := h.send(t, w); got.status != http.StatusOK {
 		t.Fatalf("status %d", got.status)
 	}
@@ -397,7 +401,11 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"relative public URL", func(o *bridge.Options) { o.PublicURL = "/hooks" }, "PublicURL"},
 		{"plain http to a remote host", func(o *bridge.Options) { o.PublicURL = "http://hooks.example.com" }, "PublicURL"},
 		{"public URL with a query", func(o *bridge.Options) { o.PublicURL = "https://h.example.com/?a=1" }, "PublicURL"},
-		{"no Zero Hash secret", func(o *bridge.Options) { o.ZeroHashWebhookSecret = "" }, "ZeroHashWebhookSecret"},
+		{"timestamps required with no Zero Hash scheme", func(o *bridge.Options) {
+			o.ZeroHashWebhookSecret, o.ZeroHashRequireTimestamp = "", true
+		}, "ZeroHashRequireTimestamp"},
+		{"negative Zero Hash tolerance", func(o *bridge.Options) { o.ZeroHashTolerance = -time.Second }, "ZeroHashTolerance"},
+		{"jwt-only auth", func(o *bridge.Options) { o.Auth = "jwt" }, "removed"},
 		{"unknown auth mode", func(o *bridge.Options) { o.Auth = "none" }, "Auth"},
 		{"sub-second tolerance", func(o *bridge.Options) { o.Tolerance = time.Millisecond }, "Tolerance"},
 		{"body limit over 1 MiB", func(o *bridge.Options) { o.MaxBody = 2 << 20 }, "MaxBody"},
@@ -411,6 +419,19 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := bridge.New(good); err != nil {
 		t.Fatalf("good options: %v", err)
+	}
+	// The Zero Hash secret is optional: a platform with only RSA, or with no balance webhooks, starts without it.
+	for name, spoil := range map[string]func(*bridge.Options){
+		"no Zero Hash scheme": func(o *bridge.Options) { o.ZeroHashWebhookSecret = "" },
+		"RSA only": func(o *bridge.Options) {
+			o.ZeroHashWebhookSecret, o.ZeroHashWebhookPublicKey, o.ZeroHashRequireTimestamp = "", &testKey(t, 1).PublicKey, true
+		},
+	} {
+		o := good
+		spoil(&o)
+		if _, err := bridge.New(o); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

@@ -14,29 +14,33 @@ import (
 	"github.com/connectflow/connectflow/connect"
 )
 
-// AuthMode says which of Connect's two webhook credentials the bridge checks.
+// AuthMode says which of Connect's webhook credentials the bridge requires.
 type AuthMode string
 
 const (
-	// AuthSignature checks the request signature over timestamp, method, URL and raw body.
+	// AuthSignature requires the request signature over timestamp, method, URL and raw body, as Connect's webhook
+	// page publishes it (client-id, timestamp, signature, x-zh-hook-payload-type; no bearer). A bearer JWT, when one
+	// is sent anyway, is verified too and a bad one is refused. The default.
 	AuthSignature AuthMode = "signature"
-	// AuthJWT checks only the bearer JWT; it does not cover the body, so prefer AuthSignatureJWT.
-	AuthJWT AuthMode = "jwt"
-	// AuthSignatureJWT checks both, as the guide asks; the default.
+	// AuthSignatureJWT requires both the signature and a bearer JWT, for organizations whose Connect sends a JWT
+	// on every webhook (the guide's "validate the jwt and the request signature").
 	AuthSignatureJWT AuthMode = "signature+jwt"
 )
 
-// ParseAuthMode reads an AuthMode from its name.
+// ParseAuthMode reads an AuthMode from its name. The former "jwt" mode is refused: a JWT alone binds nothing to
+// the body, so anyone holding one webhook's bearer could post any body.
 func ParseAuthMode(s string) (AuthMode, error) {
 	switch m := AuthMode(s); m {
-	case AuthSignature, AuthJWT, AuthSignatureJWT:
+	case AuthSignature, AuthSignatureJWT:
 		return m, nil
+	case "jwt":
+		return "", fmt.Errorf("%q was removed (a JWT alone binds nothing to the body): must be %q or %q", s, AuthSignature, AuthSignatureJWT)
 	}
-	return "", fmt.Errorf("must be %q, %q or %q", AuthSignature, AuthJWT, AuthSignatureJWT)
+	return "", fmt.Errorf("must be %q or %q", AuthSignature, AuthSignatureJWT)
 }
 
-func (m AuthMode) checksSignature() bool { return m == AuthSignature || m == AuthSignatureJWT }
-func (m AuthMode) checksJWT() bool       { return m == AuthJWT || m == AuthSignatureJWT }
+// requiresJWT reports whether a webhook without a bearer JWT is refused.
+func (m AuthMode) requiresJWT() bool { return m == AuthSignatureJWT }
 
 const (
 	// ConnectIssuer is the iss of every Connect JWT: webhook bearers and session JWTs.
@@ -69,6 +73,7 @@ const (
 	reasonZHMissing       = "zh_missing_signature"
 	reasonZHMalformed     = "zh_malformed_signature"
 	reasonZHMismatch      = "zh_signature_mismatch"
+	reasonZHStale         = "zh_stale_timestamp"
 )
 
 // verifier checks Connect's credentials on a request.
@@ -94,10 +99,12 @@ func newVerifier(mode AuthMode, keys KeySource, tolerance time.Duration, now fun
 	}
 }
 
-// webhook checks a Connect webhook to url as the mode says and returns "" or the failure's reason label.
+// webhook checks a Connect webhook to url and returns "" or the failure's reason label: the signature always; the
+// bearer JWT when the mode requires it or when one is sent (a bad JWT is refused even where none is required).
 func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body []byte) string {
 	var kid string
-	if v.mode.checksJWT() {
+	checkedJWT := v.mode.requiresJWT() || hasBearer(h)
+	if checkedJWT {
 		claims, tokenKID, reason := v.bearer(ctx, h)
 		if reason != "" {
 			return reason
@@ -107,17 +114,23 @@ func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body 
 		}
 		kid = tokenKID
 	}
-	if !v.mode.checksSignature() {
-		return ""
-	}
 	opts := connect.VerifyOptions{Tolerance: v.tolerance, Now: v.now, KID: kid}
 	err := connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
 	// Without a JWT no kid told the JWKS to refresh, so a rotated key shows up as a mismatch: refresh once.
-	if !v.mode.checksJWT() && (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) &&
+	if !checkedJWT && (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) &&
 		v.keys.Refresh(ctx) {
 		err = connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
 	}
 	return connect.VerifyFailureReason(err)
+}
+
+// hasBearer reports whether h carries an Authorization header of the Bearer scheme (any other scheme, say a
+// proxy's Basic credentials, is not Connect's and is left alone).
+func hasBearer(h http.Header) bool {
+	auth := strings.TrimSpace(h.Get("Authorization"))
+	scheme := strings.TrimSpace(bearerPrefix)
+	return len(auth) >= len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme) &&
+		(len(auth) == len(scheme) || auth[len(scheme)] == ' ')
 }
 
 // session checks an SDK relay's bearer session JWT and returns the session id it names.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,42 +43,86 @@ func TestBadRequestsNeverSignal(t *testing.T) {
 		req    func(t *testing.T) webhook
 		status int
 		reason string // the verification failure counted, "" for none
+		opts   harnessOptions
 	}{
 		{"missing signature header", func(t *testing.T) webhook {
 			w := good(t)
 			w.header.Del(connect.HeaderSignature)
 			return w
-		}, 401, "missing_signature"},
+		}, 401, "missing_signature", harnessOptions{}},
 		{"missing timestamp header", func(t *testing.T) webhook {
 			w := good(t)
 			w.header.Del(connect.HeaderTimestamp)
 			return w
-		}, 401, "missing_timestamp"},
-		{"missing bearer JWT", func(t *testing.T) webhook {
+		}, 401, "missing_timestamp", harnessOptions{}},
+		{"signature+jwt: missing bearer JWT", func(t *testing.T) webhook {
+			return good(t)
+		}, 401, "jwt_missing", harnessOptions{auth: bridge.AuthSignatureJWT}},
+		{"signature+jwt: bearer JWT by a key outside the JWKS", func(t *testing.T) webhook {
+			return withBearer(t, good(t), testKey(t, 2), kidA, now)
+		}, 401, "jwt_signature", harnessOptions{auth: bridge.AuthSignatureJWT}},
+		{"bearer without a token", func(t *testing.T) webhook {
 			w := good(t)
-			w.header.Del("Authorization")
+			w.header.Set("Authorization", "Bearer")
 			return w
-		}, 401, "jwt_missing"},
+		}, 401, "jwt_missing", harnessOptions{}},
+		{"valid bearer JWT, no signature", func(t *testing.T) webhook {
+			w := withBearer(t, good(t), testKey(t, 0), kidA, now)
+			w.header.Del(connect.HeaderSignature)
+			return w
+		}, 401, "missing_signature", harnessOptions{}},
+		{"payload type of withdrawals on the deposit route", func(t *testing.T) webhook {
+			w := good(t)
+			w.header.Set(connect.HeaderPayloadType, bridge.PayloadTypeConnectWithdrawal)
+			return w
+		}, 400, "", harnessOptions{}},
+		{"payload type unknown", func(t *testing.T) webhook {
+			w := good(t)
+			w.header.Set(connect.HeaderPayloadType, "account_balance.changed")
+			return w
+		}, 400, "", harnessOptions{}},
+		{"payload type empty", func(t *testing.T) webhook {
+			w := good(t)
+			w.header.Set(connect.HeaderPayloadType, "")
+			return w
+		}, 400, "", harnessOptions{}},
+		{"withdrawal event on the deposit route under the deposit payload type", func(t *testing.T) webhook {
+			b := eventBody(t, "connect.withdrawal.confirmed", "cx-1", "sess-1", routed(connect.KindWithdrawal, "T1"))
+			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, b, now)
+		}, 400, "", harnessOptions{}},
+		{"deposit event on the withdrawal route under the withdrawal payload type", func(t *testing.T) webhook {
+			return signedWebhook(t, bridge.PathConnectWithdrawals, withdrawalURL, body, now)
+		}, 400, "", harnessOptions{}},
+		{"client-id of another organization", func(t *testing.T) webhook {
+			w := good(t)
+			w.header.Set(connect.HeaderClientID, "someone-elses-client-id")
+			return w
+		}, 400, "", harnessOptions{clientID: "our-client-id"}},
+		{"client-id empty", func(t *testing.T) webhook {
+			w := good(t)
+			w.header.Set(connect.HeaderClientID, "")
+			return w
+		}, 400, "", harnessOptions{clientID: "our-client-id"}},
 		{"signature not base64", func(t *testing.T) webhook {
 			w := good(t)
 			w.header.Set(connect.HeaderSignature, "not*base64!")
 			return w
-		}, 401, "bad_signature_encoding"},
+		}, 401, "bad_signature_encoding", harnessOptions{}},
 		{"signature by a key outside the JWKS", func(t *testing.T) webhook {
 			w := signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits, depositsURL, body, now)
 			return withJWT(t, w, signJWT(t, testKey(t, 0), kidA, webhookClaims(now)))
-		}, 401, "signature_mismatch"},
+		}, 401, "signature_mismatch", harnessOptions{}},
 		{"JWT by a key outside the JWKS claiming its kid", func(t *testing.T) webhook {
 			return withJWT(t, good(t), signJWT(t, testKey(t, 2), kidA, webhookClaims(now)))
-		}, 401, "jwt_signature"},
+		}, 401, "jwt_signature", harnessOptions{}},
 		{"one byte of body changed", func(t *testing.T) webhook {
 			w := good(t)
 			w.body = bytes.Replace(w.body, []byte(`"0.013"`), []byte(`"0.014"`), 1)
 			return w
-		}, 401, "signature_mismatch"},
+		}, 401, "signature_mismatch", harnessOptions{}},
 		{"timestamp too old", func(t *testing.T) webhook {
 			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now.Add(-connect.DefaultTolerance-10*time.Second))
-		}, 401, "timestamp_out_of_window"},
+		}, 401, "timestamp_out_of_window", harnessOptions{}},
 		{"timestamp too far ahead", func(t *testing.T) webhook {
 			w := good(t)
 			ts := strconv.FormatInt(now.Add(connect.DefaultTolerance+10*time.Second).Unix(), 10)
@@ -88,7 +133,7 @@ func TestBadRequestsNeverSignal(t *testing.T) {
 			w.header.Set(connect.HeaderTimestamp, ts)
 			w.header.Set(connect.HeaderSignature, sig)
 			return w
-		}, 401, "timestamp_out_of_window"},
+		}, 401, "timestamp_out_of_window", harnessOptions{}},
 		{"JWT alg none", func(t *testing.T) webhook {
 			tok := jwt.NewWithClaims(jwt.SigningMethodNone, webhookClaims(now))
 			tok.Header["kid"] = kidA
@@ -97,7 +142,7 @@ func TestBadRequestsNeverSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			return withJWT(t, good(t), s)
-		}, 401, "jwt_algorithm"},
+		}, 401, "jwt_algorithm", harnessOptions{}},
 		{"JWT HS256 keyed with the public key", func(t *testing.T) webhook {
 			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, webhookClaims(now))
 			tok.Header["kid"] = kidA
@@ -106,90 +151,130 @@ func TestBadRequestsNeverSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			return withJWT(t, good(t), s)
-		}, 401, "jwt_algorithm"},
+		}, 401, "jwt_algorithm", harnessOptions{}},
 		{"JWT from another issuer", func(t *testing.T) webhook {
 			c := webhookClaims(now)
 			c["iss"] = "zerohash"
 			return withJWT(t, good(t), signJWT(t, testKey(t, 0), kidA, c))
-		}, 401, "jwt_issuer"},
+		}, 401, "jwt_issuer", harnessOptions{}},
 		{"JWT expired", func(t *testing.T) webhook {
 			c := webhookClaims(now.Add(-time.Hour))
 			return withJWT(t, good(t), signJWT(t, testKey(t, 0), kidA, c))
-		}, 401, "jwt_expired"},
+		}, 401, "jwt_expired", harnessOptions{}},
 		{"JWT issued in the future", func(t *testing.T) webhook {
 			c := webhookClaims(now)
 			c["iat"] = now.Add(10 * time.Minute).Unix()
 			return withJWT(t, good(t), signJWT(t, testKey(t, 0), kidA, c))
-		}, 401, "jwt_issued_at"},
+		}, 401, "jwt_issued_at", harnessOptions{}},
 		{"JWT without expiry", func(t *testing.T) webhook {
 			c := webhookClaims(now)
 			delete(c, "exp")
 			return withJWT(t, good(t), signJWT(t, testKey(t, 0), kidA, c))
-		}, 401, "jwt_claim_missing"},
-		{"JWT not a JWT", func(t *testing.T) webhook { return withJWT(t, good(t), "abc.def") }, 401, "jwt_malformed"},
+		}, 401, "jwt_claim_missing", harnessOptions{}},
+		{"JWT not a JWT", func(t *testing.T) webhook { return withJWT(t, good(t), "abc.def") }, 401, "jwt_malformed", harnessOptions{}},
 		{"JWT naming a kid the JWKS does not hold", func(t *testing.T) webhook {
 			return withJWT(t, good(t), signJWT(t, testKey(t, 2), "forged-kid", webhookClaims(now)))
-		}, 401, "jwt_unknown_key"},
+		}, 401, "jwt_unknown_key", harnessOptions{}},
 		{"browser-held session JWT as a webhook bearer", func(t *testing.T) webhook {
 			return withJWT(t, good(t), sessionJWT(t, "sess-1", now))
-		}, 401, "jwt_session_token"},
+		}, 401, "jwt_session_token", harnessOptions{}},
 		{"signature replayed onto another URL", func(t *testing.T) webhook {
 			w := good(t)
 			w.path = bridge.PathConnectWithdrawals
 			return w
-		}, 401, "signature_mismatch"},
+		}, 401, "signature_mismatch", harnessOptions{}},
 		{"signature over the Host the request reached, not the public URL", func(t *testing.T) webhook {
 			// The harness server is on 127.0.0.1; a bridge that built the URL from Host would accept this.
 			return signedWebhook(t, bridge.PathConnectDeposits, "http://127.0.0.1"+bridge.PathConnectDeposits, body, now)
-		}, 401, "signature_mismatch"},
+		}, 401, "signature_mismatch", harnessOptions{}},
 		{"oversized body with Content-Length", func(t *testing.T) webhook {
 			big := append(bytes.Repeat([]byte(" "), bridge.DefaultMaxBody), body...)
 			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, big, now)
-		}, 413, ""},
+		}, 413, "", harnessOptions{}},
 		{"wrong content type", func(t *testing.T) webhook {
 			w := good(t)
 			w.header.Set("Content-Type", "text/plain")
 			return w
-		}, 415, ""},
+		}, 415, "", harnessOptions{}},
 		{"malformed JSON, validly signed", func(t *testing.T) webhook {
 			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, []byte(`{"event":"connect.deposit.confirmed",`), now)
-		}, 400, ""},
+		}, 400, "", harnessOptions{}},
 		{"JSON without an event name, validly signed", func(t *testing.T) webhook {
 			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, []byte(`{"deposit":{"id":"cx-1"}}`), now)
-		}, 400, ""},
+		}, 400, "", harnessOptions{}},
 		{"balance webhook with a wrong HMAC", func(t *testing.T) webhook {
 			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
 			w.header.Set(zerohash.HeaderHookSignature, zerohash.SignBalanceWebhook("another-secret", w.body))
 			return w
-		}, 401, "zh_signature_mismatch"},
+		}, 401, "zh_signature_mismatch", harnessOptions{}},
 		{"balance webhook without a signature", func(t *testing.T) webhook {
 			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
-			w.header.Del(zerohash.HeaderHookSignature)
+			for _, k := range []string{zerohash.HeaderHookSignature, zerohash.HeaderHookTimedSignature} {
+				w.header.Del(k)
+			}
 			return w
-		}, 401, "zh_missing_signature"},
+		}, 401, "zh_missing_signature", harnessOptions{}},
+		{"balance webhook: timed HMAC wrong, legacy right", func(t *testing.T) webhook {
+			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+			w.header.Set(zerohash.HeaderHookTimedSignature, zerohash.SignTimedWebhook("another-secret", w.body, w.header.Get(zerohash.HeaderHookTimestamp)))
+			return w
+		}, 401, "zh_signature_mismatch", harnessOptions{}},
+		{"balance webhook: timed HMAC replayed after the tolerance", func(t *testing.T) webhook {
+			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+			ts := strconv.FormatInt(time.Now().Add(-zerohash.DefaultWebhookTolerance-time.Minute).UnixMilli(), 10)
+			w.header.Set(zerohash.HeaderHookTimestamp, ts)
+			w.header.Set(zerohash.HeaderHookTimedSignature, zerohash.SignTimedWebhook(zhSecret, w.body, ts))
+			return w
+		}, 401, "zh_stale_timestamp", harnessOptions{}},
+		{"balance webhook: timed HMAC without its timestamp", func(t *testing.T) webhook {
+			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+			w.header.Del(zerohash.HeaderHookTimestamp)
+			return w
+		}, 401, "zh_missing_signature", harnessOptions{}},
+		{"balance webhook: legacy only when timestamps are required", func(t *testing.T) webhook {
+			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+			w.header.Del(zerohash.HeaderHookTimedSignature)
+			return w
+		}, 401, "zh_missing_signature", harnessOptions{zhRequireTS: true}},
+		{"balance webhook: RSA-only bridge, HMAC-signed webhook", func(t *testing.T) webhook {
+			return balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+		}, 401, "zh_missing_signature", harnessOptions{zhSecret: "-", zhKey: &testKey(t, 1).PublicKey}},
+		{"balance webhook: RSA signature by another key", func(t *testing.T) webhook {
+			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+			sig, err := zerohash.SignRSAWebhook(testKey(t, 2), w.body, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.header.Set(zerohash.HeaderHookRSASignature, sig)
+			return w
+		}, 401, "zh_signature_mismatch", harnessOptions{zhSecret: "-", zhKey: &testKey(t, 1).PublicKey}},
+		{"balance webhook on a bridge with no Zero Hash scheme", func(t *testing.T) webhook {
+			return balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
+		}, 404, "", harnessOptions{zhSecret: "-"}},
 		{"balance webhook, validly signed, missing required fields", func(t *testing.T) webhook {
 			w := balanceWebhook(t, zerohash.Movement{MovementID: "m1", Change: "1", DepositReferenceID: "cx-1"})
 			w.body = []byte(`{"movements":[]}`)
 			w.header.Set(zerohash.HeaderHookSignature, zerohash.SignBalanceWebhook(zhSecret, w.body))
+			w.header.Set(zerohash.HeaderHookTimedSignature, zerohash.SignTimedWebhook(zhSecret, w.body, w.header.Get(zerohash.HeaderHookTimestamp)))
 			return w
-		}, 400, ""},
+		}, 400, "", harnessOptions{}},
 		{"SDK event without a session JWT", func(t *testing.T) webhook {
 			w := sdkRelay(t, "sess-1", `{"type":"close"}`)
 			w.header.Del("Authorization")
 			return w
-		}, 401, "jwt_missing"},
+		}, 401, "jwt_missing", harnessOptions{}},
 		{"SDK event with a webhook JWT, which names no session", func(t *testing.T) webhook {
 			w := sdkRelay(t, "sess-1", `{"type":"close"}`)
 			w.header.Set("Authorization", "Bearer "+signJWT(t, testKey(t, 0), kidA, webhookClaims(now)))
 			return w
-		}, 401, "jwt_no_session"},
+		}, 401, "jwt_no_session", harnessOptions{}},
 		{"SDK event of an unknown type", func(t *testing.T) webhook {
 			return sdkRelay(t, "sess-1", `{"type":"teleport"}`)
-		}, 400, ""},
+		}, 400, "", harnessOptions{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, harnessOptions{})
+			h := newHarness(t, c.opts)
 			got := h.send(t, c.req(t))
 			if got.status != c.status {
 				t.Fatalf("status %d (%s), want %d", got.status, got.body, c.status)
@@ -233,6 +318,7 @@ func TestUnknownKIDRefreshesOnceThenRateLimited(t *testing.T) {
 	}
 	for i, kid := range []string{"forged-1", "forged-2", "forged-3"} {
 		w := signedWith(t, testKey(t, 2), kid, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+		w = withBearer(t, w, testKey(t, 2), kid, time.Now()) // the bearer's kid is what asks the JWKS
 		if got := h.send(t, w); got.status != http.StatusUnauthorized {
 			t.Fatalf("kid %s: status %d, want 401", kid, got.status)
 		}
@@ -248,12 +334,18 @@ func TestUnknownKIDRefreshesOnceThenRateLimited(t *testing.T) {
 
 // TestRotatedKeyIsFetchedOnItsFirstWebhook: a key published after start verifies at once, in each auth mode.
 func TestRotatedKeyIsFetchedOnItsFirstWebhook(t *testing.T) {
-	for _, mode := range []bridge.AuthMode{bridge.AuthSignatureJWT, bridge.AuthJWT, bridge.AuthSignature} {
-		t.Run(string(mode), func(t *testing.T) {
-			h := newHarness(t, harnessOptions{auth: mode})
+	for _, c := range []struct {
+		mode   bridge.AuthMode
+		bearer bool
+	}{{bridge.AuthSignatureJWT, true}, {bridge.AuthSignature, true}, {bridge.AuthSignature, false}} {
+		t.Run(fmt.Sprintf("%s bearer=%v", c.mode, c.bearer), func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: c.mode})
 			h.jwks.publish(kidB, &testKey(t, 1).PublicKey)
 			body := eventBody(t, "connect.deposit.initiated", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
 			w := signedWith(t, testKey(t, 1), kidB, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+			if c.bearer {
+				w = withBearer(t, w, testKey(t, 1), kidB, time.Now())
+			}
 			if got := h.send(t, w); got.status != http.StatusOK {
 				t.Fatalf("status %d (%s), want 200", got.status, got.body)
 			}
@@ -264,9 +356,11 @@ func TestRotatedKeyIsFetchedOnItsFirstWebhook(t *testing.T) {
 	}
 }
 
-// TestAuthModes: each mode demands its credential and ignores the other.
+// TestAuthModes: signature (the default) requires the signature and verifies a bearer only when one is sent;
+// signature+jwt requires both.
 func TestAuthModes(t *testing.T) {
 	body := eventBody(t, "connect.deposit.initiated", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	now := time.Now()
 	strip := func(headers ...string) func(webhook) webhook {
 		return func(w webhook) webhook {
 			for _, k := range headers {
@@ -275,40 +369,51 @@ func TestAuthModes(t *testing.T) {
 			return w
 		}
 	}
+	bearer := func(key int) func(webhook) webhook {
+		return func(w webhook) webhook { return withBearer(t, w, testKey(t, key), kidA, now) }
+	}
 	cases := []struct {
 		mode   bridge.AuthMode
 		spoil  func(webhook) webhook
 		status int
 	}{
-		{bridge.AuthSignatureJWT, strip(), 200},
-		{bridge.AuthSignatureJWT, strip("Authorization"), 401},
-		{bridge.AuthSignatureJWT, strip(connect.HeaderSignature), 401},
-		{bridge.AuthSignature, strip("Authorization"), 200},
-		{bridge.AuthSignature, strip(connect.HeaderSignature), 401},
-		{bridge.AuthJWT, strip(connect.HeaderSignature, connect.HeaderTimestamp), 200},
-		{bridge.AuthJWT, strip("Authorization"), 401},
+		{"", strip(), 200}, // the default is signature: the published header set, no bearer
+		{"", bearer(0), 200},
+		{"", bearer(2), 401},
+		{"", strip(connect.HeaderSignature), 401},
+		{bridge.AuthSignature, strip(), 200},
+		{bridge.AuthSignature, bearer(0), 200},
+		{bridge.AuthSignature, bearer(2), 401},
+		{bridge.AuthSignature, func(w webhook) webhook { w.header.Set("Authorization", "Basic dXNlcjpwYXNz"); return w }, 200},
+		{bridge.AuthSignatureJWT, bearer(0), 200},
+		{bridge.AuthSignatureJWT, strip(), 401},
+		{bridge.AuthSignatureJWT, bearer(2), 401},
+		{bridge.AuthSignatureJWT, func(w webhook) webhook { return strip(connect.HeaderSignature)(bearer(0)(w)) }, 401},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
 		h := newHarness(t, harnessOptions{auth: c.mode})
-		w := c.spoil(signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now()))
+		w := c.spoil(signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now))
 		got := h.send(t, w)
 		if got.status != c.status {
-			t.Errorf("mode %s, headers %v: status %d (%s), want %d", c.mode, w.header, got.status, got.body, c.status)
+			t.Errorf("case %d, mode %q: status %d (%s), want %d", i, c.mode, got.status, got.body, c.status)
 		}
 		signals, _ := h.temporal.calls()
 		if want := map[bool]int{true: 1, false: 0}[c.status == 200]; len(signals) != want {
-			t.Errorf("mode %s: %d signals, want %d", c.mode, len(signals), want)
+			t.Errorf("case %d, mode %q: %d signals, want %d", i, c.mode, len(signals), want)
 		}
 	}
 }
 
 func TestParseAuthMode(t *testing.T) {
-	for _, s := range []string{"signature", "jwt", "signature+jwt"} {
+	for _, s := range []string{"signature", "signature+jwt"} {
 		if m, err := bridge.ParseAuthMode(s); err != nil || string(m) != s {
 			t.Errorf("ParseAuthMode(%q) = %q, %v", s, m, err)
 		}
 	}
-	for _, s := range []string{"", "none", "JWT", "jwt+signature"} {
+	if _, err := bridge.ParseAuthMode("jwt"); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Errorf(`ParseAuthMode("jwt"): error %v should say the mode was removed`, err)
+	}
+	for _, s := range []string{"", "none", "JWT", "jwt", "jwt+signature"} {
 		if _, err := bridge.ParseAuthMode(s); err == nil || !strings.Contains(err.Error(), "signature+jwt") {
 			t.Errorf("ParseAuthMode(%q): error %v should list the modes", s, err)
 		}

@@ -69,6 +69,8 @@ type wireEvent struct {
 	Fees       *wireFees       `json:"fees"`
 	CreatedAt  json.RawMessage `json:"created_at"`
 	UpdatedAt  json.RawMessage `json:"updated_at"`
+	EventID    json.RawMessage `json:"event_id"`
+	ID         json.RawMessage `json:"id"`
 	wireReasons
 }
 
@@ -182,12 +184,49 @@ func ParseEvent(body []byte) (Event, error) {
 	}
 	e.CreatedAt = firstTime(createdAt, w.CreatedAt)
 	e.UpdatedAt = firstTime(updatedAt, w.UpdatedAt)
+	e.EventID = eventID(w)
 	var bodyID string
-	if e.TransferID == "" && e.SessionID == "" {
+	switch {
+	case e.TransferID != "" || e.SessionID != "":
+	case e.EventID != "":
+		bodyID = eventKeyID(e.EventID) // the event id identifies an event that names no transfer or session
+	default:
 		bodyID = hashHex(body) // only the exact bytes identify an event that carries no id
 	}
 	e.DedupeKey = keyFor(e, bodyID)
 	return e, nil
+}
+
+// maxEventIDLen bounds an event id kept as it is; a longer one is kept as its hash.
+const maxEventIDLen = 128
+
+// eventID reads the payload's event id: top-level "event_id", else top-level "id" (the transfer's id is inside
+// "deposit"/"withdrawal", never at the top). A number is kept as its JSON text; anything else is ignored.
+func eventID(w wireEvent) string {
+	for _, raw := range [...]json.RawMessage{w.EventID, w.ID} {
+		if len(raw) == 0 || (raw[0] != '"' && (raw[0] < '0' || raw[0] > '9')) {
+			continue
+		}
+		id := strings.TrimSpace(looseText(raw))
+		if len(id) > maxEventIDLen {
+			id = "sha256:" + hashHex([]byte(id))
+		}
+		if id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// eventKeyID is an event id as it goes into a dedupe key: as it is when it holds only id characters, else hashed.
+func eventKeyID(id string) string {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "event-" + hashHex([]byte(id))[:32]
+		}
+	}
+	return "event-" + id
 }
 
 // NormalizeEventName maps a raw event name through the alias table to kind and status.
@@ -199,14 +238,18 @@ func NormalizeEventName(name string) (Kind, Status) {
 
 // DedupeKey returns the key every redelivery of e shares: "<kind>:<transfer id>:<status>", with the session id
 // standing in for a missing transfer id. An unknown status is spelled "unknown:<lower-case name>" so two different
-// unrecognized events for one transfer never collapse. With neither id only the body identifies the event: it
-// returns the body-hash key ParseEvent stored in e.DedupeKey, or for a hand-built Event a hash of its content.
+// unrecognized events for one transfer never collapse. With neither id the event id (EventID) stands in, and
+// without one only the body identifies the event: it returns the key ParseEvent stored in e.DedupeKey, or for a
+// hand-built Event one from its event id, else a hash of its content.
 func DedupeKey(e Event) string {
 	if e.TransferID != "" || e.SessionID != "" {
 		return keyFor(e, "")
 	}
 	if e.DedupeKey != "" {
 		return e.DedupeKey
+	}
+	if e.EventID != "" {
+		return keyFor(e, eventKeyID(e.EventID))
 	}
 	encoded, err := json.Marshal(e)
 	if err != nil {

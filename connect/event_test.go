@@ -575,3 +575,41 @@ func TestDedupeKey(t *testing.T) {
 		}
 	})
 }
+
+// TestEventID: the payload's unique event id is read from event_id, else a top-level id, and stands in for the
+// transfer and session ids in the dedupe key when both are missing.
+func TestEventID(t *testing.T) {
+	long := strings.Repeat("e", 200)
+	cases := []struct {
+		name, body, wantID, wantKey string
+	}{
+		{"event_id", `{"event":"connect.deposit.confirmed","event_id":"evt-1","deposit":{"id":"cx-1"}}`, "evt-1", "deposit:cx-1:confirmed"},
+		{"top-level id", `{"event":"connect.deposit.confirmed","id":"evt-2","deposit":{"id":"cx-1"}}`, "evt-2", "deposit:cx-1:confirmed"},
+		{"event_id wins over id", `{"event":"connect.deposit.confirmed","event_id":"evt-3","id":"other","deposit":{"id":"cx-1"}}`, "evt-3", "deposit:cx-1:confirmed"},
+		{"numeric id", `{"event":"connect.deposit.confirmed","event_id":12345,"deposit":{"id":"cx-1"}}`, "12345", "deposit:cx-1:confirmed"},
+		{"object id ignored", `{"event":"connect.deposit.confirmed","event_id":{"a":1},"deposit":{"id":"cx-1"}}`, "", "deposit:cx-1:confirmed"},
+		{"no transfer or session: key from the event id", `{"event":"connect.deposit.unexpected","event_id":"evt-4"}`, "evt-4", "deposit:event-evt-4:unexpected"},
+		{"odd characters are hashed in the key", `{"event":"connect.deposit.unexpected","event_id":"a b/c"}`, "a b/c", "deposit:event-" + hashHex([]byte("a b/c"))[:32] + ":unexpected"},
+		{"a long id is kept as its hash", `{"event":"connect.deposit.confirmed","event_id":"` + long + `","deposit":{"id":"cx-1"}}`, "sha256:" + hashHex([]byte(long)), "deposit:cx-1:confirmed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := ParseEvent([]byte(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.EventID != c.wantID || e.DedupeKey != c.wantKey {
+				t.Fatalf("EventID %q, DedupeKey %q; want %q, %q", e.EventID, e.DedupeKey, c.wantID, c.wantKey)
+			}
+			if k := DedupeKey(Event{Name: e.Name, Kind: e.Kind, Status: e.Status, EventID: e.EventID}); e.TransferID == "" && k != e.DedupeKey {
+				t.Fatalf("DedupeKey of a hand-built event %q, ParseEvent %q", k, e.DedupeKey)
+			}
+		})
+	}
+	// Two deliveries of one id-less event differing only in formatting share the key when they carry an event id.
+	a, _ := ParseEvent([]byte(`{"event":"connect.deposit.unexpected","event_id":"evt-5"}`))
+	b, _ := ParseEvent([]byte(`{ "event_id": "evt-5", "event": "connect.deposit.unexpected" }`))
+	if a.DedupeKey != b.DedupeKey {
+		t.Fatalf("keys differ: %q %q", a.DedupeKey, b.DedupeKey)
+	}
+}

@@ -68,6 +68,9 @@ type Event struct {
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	// DedupeKey is the same for every redelivery of one event: transfer id + normalized status.
 	DedupeKey string `json:"dedupe_key"`
+	// EventID is the payload's unique event id (top-level "event_id", else "id") when it carries one; Connect's
+	// webhook page: "Each webhook has a unique event ID used for idempotency". Redeliveries share it.
+	EventID string `json:"event_id,omitempty"`
 }
 
 // Fees is the optional fee object of newer payloads.

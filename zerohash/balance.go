@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/connectflow/connectflow/internal/decimal"
@@ -88,42 +87,23 @@ func balanceMAC(secret string, body []byte) []byte {
 	return h.Sum(nil)
 }
 
-// VerifyBalanceWebhook checks x-zh-hook-signature-256 against the raw body in constant time. The signature does not
-// cover x-zh-hook-timestamp, so there is no freshness check: dedupe redeliveries on x-zh-hook-notification-id.
-// Errors wrap ErrMissingHeader, ErrMalformedHeader or ErrSignatureMismatch; VerifyStatus maps them.
+// VerifyBalanceWebhook checks a webhook signed with the HMAC secret only: WebhookVerifier{Secret: secret}.Verify.
+// The legacy x-zh-hook-signature-256 alone passes (its signature does not cover x-zh-hook-timestamp, so dedupe
+// redeliveries on x-zh-hook-notification-id); a timed x-zh-hook-signature, when present, must be valid and fresh.
+// Errors wrap ErrMissingHeader, ErrMalformedHeader, ErrStaleTimestamp or ErrSignatureMismatch; VerifyStatus maps them.
 func VerifyBalanceWebhook(secret string, h http.Header, body []byte) error {
 	if secret == "" {
 		return errors.New("zerohash: VerifyBalanceWebhook: webhook secret is empty")
 	}
-	sigHex := strings.TrimSpace(h.Get(HeaderHookSignature))
-	if sigHex == "" {
-		return fmt.Errorf("zerohash: %w %s", ErrMissingHeader, HeaderHookSignature)
-	}
-	got, err := hex.DecodeString(sigHex)
-	if err != nil || len(got) != sha256.Size {
-		return fmt.Errorf("zerohash: %w %s: want %d hex characters", ErrMalformedHeader, HeaderHookSignature, 2*sha256.Size)
-	}
-	if !hmac.Equal(got, balanceMAC(secret, body)) {
-		return fmt.Errorf("zerohash: %w", ErrSignatureMismatch)
-	}
-	return nil
+	return WebhookVerifier{Secret: secret}.Verify(h, body)
 }
 
-// ConstructBalanceEvent verifies a balance webhook, checks its payload type when the header is present, parses it
-// and records its notification id: the whole job of a receiving handler after reading the body.
+// ConstructBalanceEvent is WebhookVerifier{Secret: secret}.Construct: verify, check the payload type, parse.
 func ConstructBalanceEvent(secret string, h http.Header, body []byte) (BalanceEvent, error) {
-	if err := VerifyBalanceWebhook(secret, h, body); err != nil {
-		return BalanceEvent{}, err
+	if secret == "" {
+		return BalanceEvent{}, errors.New("zerohash: ConstructBalanceEvent: webhook secret is empty")
 	}
-	if pt := h.Get(HeaderPayloadType); pt != "" && pt != PayloadTypeBalanceChanged {
-		return BalanceEvent{}, fmt.Errorf("zerohash: balance webhook: %w: %s is %q, want %q", ErrInvalidPayload, HeaderPayloadType, clip(pt), PayloadTypeBalanceChanged)
-	}
-	ev, err := ParseBalanceEvent(body)
-	if err != nil {
-		return BalanceEvent{}, err
-	}
-	ev.NotificationID = h.Get(HeaderHookNotificationID)
-	return ev, nil
+	return WebhookVerifier{Secret: secret}.Construct(h, body)
 }
 
 // ParseBalanceEvent decodes an account_balance.changed body. Amounts stay decimal text (a JSON number is taken by
