@@ -197,7 +197,10 @@ func (a *Activities) Movements(ctx context.Context, in workflows.ReconcileMoveme
 		next.TypeIndex, next.NextPage = p.TypeIndex+1, 1
 		activity.RecordHeartbeat(ctx, next)
 	}
-	return workflows.ReconcileMovementsResult{Summary: p.Summary, Seen: p.Seen}, nil
+	// The workflow needs only the newest movement and the ids within the overlap before it (ReconcileCursor.Advance
+	// keeps no others): a first run over days of movements returns a bounded result.
+	recent := workflows.ReconcileCursor{}.Advance(p.Seen, cfg.Overlap).Recent
+	return workflows.ReconcileMovementsResult{Summary: p.Summary, Seen: recent}, nil
 }
 
 func (a *Activities) now() time.Time {

@@ -192,3 +192,24 @@ func TestMovementsRoutingFailureFailsTheAttempt(t *testing.T) {
 	require.False(t, appErr.NonRetryable())
 	require.True(t, strings.Contains(err.Error(), "a2"), "%v", err)
 }
+
+// TestMovementsReturnsOnlyWhatTheCursorKeeps: a run over hours of movements returns the newest and those within
+// the overlap before it, not every id it saw.
+func TestMovementsReturnsOnlyWhatTheCursorKeeps(t *testing.T) {
+	ledger := &fakeLedger{byType: map[string][]zerohash.Movement{"deposit": {
+		mv("a-new", "deposit", 9_000_000), mv("a-close", "deposit", 8_970_000), mv("a-old", "deposit", 1_000_000)}}}
+	a := &Activities{ZeroHash: ledger, Router: &fakeRouter{}, Now: func() time.Time { return clock }}
+	e := activityEnv()
+	e.RegisterActivity(a.Movements)
+	v, err := e.ExecuteActivity(a.Movements, workflows.ReconcileMovementsInput{Input: workflows.ReconcileInput{
+		PageSize: 100, Overlap: time.Minute, MovementTypes: []string{"deposit"}}})
+	require.NoError(t, err)
+	var res workflows.ReconcileMovementsResult
+	require.NoError(t, v.Get(&res))
+	require.Equal(t, 3, res.Summary.Applied)
+	var ids []string
+	for _, s := range res.Seen {
+		ids = append(ids, s.ID)
+	}
+	require.ElementsMatch(t, []string{"a-new", "a-close"}, ids)
+}
