@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,5 +229,34 @@ func TestReconcileScheduleSettlesWithoutAnOperator(t *testing.T) {
 	}
 	if desc, err = h.Describe(s.ctx()); err != nil || !desc.Schedule.State.Paused {
 		t.Fatalf("schedule after ZEROHASH_RECONCILE_EVERY=0: %+v, %v", desc.Schedule.State, err)
+	}
+}
+
+// TestStarterReconcileCommand: `starter reconcile` runs one reconciliation now and prints its summary as one
+// JSON object; with no schedule it starts the run itself.
+func TestStarterReconcileCommand(t *testing.T) {
+	bin := buildBinary(t, "starter")
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	s.sandbox.DropBalanceWebhooks(0) // no bridge at all: the movement is only in the ledger
+	s.emitDeposit("mv-cli", "cx-cli-nobody")
+
+	code, out, errOut := s.starter(bin, "reconcile")
+	if code != 0 {
+		t.Fatalf("reconcile: exit %d: %s", code, errOut)
+	}
+	var got struct {
+		WorkflowID string `json:"workflow_id"`
+		workflows.ReconcileSummary
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("reconcile output is not one JSON object: %q", out)
+	}
+	if !strings.HasPrefix(got.WorkflowID, workflows.ReconcileRunWorkflowPrefix+"-manual-") || got.Seen != 1 ||
+		got.Unmatched != 1 || got.Pages != 2 || !got.CursorAdvanced {
+		t.Fatalf("reconcile printed %s", out)
+	}
+	if code, _, errOut := s.starter(bin, "reconcile", "extra"); code != 2 || !strings.Contains(errOut, "unexpected argument") {
+		t.Fatalf("reconcile with an argument: exit %d, %q", code, errOut)
 	}
 }
