@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,51 @@ func FuzzConnectMessage(f *testing.F) {
 		}
 		if _, err := json.Marshal(m.arg); err != nil {
 			t.Fatalf("the signal argument does not encode: %v", err)
+		}
+	})
+}
+
+// FuzzConnectHeaderChecks checks the client-id and x-zh-hook-payload-type checks with any header values and event
+// name: a payload type passes only when absent, or exactly the route's published type with an event whose kind (if
+// any) is the route's; a client-id passes only when absent, "Connect" or our client id, or when no id is set.
+func FuzzConnectHeaderChecks(f *testing.F) {
+	f.Add(true, "connect_deposit.status_changed", "connect.deposit.confirmed", true, "Connect", "our-id")
+	f.Add(false, "connect_withdrawal.status_changed", "connect.withdrawals.submitted", true, "our-id", "our-id")
+	f.Add(true, "connect_withdrawal.status_changed", "connect.deposit.confirmed", true, "x", "")
+	f.Add(false, "", "connect.withdrawal.failed", false, "", "our-id")
+	f.Add(true, " connect_deposit.status_changed ", "weird", true, "connect", "our-id")
+	f.Fuzz(func(t *testing.T, withdrawals bool, payloadType, eventName string, sendClientID bool, clientID, ours string) {
+		route := routeConnectDeposits
+		if withdrawals {
+			route = routeConnectWithdrawals
+		}
+		h := http.Header{}
+		if payloadType != "" {
+			h.Set(connect.HeaderPayloadType, payloadType)
+		}
+		if sendClientID {
+			h.Set(connect.HeaderClientID, clientID)
+		}
+		kind, _ := connect.NormalizeEventName(eventName)
+		err := checkPayloadType(route, h, connect.Event{Name: eventName, Kind: kind})
+		want := PayloadTypeConnectDeposit
+		if withdrawals {
+			want = PayloadTypeConnectWithdrawal
+		}
+		ok := payloadType == "" || (strings.TrimSpace(payloadType) == want && (kind == "" || kind == routeKind(route)))
+		if (err == nil) != ok {
+			t.Fatalf("payload type %q, event %q on %s: err %v, want ok=%v", payloadType, eventName, routePaths[route], err, ok)
+		}
+		b := &Bridge{clientID: ours}
+		err = b.checkClientID(h)
+		got := strings.TrimSpace(h.Get(connect.HeaderClientID))
+		ok = ours == "" || !sendClientID || got == "Connect" || got == ours
+		if (err == nil) != ok {
+			t.Fatalf("client-id %q (sent=%v), ours %q: err %v, want ok=%v", clientID, sendClientID, ours, err, ok)
+		}
+		// The refusal is one fixed text: it never repeats what was sent or our client id.
+		if err != nil && err.Error() != `header client-id is not "Connect" nor this organization's Connect client id (CONNECT_CLIENT_ID)` {
+			t.Fatalf("refusal text %q", err)
 		}
 	})
 }

@@ -50,6 +50,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,8 +106,14 @@ type Options struct {
 
 	// APIKey, APISecret (base64, as Zero Hash issues it) and Passphrase are the platform API credentials.
 	APIKey, APISecret, Passphrase string
-	// WebhookSecret signs account_balance.changed webhooks.
+	// WebhookSecret signs account_balance.changed webhooks (x-zh-hook-signature-256 and x-zh-hook-signature).
 	WebhookSecret string
+	// ZeroHashWebhookKey signs balance webhooks with RSA too (x-zh-hook-rsa-signature-256 and
+	// x-zh-hook-rsa-signature); nil generates a 2048-bit key on first use. See ZeroHashWebhookPublicKey.
+	ZeroHashWebhookKey *rsa.PrivateKey
+	// WebhookBearer adds a short-lived bearer JWT to every Connect webhook, as the guide's Connect does. Off by
+	// default: Connect's published webhook headers are client-id, timestamp, signature and x-zh-hook-payload-type.
+	WebhookBearer bool
 
 	// DepositWebhookURL, WithdrawalWebhookURL and BalanceWebhookURL are where webhooks go; SetWebhookURLs
 	// changes them later.
@@ -145,6 +152,11 @@ type Server struct {
 	plays   sync.WaitGroup
 	closed  sync.Once
 
+	bearer    atomic.Bool // Options.WebhookBearer, changed by SetWebhookBearer
+	zhKeyOnce sync.Once
+	zhKey     *rsa.PrivateKey
+	zhKeyErr  error
+
 	requests counters
 	faults   faultTable
 	state    state
@@ -177,6 +189,7 @@ func New(opts Options) (*Server, error) {
 		log:   opts.Logger,
 	}
 	s.keys.keys = []signingKey{first}
+	s.bearer.Store(opts.WebhookBearer)
 	s.state.init(opts)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.httpSrv = &http.Server{

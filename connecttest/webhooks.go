@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	cryptorand "crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +33,8 @@ import (
 const (
 	PayloadTypeDeposit    = "connect_deposit.status_changed"
 	PayloadTypeWithdrawal = "connect_withdrawal.status_changed"
-	// webhookClientID is the client-id header Connect sends on its webhooks.
+	// webhookClientID is the client-id header Connect sends on its webhooks ("Always Connect.", per
+	// docs.zerohash.com/reference/connect-webhooks).
 	webhookClientID = "Connect"
 	// webhookJWTTTL is the lifetime of the Authorization JWT on a webhook.
 	webhookJWTTTL = 5 * time.Minute
@@ -439,8 +444,9 @@ func lifeEvents(info SessionInfo, p Play, now time.Time) ([]lifeEvent, error) {
 // timestamp it signed.
 type headerSigner func(h http.Header, body []byte, now time.Time) (string, error)
 
-// connectHeaders signs like Connect: client-id, payload type, timestamp + signature over ts+POST+url+body, and a
-// short-lived bearer JWT, all from the current key.
+// connectHeaders signs like Connect's webhook page publishes: client-id "Connect", x-zh-hook-payload-type,
+// timestamp (Unix seconds) and signature over ts+POST+url+body, from the current key. With Options.WebhookBearer it
+// adds the guide's short-lived bearer JWT too.
 func (s *Server) connectHeaders(payloadType, target string) headerSigner {
 	return func(h http.Header, body []byte, now time.Time) (string, error) {
 		k := s.keys.current()
@@ -449,20 +455,91 @@ func (s *Server) connectHeaders(payloadType, target string) headerSigner {
 		if err != nil {
 			return "", err
 		}
-		bearer, err := signJWT(k, jwt.MapClaims{
-			"iss": "connect",
-			"iat": jwt.NewNumericDate(now),
-			"exp": jwt.NewNumericDate(now.Add(webhookJWTTTL)),
-			"jti": uuid.NewString(),
-		})
-		if err != nil {
-			return "", err
-		}
 		h.Set(connect.HeaderClientID, webhookClientID)
 		h.Set(connect.HeaderPayloadType, payloadType)
 		h.Set(connect.HeaderTimestamp, ts)
 		h.Set(connect.HeaderSignature, sig)
-		h.Set("Authorization", "Bearer "+bearer)
+		if s.bearer.Load() {
+			bearer, err := signJWT(k, jwt.MapClaims{
+				"iss": "connect",
+				"iat": jwt.NewNumericDate(now),
+				"exp": jwt.NewNumericDate(now.Add(webhookJWTTTL)),
+				"jti": uuid.NewString(),
+			})
+			if err != nil {
+				return "", err
+			}
+			h.Set("Authorization", "Bearer "+bearer)
+		}
+		return ts, nil
+	}
+}
+
+// SetWebhookBearer turns the guide's bearer JWT on Connect webhooks on or off from the next attempt on.
+func (s *Server) SetWebhookBearer(on bool) { s.bearer.Store(on) }
+
+// zeroHashKey is the RSA key that signs balance webhooks: Options.ZeroHashWebhookKey, else one generated once.
+func (s *Server) zeroHashKey() (*rsa.PrivateKey, error) {
+	s.zhKeyOnce.Do(func() {
+		s.zhKey = s.opts.ZeroHashWebhookKey
+		if s.zhKey == nil {
+			s.zhKey, s.zhKeyErr = rsa.GenerateKey(cryptorand.Reader, 2048)
+		}
+	})
+	return s.zhKey, s.zhKeyErr
+}
+
+// ZeroHashWebhookPublicKey is the public half of the key that RSA-signs balance webhooks, for a receiver's
+// ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE (ZeroHashWebhookPublicKeyPEM writes it as PEM).
+func (s *Server) ZeroHashWebhookPublicKey() (*rsa.PublicKey, error) {
+	k, err := s.zeroHashKey()
+	if err != nil {
+		return nil, fmt.Errorf("connecttest: Zero Hash webhook key: %w", err)
+	}
+	return &k.PublicKey, nil
+}
+
+// ZeroHashWebhookPublicKeyPEM is ZeroHashWebhookPublicKey as a PEM "PUBLIC KEY" block.
+func (s *Server) ZeroHashWebhookPublicKeyPEM() ([]byte, error) {
+	pub, err := s.ZeroHashWebhookPublicKey()
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("connecttest: encode Zero Hash webhook key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// balanceHeaders signs a balance webhook with every scheme Zero Hash's webhook-security page lists, as during its
+// transition: x-zh-hook-timestamp (Unix ms, fresh per attempt), the legacy x-zh-hook-signature-256 and the timed
+// x-zh-hook-signature (HMAC, when a secret is set), and the legacy x-zh-hook-rsa-signature-256 and the timed
+// x-zh-hook-rsa-signature (RSA). The timed names and signed string are zerohash's documented assumption.
+func (s *Server) balanceHeaders(id string) headerSigner {
+	return func(h http.Header, body []byte, now time.Time) (string, error) {
+		key, err := s.zeroHashKey()
+		if err != nil {
+			return "", err
+		}
+		ts := strconv.FormatInt(now.UnixMilli(), 10)
+		legacyRSA, err := zerohash.SignRSAWebhook(key, body, "")
+		if err != nil {
+			return "", err
+		}
+		timedRSA, err := zerohash.SignRSAWebhook(key, body, ts)
+		if err != nil {
+			return "", err
+		}
+		if s.opts.WebhookSecret != "" {
+			h.Set(zerohash.HeaderHookSignature, zerohash.SignBalanceWebhook(s.opts.WebhookSecret, body))
+			h.Set(zerohash.HeaderHookTimedSignature, zerohash.SignTimedWebhook(s.opts.WebhookSecret, body, ts))
+		}
+		h.Set(zerohash.HeaderHookRSASignature, legacyRSA)
+		h.Set(zerohash.HeaderHookTimedRSASignature, timedRSA)
+		h.Set(zerohash.HeaderHookNotificationID, id)
+		h.Set(zerohash.HeaderPayloadType, zerohash.PayloadTypeBalanceChanged)
+		h.Set(zerohash.HeaderHookTimestamp, ts)
 		return ts, nil
 	}
 }
@@ -536,9 +613,10 @@ func (st *state) finish(sessionID string) {
 	}
 }
 
-// EmitBalance sends an account_balance.changed webhook to the balance URL, signed with the webhook secret, and
-// retries it like any delivery. Its movements go into the ledger GET /movements serves, even when the webhook is
-// never delivered; while DropBalanceWebhooks is on, the webhook is recorded as Dropped and not sent. Empty fields get defaults: account_type "available", timestamp now (ms), a run id,
+// EmitBalance sends an account_balance.changed webhook to the balance URL, signed with every published scheme
+// (balanceHeaders), and retries it like any delivery. Its movements go into the ledger GET /movements serves, even
+// when the webhook is never delivered; while DropBalanceWebhooks is on, the webhook is recorded as Dropped and not
+// sent. Empty fields get defaults: account_type "available", timestamp now (ms), a run id,
 // movement ids and times; ev.NotificationID (default a fresh id) goes in x-zh-hook-notification-id, not the body.
 // The body must then be a valid balance event (zerohash.ParseBalanceEvent); the error names what is missing.
 func (s *Server) EmitBalance(ctx context.Context, ev zerohash.BalanceEvent) (Delivery, error) {
@@ -579,12 +657,5 @@ func (s *Server) EmitBalance(ctx context.Context, ev zerohash.BalanceEvent) (Del
 	if drop {
 		return s.dropDelivery(d), nil
 	}
-	return s.deliver(ctx, d, func(h http.Header, body []byte, now time.Time) (string, error) {
-		ts := strconv.FormatInt(now.UnixMilli(), 10)
-		h.Set(zerohash.HeaderHookSignature, zerohash.SignBalanceWebhook(s.opts.WebhookSecret, body))
-		h.Set(zerohash.HeaderHookNotificationID, id)
-		h.Set(zerohash.HeaderPayloadType, zerohash.PayloadTypeBalanceChanged)
-		h.Set(zerohash.HeaderHookTimestamp, ts)
-		return ts, nil
-	})
+	return s.deliver(ctx, d, s.balanceHeaders(id))
 }

@@ -36,6 +36,7 @@ type receiver struct {
 	sandbox   *connecttest.Server
 	url       string // the exact URL registered with the sandbox
 	failFirst int
+	bearer    bool // expect the guide's bearer JWT (Options.WebhookBearer); else refuse any Authorization header
 
 	mu      sync.Mutex
 	calls   int
@@ -92,6 +93,24 @@ func (rc *receiver) verify(r *http.Request, body []byte) (received, error) {
 	if got := r.Header.Get(connect.HeaderClientID); got != "Connect" {
 		return received{}, fmt.Errorf("client-id %q, want Connect", got)
 	}
+	ev, err := connect.ParseEvent(body)
+	if err != nil {
+		return received{}, fmt.Errorf("body: %w", err)
+	}
+	wantType := connecttest.PayloadTypeDeposit
+	if ev.Kind == connect.KindWithdrawal {
+		wantType = connecttest.PayloadTypeWithdrawal
+	}
+	if got := r.Header.Get(connect.HeaderPayloadType); got != wantType {
+		return received{}, fmt.Errorf("%s %q, want %q", connect.HeaderPayloadType, got, wantType)
+	}
+	if !rc.bearer {
+		// Connect's published webhook headers are client-id, timestamp, signature, x-zh-hook-payload-type.
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			return received{}, errors.New("an Authorization header the published webhook does not have")
+		}
+		return received{header: r.Header.Clone(), body: body, event: ev}, nil
+	}
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return received{}, errors.New("no bearer JWT")
@@ -111,17 +130,6 @@ func (rc *receiver) verify(r *http.Request, body []byte) (received, error) {
 	rc.mu.Unlock()
 	if claims.ID == "" || seen {
 		return received{}, fmt.Errorf("bearer JWT jti %q is empty or reused", claims.ID)
-	}
-	ev, err := connect.ParseEvent(body)
-	if err != nil {
-		return received{}, fmt.Errorf("body: %w", err)
-	}
-	wantType := connecttest.PayloadTypeDeposit
-	if ev.Kind == connect.KindWithdrawal {
-		wantType = connecttest.PayloadTypeWithdrawal
-	}
-	if got := r.Header.Get(connect.HeaderPayloadType); got != wantType {
-		return received{}, fmt.Errorf("%s %q, want %q", connect.HeaderPayloadType, got, wantType)
 	}
 	kid, _ := tok.Header["kid"].(string)
 	return received{header: r.Header.Clone(), body: body, event: ev, kid: kid}, nil
@@ -437,9 +445,11 @@ func TestPlayRejects(t *testing.T) {
 	}
 }
 
+// TestWebhooksFollowKeyRotation runs with the guide's bearer JWT (Options.WebhookBearer): its kid names the key.
 func TestWebhooksFollowKeyRotation(t *testing.T) {
-	srv := newSandbox(t, connecttest.Options{})
+	srv := newSandbox(t, connecttest.Options{WebhookBearer: true})
 	rc := newReceiver(t, srv, 0)
+	rc.bearer = true
 	if err := srv.SetWebhookURLs(rc.url, "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -492,8 +502,25 @@ func TestEmitBalance(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		if r.Header.Get(zerohash.HeaderHookTimestamp) == "" {
-			t.Error("no x-zh-hook-timestamp")
+		// Every published scheme, each on its own: HMAC timed, RSA timed, RSA legacy.
+		pub, err := srv.ZeroHashWebhookPublicKey()
+		if err != nil {
+			t.Error(err)
+		}
+		for name, v := range map[string]zerohash.WebhookVerifier{
+			"HMAC, timestamp required": {Secret: "whsec-test", RequireTimestamp: true},
+			"RSA, timestamp required":  {PublicKey: pub, RequireTimestamp: true},
+			"RSA":                      {PublicKey: pub},
+		} {
+			if err := v.Verify(r.Header, body); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		for _, k := range []string{zerohash.HeaderHookTimestamp, zerohash.HeaderHookSignature, zerohash.HeaderHookTimedSignature,
+			zerohash.HeaderHookRSASignature, zerohash.HeaderHookTimedRSASignature} {
+			if r.Header.Get(k) == "" {
+				t.Errorf("no %s", k)
+			}
 		}
 		mu.Lock()
 		got = append(got, ev)

@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.BalanceWebhookURL, "balance-webhook-url", "", "where account_balance.changed webhooks go (empty: none are sent)")
 	fs.DurationVar(&opts.TokenTTL, "token-ttl", connecttest.DefaultTokenTTL, "access token lifetime")
 	fs.DurationVar(&opts.SessionTTL, "session-ttl", connecttest.DefaultSessionTTL, "session lifetime")
+	fs.BoolVar(&opts.WebhookBearer, "webhook-bearer", false, "add the guide's bearer JWT to Connect webhooks (the published headers have none)")
 	fs.BoolVar(&opts.NumericJWTTimes, "numeric-jwt-times", false, "session JWT iat/exp as numbers instead of the guide's RFC 3339 strings")
 	fs.DurationVar(&opts.AutoPlayAfter, "autoplay-after", connecttest.DefaultAutoPlayAfter, "pause before an auto-played session's first webhook")
 	scopes := fs.String("scopes", string(connect.ScopeDepositSend)+","+string(connect.ScopeWithdrawalSend), "comma-separated session scopes the organization may use")

@@ -96,11 +96,13 @@ func TestBridgeTransfersEndToEnd(t *testing.T) {
 }
 
 // TestBridgeBalanceSettlesAwaitLedger: a deposit started with await-ledger stays open when confirmed and ends
-// settled when Zero Hash's signed balance webhook names its Connect id.
+// settled when Zero Hash's signed balance webhook names its Connect id. The bridge is configured as an RSA-only
+// platform that refuses legacy-only signatures (no HMAC secret): the sandbox's timed RSA signature must carry it.
+// The movement's asset and change arrive normalised ("btc", "0.0130" -> "BTC", "0.013").
 func TestBridgeBalanceSettlesAwaitLedger(t *testing.T) {
 	s := newStack(t, connecttest.Options{})
 	s.startWorker()
-	s.startBridge(bridgeOptions{})
+	s.startBridge(bridgeOptions{zhSecret: "-", zhRSA: true, zhRequireTS: true})
 
 	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "bl-1", ReferenceID: "USER20",
 		AwaitLedger: true})
@@ -116,14 +118,15 @@ func TestBridgeBalanceSettlesAwaitLedger(t *testing.T) {
 		return st.Status == workflows.StatusConfirmed
 	})
 
-	d, err := s.sandbox.EmitBalance(s.ctx(), zerohash.BalanceEvent{Asset: "BTC", Balance: "0.013",
+	d, err := s.sandbox.EmitBalance(s.ctx(), zerohash.BalanceEvent{Asset: "btc", Balance: "0.013",
 		ParticipantCode: "CUST01", AccountLabel: "general",
-		Movements: []zerohash.Movement{{MovementID: "mv-1", Change: "0.013", MovementType: "deposit", DepositReferenceID: cx}}})
+		Movements: []zerohash.Movement{{MovementID: "mv-1", Change: "0.0130", MovementType: "deposit", DepositReferenceID: cx}}})
 	if err != nil || !d.Delivered || len(d.Attempts) != 1 {
 		t.Fatalf("balance webhook: %+v, %v", d, err)
 	}
 	r, err := s.result(connect.KindDeposit, "bl-1")
-	if err != nil || r.Status != workflows.StatusSettled || r.Ledger == nil || r.Ledger.MovementID != "mv-1" || r.Ledger.Change != "0.013" {
+	if err != nil || r.Status != workflows.StatusSettled || r.Ledger == nil || r.Ledger.MovementID != "mv-1" ||
+		r.Ledger.Change != "0.013" || r.Ledger.Asset != "BTC" {
 		t.Fatalf("after the ledger: %+v, %v; want settled by mv-1", r, err)
 	}
 }

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/rsa"
 	"io"
 	"log/slog"
 	"net"
@@ -37,6 +39,10 @@ type bridgeRig struct {
 type bridgeOptions struct {
 	auth            bridge.AuthMode
 	temporalTimeout time.Duration
+	// zhSecret is ZeroHashWebhookSecret: default the sandbox's; "-" for none.
+	zhSecret string
+	// zhRSA configures the sandbox's Zero Hash webhook RSA key; zhRequireTS refuses legacy-only balance webhooks.
+	zhRSA, zhRequireTS bool
 }
 
 // startBridge serves a bridge for s and points the sandbox's webhooks at it.
@@ -52,9 +58,22 @@ func (s *stack) startBridge(o bridgeOptions) *bridgeRig {
 	rig := &bridgeRig{t: s.t, url: "http://" + srv.Listener.Addr().String(), temporal: &swappableTemporal{},
 		reg: prometheus.NewRegistry(), answers: &answerLog{}}
 	rig.temporal.use(s.client)
+	secret := cmp.Or(o.zhSecret, connecttest.DefaultWebhookSecret)
+	if secret == "-" {
+		secret = ""
+	}
+	var zhKey *rsa.PublicKey
+	if o.zhRSA {
+		if zhKey, err = s.sandbox.ZeroHashWebhookPublicKey(); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	// The sandbox sends Connect's published header set; the guide's bearer JWT only where the mode requires one.
+	s.sandbox.SetWebhookBearer(o.auth == bridge.AuthSignatureJWT)
 	rig.bridge, err = bridge.New(bridge.Options{
 		Temporal: rig.temporal, TaskQueue: taskQueue, PublicURL: rig.url, Auth: o.auth,
-		ZeroHashWebhookSecret: connecttest.DefaultWebhookSecret, Keys: keys, TemporalTimeout: o.temporalTimeout,
+		ZeroHashWebhookSecret: secret, ZeroHashWebhookPublicKey: zhKey, ZeroHashRequireTimestamp: o.zhRequireTS,
+		Keys: keys, TemporalTimeout: o.temporalTimeout,
 		Logger: slog.New(slog.DiscardHandler), Registerer: rig.reg,
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -72,8 +73,10 @@ func serve(cfg config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := bridge.New(bridge.Options{
-		Temporal: tc, TaskQueue: cfg.taskQueue, PublicURL: cfg.publicURL, Auth: cfg.auth,
-		Tolerance: cfg.tolerance, MaxBody: cfg.maxBody, ZeroHashWebhookSecret: cfg.zeroHashSecret, Keys: keys,
+		Temporal: tc, TaskQueue: cfg.taskQueue, PublicURL: cfg.publicURL, Auth: cfg.auth, ConnectClientID: cfg.clientID,
+		Tolerance: cfg.tolerance, MaxBody: cfg.maxBody, Keys: keys,
+		ZeroHashWebhookSecret: cfg.zeroHashSecret, ZeroHashWebhookPublicKey: cfg.zeroHashKey,
+		ZeroHashRequireTimestamp: cfg.zeroHashStrict, ZeroHashTolerance: cfg.zeroHashWindow,
 		TemporalTimeout: cfg.temporalTimeout, Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -96,7 +99,11 @@ func serve(cfg config, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("webhookbridge listening", "addr", ln.Addr().String(), "public_url", cfg.publicURL,
-		"auth", string(cfg.auth), "task_queue", cfg.taskQueue)
+		"auth", string(cfg.auth), "task_queue", cfg.taskQueue, "zerohash_webhooks", zeroHashSchemes(cfg))
+	if cfg.zeroHashSecret == "" && cfg.zeroHashKey == nil {
+		log.Warn("Zero Hash balance webhooks are not configured: " + bridge.PathZeroHashBalances +
+			" answers 404 not_configured; set ZEROHASH_WEBHOOK_SECRET or ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE to take them")
+	}
 
 	select {
 	case err := <-served:
@@ -112,4 +119,22 @@ func serve(cfg config, log *slog.Logger) error {
 	}
 	log.Info("webhookbridge stopped")
 	return nil
+}
+
+// zeroHashSchemes names the balance-webhook schemes configured, for the start log (never a secret).
+func zeroHashSchemes(cfg config) string {
+	var schemes []string
+	if cfg.zeroHashSecret != "" {
+		schemes = append(schemes, "hmac")
+	}
+	if cfg.zeroHashKey != nil {
+		schemes = append(schemes, "rsa")
+	}
+	if len(schemes) == 0 {
+		return "none"
+	}
+	if cfg.zeroHashStrict {
+		schemes = append(schemes, "timestamp-required")
+	}
+	return strings.Join(schemes, "+")
 }

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
@@ -15,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +29,7 @@ import (
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/settings"
 )
 
 // asMain makes the test binary run the real main() in a subprocess, with only the environment a test gives it.
@@ -68,7 +72,13 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 	}{
 		{"missing CONNECT_JWKS_URL", map[string]string{"CONNECT_JWKS_URL": ""}, "CONNECT_JWKS_URL"},
 		{"missing BRIDGE_PUBLIC_URL", map[string]string{"BRIDGE_PUBLIC_URL": ""}, "BRIDGE_PUBLIC_URL"},
-		{"missing ZEROHASH_WEBHOOK_SECRET", map[string]string{"ZEROHASH_WEBHOOK_SECRET": ""}, "ZEROHASH_WEBHOOK_SECRET"},
+		{"jwt-only auth mode, removed", map[string]string{"CONNECT_WEBHOOK_AUTH": "jwt"}, "removed"},
+		{"timestamps required without a Zero Hash scheme", map[string]string{"ZEROHASH_WEBHOOK_SECRET": "",
+			"ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP": "true"}, "ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP"},
+		{"require-timestamp not a bool", map[string]string{"ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP": "yes please"}, "ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP"},
+		{"Zero Hash public key file missing", map[string]string{"ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": "/nonexistent/zh.pem"}, "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE"},
+		{"Zero Hash public key file not a key", map[string]string{"ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": "main.go"}, "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE"},
+		{"Zero Hash tolerance zero", map[string]string{"ZEROHASH_WEBHOOK_TOLERANCE": "0s"}, "ZEROHASH_WEBHOOK_TOLERANCE"},
 		{"JWKS over plain http to a remote host", map[string]string{"CONNECT_JWKS_URL": "http://api.example.com/jwks"}, "CONNECT_JWKS_URL"},
 		{"unknown auth mode", map[string]string{"CONNECT_WEBHOOK_AUTH": "none"}, "CONNECT_WEBHOOK_AUTH"},
 		{"zero tolerance", map[string]string{"CONNECT_WEBHOOK_TOLERANCE": "0s"}, "CONNECT_WEBHOOK_TOLERANCE"},
@@ -103,6 +113,53 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 				t.Fatalf("stderr shows the secret:\n%s", stderr.String())
 			}
 		})
+	}
+}
+
+// TestZeroHashSchemesAreOptional: the bridge starts with the secret, with only the RSA key, or with neither, and
+// the defaults are the published contract's (signature auth, 5 min Zero Hash tolerance, legacy accepted).
+func TestZeroHashSchemesAreOptional(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "zh-webhook.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		set     map[string]string
+		schemes string
+	}{
+		"secret only": {map[string]string{}, "hmac"},
+		"RSA only, timestamps required": {map[string]string{"ZEROHASH_WEBHOOK_SECRET": "", "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": keyFile,
+			"ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP": "true"}, "rsa+timestamp-required"},
+		"both":    {map[string]string{"ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": keyFile}, "hmac+rsa"},
+		"neither": {map[string]string{"ZEROHASH_WEBHOOK_SECRET": ""}, "none"},
+	} {
+		env := goodEnv()
+		for k, v := range c.set {
+			if v == "" {
+				delete(env, k)
+			} else {
+				env[k] = v
+			}
+		}
+		cfg, err := loadConfig(nil, settings.MapEnv(env), io.Discard)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := zeroHashSchemes(cfg); got != c.schemes {
+			t.Errorf("%s: schemes %q, want %q", name, got, c.schemes)
+		}
+		if cfg.auth != bridge.AuthSignature || cfg.zeroHashWindow != 5*time.Minute || cfg.clientID != "" {
+			t.Errorf("%s: defaults auth %q, tolerance %v, client id %q", name, cfg.auth, cfg.zeroHashWindow, cfg.clientID)
+		}
 	}
 }
 
@@ -229,6 +286,8 @@ func signedRequest(t *testing.T, key *rsa.PrivateKey, base, public string, body 
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(connect.HeaderClientID, bridge.ConnectWebhookClientID)
+	req.Header.Set(connect.HeaderPayloadType, bridge.PayloadTypeConnectDeposit)
 	req.Header.Set(connect.HeaderTimestamp, ts)
 	req.Header.Set(connect.HeaderSignature, sig)
 	req.Header.Set("Authorization", "Bearer "+bearer)

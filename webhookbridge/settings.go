@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/rsa"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/workflows"
+	"github.com/connectflow/connectflow/zerohash"
 )
 
 // config is everything the command reads from flags and the environment.
@@ -22,7 +26,11 @@ type config struct {
 	jwksURL         string
 	auth            bridge.AuthMode
 	tolerance       time.Duration
+	clientID        string
 	zeroHashSecret  string
+	zeroHashKey     *rsa.PublicKey
+	zeroHashStrict  bool
+	zeroHashWindow  time.Duration
 	maxBody         int64
 	temporalTimeout time.Duration
 	temporal        client.Options // envconfig, then TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the codec keys
@@ -39,14 +47,32 @@ func loadConfig(args []string, env settings.Env, output io.Writer) (config, erro
 		Usage: "public base URL Connect posts to; the signed URL is it plus the route path"})
 	s.URL(&c.jwksURL, settings.Spec{Env: "CONNECT_JWKS_URL", Required: true,
 		Usage: "Connect's JWKS, e.g. https://api.connect.xyz/api/v1/jwks"})
-	s.Func(settings.Spec{Env: "CONNECT_WEBHOOK_AUTH", Default: string(bridge.AuthSignatureJWT),
-		Usage: "webhook credentials to check: signature, jwt or signature+jwt"}, "mode",
+	s.Func(settings.Spec{Env: "CONNECT_WEBHOOK_AUTH", Default: string(bridge.AuthSignature),
+		Usage: "Connect webhook credentials required: signature (a bearer JWT, if sent, is verified too) or " +
+			"signature+jwt (a bearer JWT on every webhook)"}, "mode",
 		func(raw string) (err error) { c.auth, err = bridge.ParseAuthMode(raw); return err })
+	s.String(&c.clientID, settings.Spec{Env: "CONNECT_CLIENT_ID",
+		Usage: "our Connect client id; when set, a webhook's client-id header, if present, must be \"Connect\" or it"})
 	s.Func(settings.Spec{Env: "CONNECT_WEBHOOK_TOLERANCE", Default: "300s",
 		Usage: "how far a webhook's signed timestamp may be from now, either way"}, "duration",
 		func(raw string) (err error) { c.tolerance, err = positiveDuration(raw); return err })
-	s.Secret(&c.zeroHashSecret, settings.Spec{Env: "ZEROHASH_WEBHOOK_SECRET", Required: true,
-		Usage: "HMAC secret of Zero Hash balance webhooks"})
+	s.Secret(&c.zeroHashSecret, settings.Spec{Env: "ZEROHASH_WEBHOOK_SECRET",
+		Usage: "HMAC secret of Zero Hash balance webhooks, if Zero Hash signs them with one"})
+	s.Func(settings.Spec{Env: "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE",
+		Usage: "PEM file of Zero Hash's webhook RSA public key, if Zero Hash signs balance webhooks with RSA"}, "path",
+		func(path string) error {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("cannot read the key file: %w", err)
+			}
+			c.zeroHashKey, err = zerohash.ParseWebhookPublicKey(data)
+			return err
+		})
+	s.Bool(&c.zeroHashStrict, settings.Spec{Env: "ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP", Default: "false",
+		Usage: "refuse balance webhooks signed only with the legacy (untimed) headers"})
+	s.Func(settings.Spec{Env: "ZEROHASH_WEBHOOK_TOLERANCE", Default: zerohash.DefaultWebhookTolerance.String(),
+		Usage: "how far a balance webhook's x-zh-hook-timestamp may be from now, either way"}, "duration",
+		func(raw string) (err error) { c.zeroHashWindow, err = positiveDuration(raw); return err })
 	s.Func(settings.Spec{Env: "BRIDGE_MAX_BODY", Default: "1MiB",
 		Usage: "largest request body, in bytes or with a KiB/MiB suffix, at most 1MiB"}, "size",
 		func(raw string) (err error) { c.maxBody, err = parseSize(raw); return err })
@@ -56,6 +82,10 @@ func loadConfig(args []string, env settings.Env, output io.Writer) (config, erro
 	temporal := settings.BindTemporal(s, workflows.DefaultTaskQueue)
 	if err := s.Parse(args); err != nil {
 		return c, err
+	}
+	if c.zeroHashStrict && c.zeroHashSecret == "" && c.zeroHashKey == nil {
+		return c, &settings.Error{Env: "ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP", Flag: settings.FlagName("ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP"),
+			Err: errors.New("true needs ZEROHASH_WEBHOOK_SECRET or ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE")}
 	}
 	// A malformed TEMPORAL_* or codec-key variable is a bad setting too. The codec keys seal the signals, which
 	// are payloads: the worker must hold the same keys to read them.

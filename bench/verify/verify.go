@@ -62,7 +62,8 @@ type Fixture struct {
 }
 
 // NewFixture generates a 2048-bit key, serves it as a JWKS on loopback, signs a webhook as Connect does and builds
-// a bridge (signature+jwt, as deployed) whose Temporal answers in-process. Close releases it.
+// a bridge (signature+jwt: the guide's form with a bearer, the costlier of the two modes) whose Temporal answers
+// in-process. Close releases it.
 func NewFixture() (*Fixture, error) {
 	key, err := rsa.GenerateKey(rand.Reader, keyBits)
 	if err != nil {
@@ -112,6 +113,7 @@ func (f *Fixture) init(key *rsa.PrivateKey, jwksURL string) error {
 	b, err := bridge.New(bridge.Options{
 		Temporal:              instantTemporal{},
 		PublicURL:             publicURL,
+		Auth:                  bridge.AuthSignatureJWT,
 		ZeroHashWebhookSecret: "bench-secret",
 		Keys:                  f.jwks,
 		// As deployed: one JSON line per request at info, formatted in full and then dropped.

@@ -78,7 +78,7 @@ func (s *sender) balance(ctx context.Context, subject string, mv zerohash.Moveme
 	}
 	return s.until2xx(ctx, func() post {
 		p := post{Route: bridge.PathZeroHashBalances, Subject: subject, Key: mv.MovementID}
-		s.send(ctx, &p, body, h)
+		s.send(ctx, &p, body, s.stamp(h, body)) // a fresh timestamp per attempt, as Zero Hash signs each one
 		return p
 	})
 }
@@ -129,6 +129,16 @@ func (s *sender) droppedMovements() map[string]bool {
 	return maps.Clone(s.dropped)
 }
 
+// stamp returns h with a fresh x-zh-hook-timestamp and the timed x-zh-hook-signature over body + it (the
+// replay-protected scheme; see zerohash.WebhookVerifier).
+func (s *sender) stamp(h http.Header, body []byte) http.Header {
+	h = h.Clone()
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	h.Set(zerohash.HeaderHookTimestamp, ts)
+	h.Set(zerohash.HeaderHookTimedSignature, zerohash.SignTimedWebhook(s.webhookSecret, body, ts))
+	return h
+}
+
 // balanceRequest builds a signed account_balance.changed webhook carrying mv.
 func (s *sender) balanceRequest(mv zerohash.Movement, notification string) ([]byte, http.Header, error) {
 	ev := zerohash.BalanceEvent{AccountGroup: "chaos", AccountLabel: "general", AccountType: "available", Asset: "BTC",
@@ -142,8 +152,7 @@ func (s *sender) balanceRequest(mv zerohash.Movement, notification string) ([]by
 	h.Set(zerohash.HeaderHookSignature, zerohash.SignBalanceWebhook(s.webhookSecret, body))
 	h.Set(zerohash.HeaderHookNotificationID, notification)
 	h.Set(zerohash.HeaderPayloadType, zerohash.PayloadTypeBalanceChanged)
-	h.Set(zerohash.HeaderHookTimestamp, strconv.FormatInt(time.Now().UnixMilli(), 10))
-	return body, h, nil
+	return body, s.stamp(h, body), nil
 }
 
 // probeSDK relays one informational SDK callback once, marked as sent while Temporal was down.
