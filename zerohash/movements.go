@@ -128,8 +128,15 @@ func (c *Client) Movements(ctx context.Context, q MovementsQuery) (MovementsPage
 	requestID := uuid.NewString()
 	body, err := c.send(ctx, http.MethodGet, PathMovements, q.Encode(), requestID, nil, MaxMovementsAnswerBytes, redactor(""))
 	var apiErr *APIError
-	if errors.As(err, &apiErr) && apiErr.StatusCode >= 500 {
-		apiErr.Retryable = true // a GET changes nothing: retrying a 503 without zh-allow-retry is safe too
+	if errors.As(err, &apiErr) {
+		switch {
+		case apiErr.StatusCode >= 500:
+			apiErr.Retryable = true // a GET changes nothing: retrying a 503 without zh-allow-retry is safe too
+		case apiErr.StatusCode == http.StatusBadRequest:
+			apiErr.Message = strings.Replace(apiErr.Message, msgBadRequest, "GET /movements query rejected", 1)
+		case apiErr.StatusCode == http.StatusForbidden:
+			apiErr.Message = strings.Replace(apiErr.Message, msgForbidden, "API key, passphrase or signature rejected", 1)
+		}
 	}
 	if err != nil {
 		return MovementsPage{}, err

@@ -202,6 +202,9 @@ func TestMovementsErrorsAndRetryRules(t *testing.T) {
 			if !errors.As(err, &apiErr) || apiErr.StatusCode != tt.status {
 				t.Fatalf("err = %v, want an APIError with status %d", err, tt.status)
 			}
+			if strings.Contains(err.Error(), "KYC") {
+				t.Errorf("GET /movements error speaks of the onboarding endpoint: %v", err)
+			}
 			retryable, after := zerohash.RetryInfo(err)
 			if retryable != tt.retryable || after != tt.after {
 				t.Fatalf("RetryInfo = %v, %v; want %v, %v (%v)", retryable, after, tt.retryable, tt.after, err)
