@@ -54,6 +54,9 @@ type config struct {
 	dir             string // run folder; default a new temporary folder
 	bin             string // folder with prebuilt dev, worker, webhookbridge and sandbox binaries; default build them
 	keep            bool   // keep the run folder even when every check passes
+	topology        string // topologySingle or topologyCluster
+	nodes           int    // Temporal nodes of the cluster topology
+	historyShards   int    // history shards of the cluster topology
 }
 
 func defaults(small bool) config {
@@ -62,6 +65,7 @@ func defaults(small bool) config {
 		workers: 2, killEvery: 4 * time.Second, bridgeRestarts: 12, outages: 2, outageFor: 20 * time.Second,
 		sessionFaults: 30, startRate: 8, concurrency: 64, sessionExpiry: 30 * time.Second, ledgerHorizon: 30 * time.Second,
 		settle: 10 * time.Minute, timeout: 60 * time.Minute,
+		topology: topologySingle, nodes: 3, historyShards: 16,
 	}
 	if small {
 		c.transfers, c.deliveries, c.orphans, c.unmatchedLedger, c.onboardings = 30, 300, 2, 2, 2
@@ -143,6 +147,9 @@ func parseOver(c config, args []string, output io.Writer) (config, bool, error) 
 	fs.StringVar(&c.dir, "dir", "", "run folder for binaries, data and logs (default: a new temporary folder, removed when every check passes)")
 	fs.StringVar(&c.bin, "bin", "", "folder with prebuilt dev, worker, webhookbridge and sandbox binaries (default: build them)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run folder even when every check passes")
+	fs.StringVar(&c.topology, "topology", c.topology, "single: one Temporal server on SQLite; cluster: PostgreSQL, -nodes Temporal nodes behind a load balancer, one node SIGKILLed and one SIGTERMed mid-run")
+	fs.IntVar(&c.nodes, "nodes", c.nodes, "Temporal nodes of the cluster topology")
+	fs.IntVar(&c.historyShards, "history-shards", c.historyShards, "history shards of the cluster topology")
 	if err := fs.Parse(args); err != nil {
 		return c, small, err
 	}
@@ -179,6 +186,13 @@ func (c config) validate() error {
 			problems = append(problems, fmt.Errorf("-%s: must not be negative", n.name))
 		}
 	}
+	if c.topology != topologySingle && c.topology != topologyCluster {
+		problems = append(problems, fmt.Errorf("-topology: %q is not %s or %s", c.topology, topologySingle, topologyCluster))
+	}
+	if c.topology == topologyCluster && c.nodes < 2 {
+		problems = append(problems, errors.New("-nodes: the cluster topology needs at least 2, so one can die"))
+	}
+	positive("history-shards", c.historyShards > 0)
 	if c.outageFor <= 2*answerBound {
 		problems = append(problems, fmt.Errorf("-outage-for: must be over %v, so some webhooks meet Temporal down for their whole request", 2*answerBound))
 	}

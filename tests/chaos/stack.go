@@ -64,6 +64,9 @@ type stack struct {
 	sandboxURL   string
 	sandboxEnv   map[string]string // the env lines the sandbox printed
 
+	cfg     config
+	cluster *cluster // the cluster topology's parts; nil for one server
+
 	mu       sync.Mutex
 	runs     map[string]int // runs per binary, for log file names
 	temporal *proc
@@ -73,10 +76,13 @@ type stack struct {
 	all      []*proc // every process ever started, for the exit audit
 }
 
-func newStack(dir string) (*stack, error) {
-	s := &stack{dir: dir, binDir: filepath.Join(dir, "bin"), logDir: filepath.Join(dir, "logs"),
+func newStack(dir string, cfg config) (*stack, error) {
+	s := &stack{dir: dir, cfg: cfg, binDir: filepath.Join(dir, "bin"), logDir: filepath.Join(dir, "logs"),
 		confDir: filepath.Join(dir, "config"), dataDir: filepath.Join(dir, "temporal-data"),
 		secrets: newSecrets(), runs: map[string]int{}}
+	if cfg.topology == topologyCluster {
+		s.cluster = &cluster{}
+	}
 	for _, d := range []string{s.binDir, s.logDir, s.confDir, s.dataDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -168,6 +174,9 @@ func (s *stack) start(bin string, args, env []string) (*proc, error) {
 
 // startTemporal runs the dev command's embedded Temporal on the run's data folder and port, and waits for it.
 func (s *stack) startTemporal(ctx context.Context) error {
+	if s.cluster != nil {
+		return s.startCluster(ctx)
+	}
 	if s.temporalAddr == "" {
 		addr, err := freeAddr()
 		if err != nil {
@@ -313,8 +322,9 @@ func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 func (s *stack) stopAll() error {
 	s.mu.Lock()
 	parts := append([]*proc{s.bridge}, s.workers...)
-	parts = append(parts, s.sandbox, s.temporal)
+	parts = append(parts, s.sandbox)
 	s.mu.Unlock()
+	parts = append(parts, s.temporalProcs()...)
 	var problems []error
 	for _, p := range parts {
 		if p == nil {
