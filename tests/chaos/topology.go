@@ -259,7 +259,7 @@ func (s *storm) nodeFault(ctx context.Context, i int, sig syscall.Signal) {
 	} else {
 		s.count(faultNodeTerm, 1)
 	}
-	h := handover{How: fmt.Sprintf("%s %s", p.name, sig), Baseline: baseline,
+	h := handover{How: fmt.Sprintf("node %d (%s) %s", i+1, p.name, sig), Baseline: baseline,
 		Shards: fmt.Sprintf("%d workflow ids over %d shards", handoverProbes, s.cfg.historyShards)}
 	_, h.Err = s.sweepShards(ctx, handoverBound)
 	h.Took = time.Since(at)
@@ -287,7 +287,7 @@ func (s *storm) restartNode(ctx context.Context, i int) {
 		return
 	}
 	s.count(faultNodeRestart, 1)
-	h := handover{How: fmt.Sprintf("node %d rejoins", i+1),
+	h := handover{How: fmt.Sprintf("node %d restarted, rejoins", i+1),
 		Shards: fmt.Sprintf("%d workflow ids over %d shards", handoverProbes, s.cfg.historyShards)}
 	_, h.Err = s.sweepShards(ctx, handoverBound)
 	h.Took = time.Since(at)
@@ -366,8 +366,12 @@ func (r *report) printTopology(w io.Writer) {
 		if h.Err != nil {
 			status = " (**not complete**)"
 		}
-		fmt.Fprintf(w, "| %s: every shard served again (%s; a sweep before it took %v)%s | %v |\n",
-			h.How, h.Shards, h.Baseline.Round(10*time.Millisecond), status, h.Took.Round(100*time.Millisecond))
+		scale := ""
+		if h.Baseline > 0 {
+			scale = fmt.Sprintf("; one sweep before the fault took %v", h.Baseline.Round(10*time.Millisecond))
+		}
+		fmt.Fprintf(w, "| %s: every shard served again (%s%s)%s | %v |\n",
+			h.How, h.Shards, scale, status, h.Took.Round(100*time.Millisecond))
 	}
 	if r.balancer != "" {
 		fmt.Fprintf(w, "| balancer: %s | |\n", r.balancer)
