@@ -215,6 +215,10 @@ func (s *storm) replaceWorker(ctx context.Context, i int) {
 
 // restartBridge stops the bridge with sig and starts it again on the same port.
 func (s *storm) restartBridge(ctx context.Context, sig syscall.Signal) {
+	if s.st.cluster != nil {
+		s.restartClusterBridge(ctx, sig)
+		return
+	}
 	s.st.mu.Lock()
 	b := s.st.bridge
 	s.st.mu.Unlock()

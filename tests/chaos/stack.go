@@ -207,6 +207,11 @@ func (s *stack) startSandbox(ctx context.Context) error {
 		return err
 	}
 	s.bridgeAddr = addr
+	if s.cluster != nil {
+		if err := s.startBridgeBalancer(); err != nil {
+			return err
+		}
+	}
 	hooks := "http://" + s.bridgeAddr
 	sec := s.secrets
 	p, err := s.start("sandbox", []string{"-addr", "127.0.0.1:0", "-v",
@@ -258,22 +263,36 @@ func (s *stack) sandboxVars(names ...string) []string {
 	return out
 }
 
-// startBridge runs the webhook bridge on its fixed port and waits until /readyz says it reaches Temporal.
+// startBridge runs the webhook bridge on its fixed port and waits until /readyz says it reaches Temporal. In the
+// cluster topology it starts every bridge behind the bridges' balancer that is not running.
 func (s *stack) startBridge(ctx context.Context) error {
-	env := append(s.temporalEnv(), "BRIDGE_ADDR="+s.bridgeAddr, "BRIDGE_PUBLIC_URL=http://"+s.bridgeAddr)
-	env = append(env, s.sandboxVars("CONNECT_JWKS_URL", "ZEROHASH_WEBHOOK_SECRET")...)
-	p, err := s.start("webhookbridge", nil, env)
-	if err != nil {
-		return err
+	if s.cluster != nil {
+		return s.startBridges(ctx)
 	}
-	if err := waitReady(ctx, p, "http://"+s.bridgeAddr+bridge.PathReadyz); err != nil {
-		_ = p.stop(syscall.SIGKILL, stopGrace)
+	p, err := s.launchBridge(ctx, s.bridgeAddr)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.bridge = p
 	s.mu.Unlock()
 	return nil
+}
+
+// launchBridge runs one bridge listening on listen, its public URL the address Connect posts to, and waits until
+// /readyz says it reaches Temporal.
+func (s *stack) launchBridge(ctx context.Context, listen string) (*proc, error) {
+	env := append(s.temporalEnv(), "BRIDGE_ADDR="+listen, "BRIDGE_PUBLIC_URL=http://"+s.bridgeAddr)
+	env = append(env, s.sandboxVars("CONNECT_JWKS_URL", "ZEROHASH_WEBHOOK_SECRET")...)
+	p, err := s.start("webhookbridge", nil, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, p, "http://"+listen+bridge.PathReadyz); err != nil {
+		_ = p.stop(syscall.SIGKILL, stopGrace)
+		return nil, err
+	}
+	return p, nil
 }
 
 // waitReady polls a readiness URL until it answers 200.
@@ -322,6 +341,9 @@ func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 func (s *stack) stopAll() error {
 	s.mu.Lock()
 	parts := append([]*proc{s.bridge}, s.workers...)
+	if s.cluster != nil {
+		parts = append(parts, s.cluster.bridges...)
+	}
 	parts = append(parts, s.sandbox)
 	s.mu.Unlock()
 	parts = append(parts, s.temporalProcs()...)

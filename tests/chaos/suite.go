@@ -73,7 +73,7 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 		sec.add(kind, v)
 	}
 
-	say("starting %s, the sandbox, %d workers and the bridge", st.temporalDescription(), cfg.workers)
+	say("starting %s, the sandbox, %d workers and %s", st.temporalDescription(), cfg.workers, st.bridgeDescription())
 	if err := st.startTemporal(ctx); err != nil {
 		return rep, err
 	}
@@ -165,6 +165,9 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	rep.checks, rep.tally = verify(ev)
 	rep.counts, rep.outages, rep.unarmed, rep.stormProblems = s.snapshot()
 	rep.handovers, rep.balancer = s.topologySnapshot()
+	if bl := st.bridgeBalancerLine(); bl != "" {
+		rep.balancer += "; " + bl
+	}
 	rep.stats = ev.stats
 	rep.secretsKept = sec
 	rep.driverProblems = append(rep.driverProblems, d.problems...)
@@ -219,7 +222,7 @@ func ensureUp(ctx context.Context, st *stack, cfg config) error {
 			st.workers[i] = nw
 		}
 	}
-	if st.bridge.exited() {
+	if st.bridgeDown() {
 		return st.startBridge(ctx)
 	}
 	return nil

@@ -57,6 +57,10 @@ type cluster struct {
 	nodes                  []*proc
 	lb                     *balancer
 	namespaceReady         bool // the first node has created the namespace and search attributes
+	// The bridges behind their own balancer: Connect's webhooks reach them through one public address.
+	bridgeAddrs []string
+	bridges     []*proc
+	bridgeLB    *balancer
 }
 
 // handover is one measured handover of shards after a node fault.
@@ -392,8 +396,10 @@ func (s *stack) closeCluster() error {
 	if s.cluster == nil {
 		return nil
 	}
-	if s.cluster.lb != nil {
-		s.cluster.lb.close()
+	for _, lb := range []*balancer{s.cluster.lb, s.cluster.bridgeLB} {
+		if lb != nil {
+			lb.close()
+		}
 	}
 	return s.removePostgres()
 }
@@ -413,4 +419,119 @@ func (s *storm) topologySnapshot() ([]handover, string) {
 	}
 	return hs, fmt.Sprintf("connections per node: %s; dials refused by a down node %d; connections dropped with every node down %d",
 		strings.Join(parts, ", "), refused, dropped)
+}
+
+// clusterWorkers is the cluster topology's default worker count.
+const clusterWorkers = 3
+
+// startBridgeBalancer puts a balancer in front of the cluster topology's bridges; Connect (the sandbox) and the
+// suite's own requests post to it, and every bridge's BRIDGE_PUBLIC_URL names it, as behind a real one.
+func (s *stack) startBridgeBalancer() error {
+	c := s.cluster
+	if c.bridgeLB != nil {
+		return nil
+	}
+	for range s.cfg.bridges {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		c.bridgeAddrs = append(c.bridgeAddrs, addr)
+	}
+	c.bridges = make([]*proc, len(c.bridgeAddrs))
+	lb, err := startBalancer(c.bridgeAddrs)
+	if err != nil {
+		return err
+	}
+	c.bridgeLB = lb
+	s.bridgeAddr = lb.addr()
+	return nil
+}
+
+// startBridges starts every bridge behind the balancer that is not running.
+func (s *stack) startBridges(ctx context.Context) error {
+	c := s.cluster
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.bridges))
+	for i := range c.bridges {
+		s.mu.Lock()
+		running := c.bridges[i] != nil && !c.bridges[i].exited()
+		s.mu.Unlock()
+		if !running {
+			wg.Go(func() { errs[i] = s.startBridgeAt(ctx, i) })
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *stack) startBridgeAt(ctx context.Context, i int) error {
+	p, err := s.launchBridge(ctx, s.cluster.bridgeAddrs[i])
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cluster.bridges[i] = p
+	s.mu.Unlock()
+	return nil
+}
+
+// bridgeDown reports whether any bridge is not running.
+func (s *stack) bridgeDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cluster == nil {
+		return s.bridge.exited()
+	}
+	for _, p := range s.cluster.bridges {
+		if p == nil || p.exited() {
+			return true
+		}
+	}
+	return false
+}
+
+// restartClusterBridge stops one bridge behind the balancer with sig, in turn, while the others keep serving,
+// and starts it again on its port.
+func (s *storm) restartClusterBridge(ctx context.Context, sig syscall.Signal) {
+	c := s.st.cluster
+	s.mu.Lock()
+	i := (s.counts[faultBridgeKill] + s.counts[faultBridgeTerm]) % len(c.bridges)
+	s.mu.Unlock()
+	s.st.mu.Lock()
+	b := c.bridges[i]
+	s.st.mu.Unlock()
+	if err := b.stop(sig, stopGrace); err != nil {
+		s.problem(err)
+	}
+	if sig == syscall.SIGKILL {
+		s.count(faultBridgeKill, 1)
+	} else {
+		s.count(faultBridgeTerm, 1)
+	}
+	if err := retry(ctx, 10, func() error { return s.st.startBridgeAt(ctx, i) }); err != nil {
+		s.problem(fmt.Errorf("restart bridge %d: %w", i+1, err))
+	}
+}
+
+// bridgeBalancerLine says how the bridges' balancer spread connections, or nothing outside the cluster topology.
+func (s *stack) bridgeBalancerLine() string {
+	if s.cluster == nil || s.cluster.bridgeLB == nil {
+		return ""
+	}
+	dialed, refused, dropped := s.cluster.bridgeLB.stats()
+	parts := make([]string, 0, len(s.cluster.bridgeAddrs))
+	for i, addr := range s.cluster.bridgeAddrs {
+		parts = append(parts, fmt.Sprintf("bridge %d %d", i+1, dialed[addr]))
+	}
+	return fmt.Sprintf("webhook connections per bridge: %s; refused by a restarting bridge %d; dropped %d",
+		strings.Join(parts, ", "), refused, dropped)
+}
+
+// bridgeDescription names the bridges of this topology, for the progress lines.
+func (s *stack) bridgeDescription() string {
+	if s.cluster == nil {
+		return "the bridge"
+	}
+	return fmt.Sprintf("%d bridges behind a balancer", s.cfg.bridges)
 }
