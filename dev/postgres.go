@@ -70,8 +70,10 @@ func (c clusterFlags) description() string {
 
 // devDynamicConfig is the dynamic config the dev command adds to the server's: none for a cluster node, which runs
 // exactly what compose's server runs.
-func (s *stack) devDynamicConfig() map[string]any {
-	if s.cfg.cluster.postgres != "" {
+func (s *stack) devDynamicConfig() map[string]any { return s.cfg.devDynamicConfigFor() }
+
+func (c config) devDynamicConfigFor() map[string]any {
+	if c.cluster.postgres != "" {
 		return nil
 	}
 	return map[string]any{"system.forceSearchAttributesCacheRefreshOnRead": true}
