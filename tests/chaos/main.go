@@ -5,6 +5,12 @@
 //
 //	go run ./tests/chaos -small        # CI size: 30 transfers, ~300 webhook deliveries, every fault at least once
 //	go run ./tests/chaos               # issue size: 1,000 transfers, ~10,000 webhook deliveries
+//	go run ./tests/chaos -topology cluster -small   # the same on PostgreSQL, 3 Temporal nodes behind a balancer
+//
+// With -topology cluster, Temporal is a throwaway PostgreSQL (deploy/postgres/throwaway.sh) and -nodes nodes of
+// dev -server-only -postgres, every client reaching them through a loopback load balancer, and -bridges bridges
+// behind another; on top of the faults below one node is SIGKILLed and one SIGTERMed mid-run, each restarted
+// later, and the shard handover after each is timed (topology.go).
 //
 // While transfers are in flight it SIGKILLs a worker every few seconds and starts a new one, restarts the bridge
 // (SIGKILL and SIGTERM), stops the Temporal server (SIGTERM and SIGKILL) while webhooks keep coming and restarts
