@@ -1,14 +1,18 @@
 package tests
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	_ "github.com/lib/pq" // the "postgres" database/sql driver
 	"gopkg.in/yaml.v3"
 
 	"github.com/connectflow/connectflow/dev/embedded"
@@ -178,5 +182,57 @@ func TestComposeServerCheckCatches(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no problem naming %q in %v", c.name, c.wantSubstring, problems)
 		}
+	}
+}
+
+// throwaway runs deploy/postgres/throwaway.sh with a command and folder and returns its stdout's last line.
+func throwaway(t *testing.T, cmd, dir string) string {
+	t.Helper()
+	c := exec.Command("../deploy/postgres/throwaway.sh", cmd, dir)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("throwaway.sh %s: %v\n%s", cmd, err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestThrowawayPostgresIsIdempotent runs the deploy script's every command twice: a second start prints the same
+// DSN, a restart keeps the port, stop and remove on a stopped or removed cluster succeed, and the DSN connects.
+func TestThrowawayPostgresIsIdempotent(t *testing.T) {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("connectflow-throwaway-test-%d", os.Getpid()))
+	t.Cleanup(func() { throwaway(t, "remove", dir) })
+	dsn := throwaway(t, "start", dir)
+	if !strings.HasPrefix(dsn, "postgres://temporal:") || !strings.HasSuffix(dsn, "/postgres?sslmode=disable") {
+		t.Fatalf("DSN %q", dsn)
+	}
+	if again := throwaway(t, "start", dir); again != dsn {
+		t.Fatalf("a second start printed %q, want %q", again, dsn)
+	}
+	if got := throwaway(t, "dsn", dir); got != dsn {
+		t.Fatalf("dsn printed %q, want %q", got, dsn)
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("query over the DSN: %v", err)
+	}
+	throwaway(t, "stop", dir)
+	throwaway(t, "stop", dir)
+	if err := db.Ping(); err == nil {
+		t.Fatal("the cluster still answers after stop")
+	}
+	if restarted := throwaway(t, "start", dir); restarted != dsn {
+		t.Fatalf("a restart printed %q, want the same DSN %q (same password, same port while free)", restarted, dsn)
+	}
+	throwaway(t, "remove", dir)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("remove left %s: %v", dir, err)
 	}
 }
