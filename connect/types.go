@@ -19,16 +19,41 @@ func (k Kind) Valid() bool { return k == KindDeposit || k == KindWithdrawal }
 type Scope string
 
 const (
-	ScopeDepositSend    Scope = "user:deposit:send"
+	// ScopeDepositSend lets the user send crypto in (guide and OpenAPI).
+	ScopeDepositSend Scope = "user:deposit:send"
+	// ScopeWithdrawalRequest lets the user request a withdrawal: the Connect OpenAPI's withdrawal scope, with which
+	// session.withdrawal_details {asset, network, amount, account_label?} is required. The default.
+	ScopeWithdrawalRequest Scope = "user:withdrawal:request"
+	// ScopeWithdrawalSend is the seed guide's withdrawal scope; organizations set up from the guide may use it.
 	ScopeWithdrawalSend Scope = "user:withdrawal:send"
+	// ScopeRecoverySend is in the OpenAPI's enum; connectflow does not open recovery sessions.
+	ScopeRecoverySend Scope = "user:recovery:send"
 )
 
-// ScopeFor returns the session scope for a transfer kind.
+// DefaultWithdrawalScope is the withdrawal scope a Client asks for when Options.WithdrawalScope is empty.
+const DefaultWithdrawalScope = ScopeWithdrawalRequest
+
+// WithdrawalScopes are the withdrawal scopes a Client accepts in Options.WithdrawalScope, the default first.
+var WithdrawalScopes = []Scope{ScopeWithdrawalRequest, ScopeWithdrawalSend}
+
+// ScopeFor returns the default session scope for a transfer kind: user:deposit:send for deposits,
+// DefaultWithdrawalScope for withdrawals. A Client uses its Options.WithdrawalScope instead.
 func ScopeFor(k Kind) Scope {
 	if k == KindWithdrawal {
-		return ScopeWithdrawalSend
+		return DefaultWithdrawalScope
 	}
 	return ScopeDepositSend
+}
+
+// KindOfScope returns the transfer kind a session scope opens, and false for a scope that opens no transfer.
+func KindOfScope(s Scope) (Kind, bool) {
+	switch s {
+	case ScopeDepositSend:
+		return KindDeposit, true
+	case ScopeWithdrawalRequest, ScopeWithdrawalSend:
+		return KindWithdrawal, true
+	}
+	return "", false
 }
 
 // Status is a transfer event's normalized status.

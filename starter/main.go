@@ -6,6 +6,7 @@
 //	starter status     -kind deposit|withdrawal -transfer-id T
 //	starter onboarding -email E [-phone P]
 //	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
+//	starter serve      [-starter-addr A] ...: the transfer API over HTTP (package transferapi); "starter serve -h"
 //
 // Temporal is reached as the worker reaches it (envconfig, TEMPORAL_* variables, -temporal-* flags).
 // Exit status: 0 on success; 1 with a one-line "starter: ..." on stderr when the call fails; 2 for bad usage.
@@ -33,6 +34,7 @@ import (
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/starter/transfer"
+	"github.com/connectflow/connectflow/transferapi"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -51,6 +53,7 @@ commands:
   status       print a transfer's status and events
   onboarding   issue a Zero Hash onboarding token
   resolve      record an operator's decision on a stalled or timed-out transfer, or on a review
+  serve        serve the transfer API over HTTP for platform backends in any language (until SIGINT/SIGTERM)
 
 "starter <command> -h" lists the command's flags.
 `
@@ -83,6 +86,9 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, overview)
 		return 0
+	}
+	if name == "serve" {
+		return transferapi.Main(ctx, args[1:], env, stderr)
 	}
 	cmd, ok := commands[name]
 	if !ok {

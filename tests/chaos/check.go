@@ -225,7 +225,7 @@ func checkSessionCounts(ev evidence, c *check) {
 	for _, d := range ev.transfers {
 		wid := d.plan.workflowID()
 		c.examined++
-		ids := byRequest[wid]
+		ids := byRequest[connect.SessionRequestID(wid)] // the request_id the worker derives from the workflow id
 		switch {
 		case len(ids) != 1:
 			c.fail("%s: %d sessions opened for it", wid, len(ids))
