@@ -45,10 +45,14 @@ bindir() {
 install_postgres() {
 	[ -n "$(bindir)" ] && return 0
 	[ "$(id -u)" -eq 0 ] || die "PostgreSQL is not installed and only root can install it: apt-get install postgresql"
+	# Tests start clusters in parallel: one installs, the others wait for it and find it installed.
+	exec 9>/tmp/connectflow-throwaway-postgres-install.lock
+	flock 9
+	[ -n "$(bindir)" ] && return 0
 	say "installing PostgreSQL from Debian's packages"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq --no-install-recommends postgresql >&2
+	apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql >&2
 	[ -n "$(bindir)" ] || die "apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb"
 }
 
