@@ -57,7 +57,8 @@ install_postgres() {
 		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
 	fi
 	apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql >&2
+	apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		install -y -qq --no-install-recommends postgresql >&2
 	[ -n "$(bindir)" ] || die "apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb"
 }
 
