@@ -51,14 +51,12 @@ install_postgres() {
 	[ -n "$(bindir)" ] && return 0
 	say "installing PostgreSQL from Debian's packages"
 	export DEBIAN_FRONTEND=noninteractive
-	# Only the packages: no system-wide "main" cluster started on port 5432 as a side effect of installing.
-	if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-		mkdir -p /etc/postgresql-common
-		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
-	fi
 	apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-	apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		install -y -qq --no-install-recommends postgresql >&2
+	# Only the packages: no system-wide "main" cluster started on port 5432 as a side effect of installing
+	# (postgresql-common first, its createcluster.conf edited, then the server, as the postgres image does).
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql-common >&2
+	sed -ri 's/^#? *create_main_cluster *=.*$/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql >&2
 	[ -n "$(bindir)" ] || die "apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb"
 }
 
