@@ -40,7 +40,7 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 			return nil, err
 		}
 	}
-	st, err := newStack(dir)
+	st, err := newStack(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +52,9 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	defer func() {
 		if err := st.stopAll(); err != nil {
 			say("stopping: %v", err)
+		}
+		if err := st.closeCluster(); err != nil {
+			say("stopping the cluster: %v", err)
 		}
 		rep.duration = time.Since(started)
 		if !rep.failed() && !cfg.keep && cfg.dir == "" {
@@ -72,9 +75,12 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 		sec.add(kind, v)
 	}
 
-	say("starting Temporal (dev -server-only), the sandbox, %d workers and the bridge", cfg.workers)
+	say("starting %s, the sandbox, %d workers and %s", st.temporalDescription(), cfg.workers, st.bridgeDescription())
 	if err := st.startTemporal(ctx); err != nil {
 		return rep, err
+	}
+	if st.cluster != nil {
+		sec.add(kindDatabasePassword, st.cluster.pgPassword)
 	}
 	if err := st.startSandbox(ctx); err != nil {
 		return rep, err
@@ -162,6 +168,10 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	}
 	rep.checks, rep.tally = verify(ev)
 	rep.counts, rep.outages, rep.unarmed, rep.stormProblems = s.snapshot()
+	rep.handovers, rep.balancer = s.topologySnapshot()
+	if bl := st.bridgeBalancerLine(); bl != "" {
+		rep.balancer += "; " + bl
+	}
 	rep.stats = ev.stats
 	rep.secretsKept = sec
 	rep.driverProblems = append(rep.driverProblems, d.problems...)
@@ -202,7 +212,7 @@ func ticker(ctx context.Context, d time.Duration, f func()) (stop func()) {
 
 // ensureUp leaves the stack as a fault-free deployment would be: every worker, the bridge and Temporal running.
 func ensureUp(ctx context.Context, st *stack, cfg config) error {
-	if st.temporal.exited() {
+	if st.temporalDown() {
 		if err := st.startTemporal(ctx); err != nil {
 			return err
 		}
@@ -216,7 +226,7 @@ func ensureUp(ctx context.Context, st *stack, cfg config) error {
 			st.workers[i] = nw
 		}
 	}
-	if st.bridge.exited() {
+	if st.bridgeDown() {
 		return st.startBridge(ctx)
 	}
 	return nil
