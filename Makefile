@@ -7,9 +7,9 @@ SERVER_PKGS = $$($(GO) list ./... | grep -E '/(tests|dev|bench)(/|$$)')
 OTHER_PKGS = $$($(GO) list ./... | grep -vE '/(tests|dev|bench)(/|$$)')
 FUZZTIME ?= 5s
 
-.PHONY: test fmt vet workflowcheck unit integration fuzz bench chaos-smoke
+.PHONY: test fmt vet workflowcheck unit integration fuzz bench chaos-smoke chaos-cluster-smoke
 
-test: fmt vet workflowcheck unit integration bench-smoke chaos-smoke fuzz
+test: fmt vet workflowcheck unit integration bench-smoke chaos-smoke chaos-cluster-smoke fuzz
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -31,6 +31,7 @@ integration:
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT connect:FuzzStatusError \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
+	zerohash:FuzzParseMovementsPage \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
 	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
 	transferapi:FuzzParseTokens transferapi:FuzzStartRequest
@@ -47,6 +48,13 @@ bench:
 # once, every outcome checked, the logs scanned; exits non-zero on any failure. docs/reliability.md has the full size.
 chaos-smoke:
 	$(GO) run ./tests/chaos -small -seed 20261122
+
+# The same suite on the production topology at CI size: a throwaway PostgreSQL (deploy/postgres/throwaway.sh
+# installs Debian's package when missing), 3 Temporal nodes with 16 history shards behind a balancer, one node
+# SIGKILLed and one SIGTERMed mid-run (each restarted later), the shard handover timed. Whole-Temporal outages are
+# left to chaos-smoke above.
+chaos-cluster-smoke:
+	$(GO) run ./tests/chaos -topology cluster -small -outages 0 -seed 20261122
 
 # `go run ./bench` at a tiny size: proves the benchmark command runs end to end (every scenario, real server,
 # bridge and worker); it asserts no speed. The numbers are in docs/performance.md.

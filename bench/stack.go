@@ -57,6 +57,7 @@ type stack struct {
 	// redelivered counts webhooks sent again after the bridge answered 503.
 	redelivered atomic.Int64
 	worker      *workerProcess
+	moreWorkers []*workerProcess // -workers beyond the first, on the same task queue
 	starter     *transfer.Client
 	stops       []func() error
 }
@@ -107,6 +108,14 @@ func (s *stack) start(ctx context.Context, stderr io.Writer) error {
 	}
 	s.worker = w
 	s.stops = append(s.stops, w.Stop)
+	for range s.cfg.Workers - 1 {
+		more, err := startWorkerProcess(ctx, s.workerEnv(temporalEnv), stderr)
+		if err != nil {
+			return err
+		}
+		s.moreWorkers = append(s.moreWorkers, more)
+		s.stops = append(s.stops, more.Stop)
+	}
 	return nil
 }
 
@@ -258,6 +267,14 @@ func (s *stack) cpu(ctx context.Context) time.Duration {
 	if err != nil {
 		s.log.Warn("worker CPU time", "err", err)
 		return 0
+	}
+	for _, w := range s.moreWorkers {
+		more, err := w.CPU(ctx)
+		if err != nil {
+			s.log.Warn("worker CPU time", "err", err)
+			return 0
+		}
+		worker += more
 	}
 	return self + worker
 }

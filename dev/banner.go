@@ -48,7 +48,9 @@ func writeParts(b *strings.Builder, s *stack) {
 	}
 	row(rowTemporal, fmt.Sprintf("%s  (namespace %s, task queue %s)", s.server.FrontendAddr(), s.server.Namespace(), workflows.DefaultTaskQueue))
 	row(rowUI, s.server.UIURL())
-	if s.cfg.memory {
+	if s.cfg.cluster.postgres != "" {
+		row(rowData, dataDescription(s.cfg))
+	} else if s.cfg.memory {
 		row(rowData, dataDescription(s.cfg)+"  (-memory)")
 	} else {
 		row(rowData, dataDescription(s.cfg)+"  (kept across restarts; -memory keeps nothing)")
@@ -111,6 +113,9 @@ func writeNext(b *strings.Builder, s *stack) {
 func dataDescription(c config) string {
 	if c.memory {
 		return "in memory: nothing is kept after Ctrl-C"
+	}
+	if c.cluster.postgres != "" {
+		return c.cluster.description()
 	}
 	path := c.databaseFile()
 	if abs, err := filepath.Abs(path); err == nil {

@@ -53,11 +53,12 @@ type config struct {
 	logLevel     slog.Level
 	serverLevel  slog.Level
 	codecKeys    []codec.Key // from CONNECTFLOW_CODEC_KEYS or _FILE; none leaves payloads plain
+	cluster      clusterFlags
 }
 
 // databaseFile is the SQLite file, or empty for an in-memory server.
 func (c config) databaseFile() string {
-	if c.memory {
+	if c.memory || c.cluster.postgres != "" {
 		return ""
 	}
 	return filepath.Join(c.dataDir, databaseFileName)
@@ -98,6 +99,7 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 	fs.DurationVar(&c.pace, "pace", defaultPace, "pause before each webhook of a played session")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level of the sandbox, bridge and worker on stderr: debug, info, warn or error")
 	fs.StringVar(&serverLevel, "server-log-level", "error", "log level of the Temporal server on stderr")
+	c.cluster.register(fs)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return config{}, err
 	} else if err != nil {
@@ -132,6 +134,8 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 		}
 	}
 	switch {
+	case c.cluster.postgres != "":
+		c.dataDir = "" // the cluster check below names -data and -memory
 	case c.memory && set["data"]:
 		bad("data", "cannot be used with -memory, which writes nothing")
 	case c.memory:
@@ -144,6 +148,7 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 	default:
 		bad("outcome", "%q is not confirmed, failed, none or manual", c.outcome)
 	}
+	c.cluster.check(set, bad)
 	if c.pace <= 0 {
 		bad("pace", "%v must be positive", c.pace)
 	}

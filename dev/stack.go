@@ -155,7 +155,7 @@ func (s *stack) stop() error {
 }
 
 func (s *stack) startTemporal(ctx context.Context, serverLog *slog.Logger) error {
-	if !s.cfg.memory {
+	if !s.cfg.memory && s.cfg.cluster.postgres == "" {
 		if err := os.MkdirAll(s.cfg.dataDir, dirMode); err != nil {
 			return fmt.Errorf("data folder: %w", err)
 		}
@@ -185,10 +185,12 @@ func (s *stack) startTemporal(ctx context.Context, serverLog *slog.Logger) error
 		UIPort:           s.cfg.uiPort,
 		DatabaseFile:     s.cfg.databaseFile(),
 		SearchAttributes: attrs,
-		// A search attribute added to an existing data folder is usable at once; fine for one dev server.
-		DynamicConfig:   map[string]any{"system.forceSearchAttributesCacheRefreshOnRead": true},
+		// A search attribute added to an existing data folder is usable at once; fine for one dev server. A cluster
+		// node runs compose's settings only (embedded.ClusterDynamicConfig).
+		DynamicConfig:   s.devDynamicConfig(),
 		UICodecEndpoint: s.codecURL,
 		Logger:          serverLog,
+		Postgres:        s.cfg.cluster.options(),
 	})
 	if err != nil {
 		if codecLn != nil {
@@ -354,6 +356,11 @@ func (s *stack) startWorker() error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	s.add("worker", func() error { w.Stop(); return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := workerapp.EnsureReconcileSchedule(ctx, s.client, st.Worker); err != nil {
+		return fmt.Errorf("reconciliation schedule: %w", err)
+	}
 	return nil
 }
 

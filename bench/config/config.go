@@ -27,6 +27,7 @@ const (
 	MaxOperations  = 1_000_000
 	MaxConcurrency = 1_000
 	MinTokenTTL    = time.Second // the sandbox's floor
+	MaxWorkers     = 64
 )
 
 // Config is the checked command line.
@@ -39,6 +40,7 @@ type Config struct {
 	Rounds      int           // times the ceiling and ours alternate within a scenario
 	Waiting     int           // transfers left waiting in one worker
 	Probes      int           // responsiveness probes, idle and loaded
+	Workers     int           // worker processes sharing the task queue (ingest and transfers; waiting measures one)
 	BenchTime   time.Duration // per verification benchmark
 	TokenTTL    time.Duration // the sandbox's access-token lifetime
 	JSONFile    string        // where the JSON goes; empty prints it to stdout after the tables
@@ -57,6 +59,7 @@ var Defaults = Config{
 	Rounds:      2,
 	Waiting:     1000,
 	Probes:      10,
+	Workers:     1,
 	BenchTime:   300 * time.Millisecond,
 	TokenTTL:    time.Hour,
 }
@@ -95,6 +98,7 @@ func Parse(args []string, output io.Writer) (Config, error) {
 	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "times the ceiling and ours alternate within a scenario, so drift hits both")
 	fs.IntVar(&c.Waiting, "waiting", c.Waiting, "waiting: transfers left waiting for webhooks in the one worker")
 	fs.IntVar(&c.Probes, "probes", c.Probes, "waiting: transfers completed through the bridge to time responsiveness, idle and loaded")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "worker processes sharing the task queue (ingest and transfers only), e.g. to measure how throughput grows with workers against a cluster")
 	fs.DurationVar(&c.BenchTime, "benchtime", c.BenchTime, "verify: run time of each verification benchmark (each runs 3 times; the fastest counts)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of the sandbox's access tokens (Connect documents 1h)")
 	fs.StringVar(&c.JSONFile, "json", "", "write the JSON report to this file instead of after the tables on stdout")
@@ -194,6 +198,12 @@ func (c Config) Validate() error {
 	}
 	if c.TokenTTL < MinTokenTTL {
 		bad("token-ttl", "%v is under %v", c.TokenTTL, MinTokenTTL)
+	}
+	switch {
+	case c.Workers < 1 || c.Workers > MaxWorkers:
+		bad("workers", "%d is outside 1..%d", c.Workers, MaxWorkers)
+	case c.Workers > 1 && c.Has(ScenarioWaiting):
+		bad("workers", "the waiting scenario measures one worker: choose -scenarios ingest,transfers with -workers %d", c.Workers)
 	}
 	return errors.Join(problems...)
 }

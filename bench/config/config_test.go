@@ -110,3 +110,22 @@ func TestHelpAndSyntaxErrors(t *testing.T) {
 		t.Errorf("positional argument: %v", err)
 	}
 }
+
+func TestWorkersOnlyWhereEachWorkerCounts(t *testing.T) {
+	c, err := Parse([]string{"-scenarios", "ingest,transfers", "-workers", "4"}, &bytes.Buffer{})
+	if err != nil || c.Workers != 4 {
+		t.Fatalf("-workers 4 with ingest,transfers: %+v, %v", c.Workers, err)
+	}
+	if d, err := Parse(nil, &bytes.Buffer{}); err != nil || d.Workers != 1 {
+		t.Fatalf("default workers %d, %v; want 1", d.Workers, err)
+	}
+	for _, args := range [][]string{
+		{"-workers", "2"}, // the defaults run the waiting scenario, which measures one worker
+		{"-scenarios", "ingest", "-workers", "0"},
+		{"-scenarios", "ingest", "-workers", "65"},
+	} {
+		if _, err := Parse(args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-workers") {
+			t.Errorf("%q: err %v, want one naming -workers", args, err)
+		}
+	}
+}

@@ -83,6 +83,10 @@ type Options struct {
 	DynamicConfig map[string]any
 	// Logger receives the server's log lines; its handler picks the level. Default discards.
 	Logger *slog.Logger
+	// Postgres, when set, makes this server one node of a cluster on PostgreSQL instead of a single SQLite
+	// server (DatabaseFile must then be empty): Start sets up the schema, joins the cluster through the
+	// database's membership table and creates the namespace through the frontend unless it exists.
+	Postgres *Postgres
 }
 
 // Server is a running embedded Temporal server and UI.
@@ -103,19 +107,32 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	// The UI and the frontend must get exactly the ports asked for; the other services take any free one.
-	ports, err := reservePorts(opts.IP, opts.FrontendPort, opts.UIPort, 0, 0, 0)
+	// A cluster node also needs a membership (gossip) port per service.
+	ports, err := reservePorts(opts.IP, opts.FrontendPort, opts.UIPort, 0, 0, 0, 0, 0, 0, 0)
+	if err == nil && opts.Postgres != nil {
+		// The membership table keeps ports as smallint, so a node's own ports come from below 32768.
+		ports, err = reserveLowPorts(opts.IP, ports[:2], 7)
+	}
 	if err != nil {
 		return nil, err
 	}
 	frontendPort, uiPort := ports[0], ports[1]
-	sqlConf, err := opts.database()
-	if err != nil {
-		return nil, err
+	var conf *config.Config
+	if opts.Postgres != nil {
+		if err := SetupPostgresSchema(ctx, opts.Postgres.DSN, opts.Logger); err != nil {
+			return nil, err
+		}
+		conf = opts.clusterConfig(frontendPort, ports[2:])
+	} else {
+		sqlConf, err := opts.database()
+		if err != nil {
+			return nil, err
+		}
+		if err := opts.createNamespace(sqlConf); err != nil {
+			return nil, err
+		}
+		conf = opts.serverConfig(sqlConf, frontendPort, ports[2], ports[3], ports[4])
 	}
-	if err := opts.createNamespace(sqlConf); err != nil {
-		return nil, err
-	}
-	conf := opts.serverConfig(sqlConf, frontendPort, ports[2], ports[3], ports[4])
 	srv, err := newTemporal(conf, opts)
 	if err != nil {
 		return nil, err
@@ -149,6 +166,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}()
 	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
+	if opts.Postgres != nil {
+		if err := s.registerNamespace(readyCtx, opts); err != nil {
+			_ = s.Stop() // the start failed already; that error is the one to report
+			return nil, err
+		}
+	}
 	if err := s.waitReady(readyCtx); err != nil {
 		_ = s.Stop() // the start failed already; that error is the one to report
 		return nil, err
@@ -200,6 +223,21 @@ func (o *Options) fill() error {
 	}
 	if o.Retention < time.Hour {
 		return fmt.Errorf("embedded temporal: Retention %v is under an hour", o.Retention)
+	}
+	if o.Postgres != nil {
+		if o.DatabaseFile != "" {
+			return errors.New("embedded temporal: DatabaseFile and Postgres exclude each other")
+		}
+		pg := *o.Postgres
+		pg.HistoryShards = cmp.Or(pg.HistoryShards, ClusterHistoryShards)
+		pg.ClusterAddress = cmp.Or(pg.ClusterAddress, DefaultClusterAddress)
+		if pg.HistoryShards < 1 {
+			return fmt.Errorf("embedded temporal: HistoryShards %d is under 1", pg.HistoryShards)
+		}
+		if _, err := ParsePostgresDSN(pg.DSN); err != nil {
+			return fmt.Errorf("embedded temporal: %w", err)
+		}
+		o.Postgres = &pg
 	}
 	return nil
 }
@@ -309,24 +347,33 @@ func newTemporal(conf *config.Config, o Options) (temporal.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded temporal: claim mapper: %w", err)
 	}
-	hosts := map[primitives.ServiceName]static.Hosts{}
-	for name, svc := range conf.Services {
-		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(o.IP, strconv.Itoa(svc.RPC.GRPCPort)))
-	}
 	dynamic := dynamicconfig.StaticClient{}
+	if o.Postgres != nil {
+		for k, v := range ClusterDynamicConfig() {
+			dynamic[dynamicconfig.MakeKey(k)] = v
+		}
+	}
 	for k, v := range o.DynamicConfig {
 		dynamic[dynamicconfig.MakeKey(k)] = v
 	}
-	srv, err := temporal.NewServer(
+	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
-		// One process holds every service, so membership is static: no gossip ports to open.
-		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamic),
-	)
+	}
+	if o.Postgres == nil {
+		// One process holds every service, so membership is static: no gossip ports to open. A cluster node
+		// finds the others through the database's membership table instead.
+		hosts := map[primitives.ServiceName]static.Hosts{}
+		for name, svc := range conf.Services {
+			hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(o.IP, strconv.Itoa(svc.RPC.GRPCPort)))
+		}
+		serverOpts = append(serverOpts, temporal.WithStaticHosts(hosts))
+	}
+	srv, err := temporal.NewServer(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded temporal: %w", err)
 	}

@@ -49,11 +49,12 @@ type storm struct {
 	// temporalMu: an outage holds it; a worker restart, which must reach Temporal to start, reads it.
 	temporalMu sync.RWMutex
 
-	mu       sync.Mutex
-	counts   map[string]int
-	outages  []outage
-	unarmed  int // session faults armed that no session request consumed
-	problems []error
+	mu        sync.Mutex
+	counts    map[string]int
+	outages   []outage
+	handovers []handover // cluster topology: shard handovers measured after node faults
+	unarmed   int        // session faults armed that no session request consumed
+	problems  []error
 }
 
 func newStorm(cfg config, st *stack, d *driver, sb *sandboxAPI, send *sender) *storm {
@@ -129,6 +130,7 @@ func (s *storm) processSchedule() []scheduled {
 		at := (float64(i) + 0.6) / float64(s.cfg.outages+1)
 		out = append(out, scheduled{at: at, run: func(ctx context.Context) { s.stopTemporal(ctx, sig) }})
 	}
+	out = append(out, s.nodeSchedule()...)
 	slices.SortStableFunc(out, func(a, b scheduled) int {
 		switch {
 		case a.at < b.at:
@@ -213,9 +215,22 @@ func (s *storm) replaceWorker(ctx context.Context, i int) {
 
 // restartBridge stops the bridge with sig and starts it again on the same port.
 func (s *storm) restartBridge(ctx context.Context, sig syscall.Signal) {
+	if s.st.cluster != nil {
+		s.restartClusterBridge(ctx, sig)
+		return
+	}
 	s.st.mu.Lock()
 	b := s.st.bridge
 	s.st.mu.Unlock()
+	// Zero Hash gives up on balance webhooks while the bridge is away: every one sent now is dropped.
+	if err := s.send.setDropping(ctx, true); err != nil {
+		s.problem(fmt.Errorf("drop balance webhooks: %w", err))
+	}
+	defer func() {
+		if err := s.send.setDropping(context.WithoutCancel(ctx), false); err != nil {
+			s.problem(fmt.Errorf("resume balance webhooks: %w", err))
+		}
+	}()
 	if err := b.stop(sig, stopGrace); err != nil {
 		s.problem(err)
 	}
@@ -234,10 +249,7 @@ func (s *storm) restartBridge(ctx context.Context, sig syscall.Signal) {
 func (s *storm) stopTemporal(ctx context.Context, sig syscall.Signal) {
 	s.temporalMu.Lock()
 	defer s.temporalMu.Unlock()
-	s.st.mu.Lock()
-	t := s.st.temporal
-	s.st.mu.Unlock()
-	if err := t.stop(sig, stopGrace); err != nil {
+	if err := s.st.stopTemporal(sig); err != nil {
 		s.problem(err)
 	}
 	o := outage{Down: time.Now(), How: sig.String()}

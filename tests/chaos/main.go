@@ -5,6 +5,12 @@
 //
 //	go run ./tests/chaos -small        # CI size: 30 transfers, ~300 webhook deliveries, every fault at least once
 //	go run ./tests/chaos               # issue size: 1,000 transfers, ~10,000 webhook deliveries
+//	go run ./tests/chaos -topology cluster -small   # the same on PostgreSQL, 3 Temporal nodes behind a balancer
+//
+// With -topology cluster, Temporal is a throwaway PostgreSQL (deploy/postgres/throwaway.sh) and -nodes nodes of
+// dev -server-only -postgres, every client reaching them through a loopback load balancer, and -bridges bridges
+// behind another; on top of the faults below one node is SIGKILLed and one SIGTERMed mid-run, each restarted
+// later, and the shard handover after each is timed (topology.go).
 //
 // While transfers are in flight it SIGKILLs a worker every few seconds and starts a new one, restarts the bridge
 // (SIGKILL and SIGTERM), stops the Temporal server (SIGTERM and SIGKILL) while webhooks keep coming and restarts
@@ -54,6 +60,10 @@ type config struct {
 	dir             string // run folder; default a new temporary folder
 	bin             string // folder with prebuilt dev, worker, webhookbridge and sandbox binaries; default build them
 	keep            bool   // keep the run folder even when every check passes
+	topology        string // topologySingle or topologyCluster
+	bridges         int    // bridges behind a balancer in the cluster topology
+	nodes           int    // Temporal nodes of the cluster topology
+	historyShards   int    // history shards of the cluster topology
 }
 
 func defaults(small bool) config {
@@ -62,6 +72,7 @@ func defaults(small bool) config {
 		workers: 2, killEvery: 4 * time.Second, bridgeRestarts: 12, outages: 2, outageFor: 20 * time.Second,
 		sessionFaults: 30, startRate: 8, concurrency: 64, sessionExpiry: 30 * time.Second, ledgerHorizon: 30 * time.Second,
 		settle: 10 * time.Minute, timeout: 60 * time.Minute,
+		topology: topologySingle, nodes: 3, historyShards: 16, bridges: 2,
 	}
 	if small {
 		c.transfers, c.deliveries, c.orphans, c.unmatchedLedger, c.onboardings = 30, 300, 2, 2, 2
@@ -143,8 +154,17 @@ func parseOver(c config, args []string, output io.Writer) (config, bool, error) 
 	fs.StringVar(&c.dir, "dir", "", "run folder for binaries, data and logs (default: a new temporary folder, removed when every check passes)")
 	fs.StringVar(&c.bin, "bin", "", "folder with prebuilt dev, worker, webhookbridge and sandbox binaries (default: build them)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run folder even when every check passes")
+	fs.StringVar(&c.topology, "topology", c.topology, "single: one Temporal server on SQLite; cluster: PostgreSQL, -nodes Temporal nodes behind a load balancer, one node SIGKILLed and one SIGTERMed mid-run")
+	fs.IntVar(&c.nodes, "nodes", c.nodes, "Temporal nodes of the cluster topology")
+	fs.IntVar(&c.historyShards, "history-shards", c.historyShards, "history shards of the cluster topology")
+	fs.IntVar(&c.bridges, "bridges", c.bridges, "webhook bridges behind a balancer in the cluster topology")
 	if err := fs.Parse(args); err != nil {
 		return c, small, err
+	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if c.topology == topologyCluster && !explicit["workers"] {
+		c.workers = clusterWorkers // the production shape runs more workers than the single server's default
 	}
 	if fs.NArg() > 0 {
 		return c, small, fmt.Errorf("unexpected argument %q (every setting is a flag; see -h)", fs.Arg(0))
@@ -179,6 +199,14 @@ func (c config) validate() error {
 			problems = append(problems, fmt.Errorf("-%s: must not be negative", n.name))
 		}
 	}
+	if c.topology != topologySingle && c.topology != topologyCluster {
+		problems = append(problems, fmt.Errorf("-topology: %q is not %s or %s", c.topology, topologySingle, topologyCluster))
+	}
+	if c.topology == topologyCluster && c.nodes < 2 {
+		problems = append(problems, errors.New("-nodes: the cluster topology needs at least 2, so one can die"))
+	}
+	positive("history-shards", c.historyShards > 0)
+	positive("bridges", c.bridges > 0)
 	if c.outageFor <= 2*answerBound {
 		problems = append(problems, fmt.Errorf("-outage-for: must be over %v, so some webhooks meet Temporal down for their whole request", 2*answerBound))
 	}

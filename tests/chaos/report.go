@@ -29,6 +29,8 @@ type report struct {
 	crashes        []string
 	stormProblems  []error
 	driverProblems []error
+	handovers      []handover // cluster topology only
+	balancer       string     // cluster topology: how the balancer spread connections
 }
 
 // all is every check row, the process and scan ones included.
@@ -76,6 +78,9 @@ func (r *report) plannedFaults() []string {
 	add(c.bridgeRestarts >= 2, faultBridgeTerm)
 	add(c.outages >= 1, faultTemporalTerm)
 	add(c.outages >= 2, faultTemporalKill)
+	add(c.topology == topologyCluster, faultNodeKill)
+	add(c.topology == topologyCluster && c.nodes >= 2, faultNodeTerm)
+	add(c.topology == topologyCluster, faultNodeRestart)
 	for i, k := range sessionFaultKinds {
 		add(c.sessionFaults > i, k.name)
 	}
@@ -107,6 +112,11 @@ func (r *report) print(w io.Writer) {
 	for _, f := range faultOrder {
 		fmt.Fprintf(w, "| %s | %d |\n", f, r.counts[f])
 	}
+	if r.cfg.topology == topologyCluster {
+		for _, f := range []string{faultNodeKill, faultNodeTerm, faultNodeRestart} {
+			fmt.Fprintf(w, "| %s | %d |\n", f, r.counts[f])
+		}
+	}
 	for _, o := range r.outages {
 		fmt.Fprintf(w, "| Temporal down (%s) | %v |\n", o.How, o.Up.Sub(o.Down).Round(100*time.Millisecond))
 	}
@@ -117,6 +127,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "| lives replayed for them, as Connect keeps redelivering | %d |\n", r.sweeps)
 	fmt.Fprintf(w, "| transfer starts retried | %d |\n", r.startRetries)
 
+	r.printTopology(w)
 	fmt.Fprintln(w, "\n| traffic | count |")
 	fmt.Fprintln(w, "| --- | ---: |")
 	scen := make([]string, 0, numScenarios)
@@ -144,6 +155,8 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "| duplicates absorbed by transfer workflows | %d |\n", t.duplicatesAbsorbed)
 	fmt.Fprintf(w, "| SDK callbacks relayed / balance webhooks sent | %d / %d |\n", t.sdkPosts, t.ledgerPosts)
+	fmt.Fprintf(w, "| balance webhooks dropped during bridge outages / transfers settled through reconciliation | %d / %d |\n",
+		t.ledgerDropped, t.ledgerReconciled)
 	fmt.Fprintf(w, "| orphan sessions / unmatched movements / onboardings | %d / %d / %d |\n",
 		len(r.plan.Orphans), len(r.plan.Unmatched), len(r.plan.Onboardings))
 	fmt.Fprintf(w, "| sessions the sandbox opened | %d |\n", r.stats.SessionsCreated)

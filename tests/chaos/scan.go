@@ -32,6 +32,8 @@ const (
 	kindOnboardingToken = "onboarding token"
 	kindEmail           = "email"
 	kindPhone           = "phone"
+	// kindDatabasePassword is the cluster topology's PostgreSQL password: it is in the nodes' DSN.
+	kindDatabasePassword = "PostgreSQL password"
 )
 
 func newSecretSet() *secretSet { return &secretSet{byText: map[string]string{}} }

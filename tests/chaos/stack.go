@@ -64,6 +64,9 @@ type stack struct {
 	sandboxURL   string
 	sandboxEnv   map[string]string // the env lines the sandbox printed
 
+	cfg     config
+	cluster *cluster // the cluster topology's parts; nil for one server
+
 	mu       sync.Mutex
 	runs     map[string]int // runs per binary, for log file names
 	temporal *proc
@@ -73,10 +76,13 @@ type stack struct {
 	all      []*proc // every process ever started, for the exit audit
 }
 
-func newStack(dir string) (*stack, error) {
-	s := &stack{dir: dir, binDir: filepath.Join(dir, "bin"), logDir: filepath.Join(dir, "logs"),
+func newStack(dir string, cfg config) (*stack, error) {
+	s := &stack{dir: dir, cfg: cfg, binDir: filepath.Join(dir, "bin"), logDir: filepath.Join(dir, "logs"),
 		confDir: filepath.Join(dir, "config"), dataDir: filepath.Join(dir, "temporal-data"),
 		secrets: newSecrets(), runs: map[string]int{}}
+	if cfg.topology == topologyCluster {
+		s.cluster = &cluster{}
+	}
 	for _, d := range []string{s.binDir, s.logDir, s.confDir, s.dataDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -168,6 +174,9 @@ func (s *stack) start(bin string, args, env []string) (*proc, error) {
 
 // startTemporal runs the dev command's embedded Temporal on the run's data folder and port, and waits for it.
 func (s *stack) startTemporal(ctx context.Context) error {
+	if s.cluster != nil {
+		return s.startCluster(ctx)
+	}
 	if s.temporalAddr == "" {
 		addr, err := freeAddr()
 		if err != nil {
@@ -198,6 +207,11 @@ func (s *stack) startSandbox(ctx context.Context) error {
 		return err
 	}
 	s.bridgeAddr = addr
+	if s.cluster != nil {
+		if err := s.startBridgeBalancer(); err != nil {
+			return err
+		}
+	}
 	hooks := "http://" + s.bridgeAddr
 	sec := s.secrets
 	p, err := s.start("sandbox", []string{"-addr", "127.0.0.1:0", "-v",
@@ -249,27 +263,41 @@ func (s *stack) sandboxVars(names ...string) []string {
 	return out
 }
 
-// startBridge runs the webhook bridge on its fixed port and waits until /readyz says it reaches Temporal.
+// startBridge runs the webhook bridge on its fixed port and waits until /readyz says it reaches Temporal. In the
+// cluster topology it starts every bridge behind the bridges' balancer that is not running.
 func (s *stack) startBridge(ctx context.Context) error {
-	adminAddr, err := freeAddr() // /readyz is on the admin port only
-	if err != nil {
-		return err
+	if s.cluster != nil {
+		return s.startBridges(ctx)
 	}
-	env := append(s.temporalEnv(), "BRIDGE_ADDR="+s.bridgeAddr, "BRIDGE_PUBLIC_URL=http://"+s.bridgeAddr,
-		"BRIDGE_ADMIN_ADDR="+adminAddr)
-	env = append(env, s.sandboxVars("CONNECT_JWKS_URL", "ZEROHASH_WEBHOOK_SECRET")...)
-	p, err := s.start("webhookbridge", nil, env)
+	p, err := s.launchBridge(ctx, s.bridgeAddr)
 	if err != nil {
-		return err
-	}
-	if err := waitReady(ctx, p, "http://"+adminAddr+bridge.PathReadyz); err != nil {
-		_ = p.stop(syscall.SIGKILL, stopGrace)
 		return err
 	}
 	s.mu.Lock()
 	s.bridge = p
 	s.mu.Unlock()
 	return nil
+}
+
+// launchBridge runs one bridge listening on listen, its public URL the address Connect posts to, and waits until
+// /readyz says it reaches Temporal.
+func (s *stack) launchBridge(ctx context.Context, listen string) (*proc, error) {
+	adminAddr, err := freeAddr() // /readyz is on the admin port only
+	if err != nil {
+		return nil, err
+	}
+	env := append(s.temporalEnv(), "BRIDGE_ADDR="+listen, "BRIDGE_PUBLIC_URL=http://"+s.bridgeAddr,
+		"BRIDGE_ADMIN_ADDR="+adminAddr)
+	env = append(env, s.sandboxVars("CONNECT_JWKS_URL", "ZEROHASH_WEBHOOK_SECRET")...)
+	p, err := s.start("webhookbridge", nil, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, p, "http://"+adminAddr+bridge.PathReadyz); err != nil {
+		_ = p.stop(syscall.SIGKILL, stopGrace)
+		return nil, err
+	}
+	return p, nil
 }
 
 // waitReady polls a readiness URL until it answers 200.
@@ -301,6 +329,7 @@ func waitReady(ctx context.Context, p *proc, url string) error {
 // startWorker runs one more worker against the sandbox and waits until it says it is starting to poll.
 func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 	env := append(s.temporalEnv(), "LOG_LEVEL=debug") // the most a worker ever logs is what the scan reads
+	env = append(env, "ZEROHASH_RECONCILE_EVERY=2s")  // dropped balance webhooks are read back within seconds
 	env = append(env, s.sandboxVars("CONNECT_API_URL", "CONNECT_CLIENT_ID", "CONNECT_CLIENT_SECRET",
 		"CONNECT_ORGANIZATION_ID", "ZEROHASH_API_URL", "ZEROHASH_API_KEY", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE")...)
 	// The worker reaches the sandbox through the tap, so the audience it would derive from CONNECT_API_URL is the
@@ -321,8 +350,12 @@ func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 func (s *stack) stopAll() error {
 	s.mu.Lock()
 	parts := append([]*proc{s.bridge}, s.workers...)
-	parts = append(parts, s.sandbox, s.temporal)
+	if s.cluster != nil {
+		parts = append(parts, s.cluster.bridges...)
+	}
+	parts = append(parts, s.sandbox)
 	s.mu.Unlock()
+	parts = append(parts, s.temporalProcs()...)
 	var problems []error
 	for _, p := range parts {
 		if p == nil {
