@@ -55,6 +55,24 @@ func LoadKeys(getenv func(string) string) ([]Key, error) {
 	}
 }
 
+// KeysFileText turns a keys file (one id:base64key per line or comma separated, '#' starting a comment) into the
+// comma-separated list EnvKeys takes; it is how a CONNECTFLOW_CODEC_KEYS_FILE becomes CONNECTFLOW_CODEC_KEYS.
+func KeysFileText(data []byte) (string, error) {
+	var list []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for text := range strings.SplitSeq(line, ",") {
+			if text = strings.TrimSpace(text); text != "" {
+				list = append(list, text)
+			}
+		}
+	}
+	if len(list) == 0 {
+		return "", errors.New("codec keys file holds no keys")
+	}
+	return strings.Join(list, ","), nil
+}
+
 func readKeysFile(path string) ([]Key, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
