@@ -47,12 +47,13 @@ func run(args []string, stderr io.Writer) int {
 		printLines(stderr, err)
 		return exitUsage
 	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
+	st.Temporal.Logger = logger
 	opts, err := st.Temporal.ClientOptions()
 	if err != nil {
 		printLines(stderr, err)
 		return exitUsage
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
 	if err := serve(st, opts, logger); err != nil {
 		logger.Error("worker stopped", "error", err)
 		return exitFailure
