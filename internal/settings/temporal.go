@@ -24,6 +24,11 @@ const (
 	EnvCodecPlaintext = "CONNECTFLOW_CODEC_PLAINTEXT"
 	// EnvCodecStrict=true refuses every unencrypted payload, once a deployment's histories are all encrypted.
 	EnvCodecStrict = "CONNECTFLOW_CODEC_STRICT"
+	// mTLS to Temporal: envconfig's own names, bound here so every binary lists them in -h and takes them as flags.
+	EnvTemporalTLSCert       = "TEMPORAL_TLS_CLIENT_CERT_PATH"
+	EnvTemporalTLSKey        = "TEMPORAL_TLS_CLIENT_KEY_PATH"
+	EnvTemporalTLSCA         = "TEMPORAL_TLS_SERVER_CA_CERT_PATH"
+	EnvTemporalTLSServerName = "TEMPORAL_TLS_SERVER_NAME"
 )
 
 // ErrNoPayloadKeys is ClientOptions' refusal to run without payload encryption keys unless plaintext was chosen.
@@ -47,7 +52,7 @@ type Temporal struct {
 	// Logger receives the codec's warnings and ClientOptions' plaintext warning; nil: slog.Default().
 	Logger    *slog.Logger
 	codecKeys string
-	apiKey    string
+	overlay   map[string]*string // envconfig variables bound here, by name
 	env       Env
 }
 
@@ -65,7 +70,21 @@ func BindTemporal(s *Set, defaultTaskQueue string) *Temporal {
 	s.Bool(&t.Plaintext, Spec{Env: EnvCodecPlaintext,
 		Usage: "run without payload keys: session JWTs and emails go into Temporal's history in clear"})
 	s.Bool(&t.Strict, Spec{Env: EnvCodecStrict, Usage: "refuse every unencrypted payload (once all histories are encrypted)"})
-	s.Secret(&t.apiKey, Spec{Env: EnvTemporalAPIKey, Usage: "Temporal Cloud API key (else the envconfig profile's)"})
+	t.overlay = map[string]*string{}
+	bind := func(env string, secret bool, usage string) {
+		p := new(string)
+		t.overlay[env] = p
+		if secret {
+			s.Secret(p, Spec{Env: env, Usage: usage})
+		} else {
+			s.String(p, Spec{Env: env, Usage: usage})
+		}
+	}
+	bind(EnvTemporalAPIKey, true, "Temporal API key (else the envconfig profile's); implies TLS")
+	bind(EnvTemporalTLSCert, false, "PEM client certificate for mTLS to Temporal (with "+EnvTemporalTLSKey+")")
+	bind(EnvTemporalTLSKey, false, "PEM private key of the mTLS client certificate")
+	bind(EnvTemporalTLSCA, false, "PEM CA that signed Temporal's server certificate (else the system roots)")
+	bind(EnvTemporalTLSServerName, false, "server name to verify Temporal's certificate against (else the address's host)")
 	return t
 }
 
@@ -76,8 +95,14 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 	if env == nil {
 		env = OSEnv
 	}
-	if t.apiKey != "" {
-		env = apiKeyEnv{Env: env, key: t.apiKey}
+	set := map[string]string{}
+	for name, p := range t.overlay {
+		if *p != "" {
+			set[name] = *p
+		}
+	}
+	if len(set) > 0 {
+		env = overlayEnv{Env: env, set: set}
 	}
 	opts, err := envconfig.LoadClientOptions(envconfig.LoadClientOptionsRequest{EnvLookup: env})
 	if err != nil {
@@ -126,15 +151,15 @@ func HostPort(opts client.Options) string {
 	return opts.HostPort
 }
 
-// apiKeyEnv answers envconfig's TEMPORAL_API_KEY with the setting's value, which may come from its _FILE.
-type apiKeyEnv struct {
+// overlayEnv answers envconfig with the settings bound here (a flag, or a secret's _FILE), else the environment.
+type overlayEnv struct {
 	Env
-	key string
+	set map[string]string
 }
 
-func (e apiKeyEnv) LookupEnv(name string) (string, bool) {
-	if name == EnvTemporalAPIKey {
-		return e.key, true
+func (e overlayEnv) LookupEnv(name string) (string, bool) {
+	if v, ok := e.set[name]; ok {
+		return v, true
 	}
 	return e.Env.LookupEnv(name)
 }
