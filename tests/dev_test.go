@@ -259,7 +259,7 @@ func TestDevCommand(t *testing.T) {
 	t.Run("encrypted payloads and the UI's codec server", func(t *testing.T) {
 		key := "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 		p := startDevEnv(t, bin, []string{"CONNECTFLOW_CODEC_KEYS=" + key},
-			append([]string{"-memory", "-pace", "100ms", "-codec-port", "0"}, freePorts...)...)
+			append([]string{"-memory", "-pace", "100ms"}, freePorts...)...)
 		transfers := waitDemo(t, p)
 		codecURL := p.rows["Codec server"]
 		if codecURL == "" {
