@@ -59,6 +59,9 @@ type Spec struct {
 	// FileText turns the content of a secret's _FILE variant into the setting's text; nil removes one trailing
 	// newline. Only Secret settings have a _FILE variant.
 	FileText func(content []byte) (string, error)
+	// OwnFile says the caller registers and reads Env+FileSuffix itself, with rules of its own (a list the file
+	// adds to); Secret then registers no _FILE variant.
+	OwnFile bool
 }
 
 // FileSuffix names a secret's file variant: CONNECT_CLIENT_SECRET_FILE holds the path of a file (a Docker or

@@ -33,6 +33,9 @@ func (s *Set) Secret(p *string, spec Spec) {
 	*p = ""
 	st := s.add(spec, "secret", func(raw string) error { *p = raw; return nil })
 	st.secret = true
+	if spec.OwnFile {
+		return
+	}
 	file := s.add(Spec{Env: spec.Env + FileSuffix, Usage: "file holding " + spec.Env + " (a Docker secret); not with " + spec.Env},
 		"path", func(string) error { return nil })
 	file.fileOf, st.file = st, file
