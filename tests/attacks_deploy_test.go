@@ -179,18 +179,27 @@ func TestAttackPlaintextPayloadsAreNotSilent(t *testing.T) {
 	temporalEnv := []string{"TEMPORAL_ADDRESS=" + srv.GetFrontendHostPort(), "TEMPORAL_NAMESPACE=" + srv.GetDefaultNamespace(),
 		"TEMPORAL_TASK_QUEUE=" + taskQueue}
 
-	// A keyless starter (plaintext chosen) starts a deposit: its input is plaintext in history.
-	startDeposit := func(id string) {
+	// A keyless starter (plaintext chosen) starts deposits: their input is plaintext in history.
+	startDeposit := func(id string) string {
 		t.Helper()
 		cmd := exec.Command(starter, "deposit", "-transfer-id", id, "-reference-id", "USER10", "-timeout", "2s")
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "CONNECTFLOW_CODEC_PLAINTEXT=true"}, temporalEnv...)
-		_ = cmd.Run() // no worker yet: the call times out once the workflow is started, which is all we need
+		out, _ := cmd.CombinedOutput() // no worker may answer: the call can time out once the workflow is started
+		t.Logf("starter deposit %s: %s", id, out)
+		return string(out)
 	}
-	startDeposit("plain-1")
 
 	admin := freeAddr(t)
 	w := startProc(t, worker, append(deployWorkerEnv(srv.GetFrontendHostPort(), srv.GetDefaultNamespace(), admin, sandbox),
 		"CONNECTFLOW_CODEC_KEYS="+deployKeys))
+	eventually(t, "the keyed worker is ready (search attributes registered)", func() bool {
+		code, _ := getStatus("http://" + admin + "/readyz")
+		return code == http.StatusOK
+	})
+	// The keyless side is loud too: the session the keyed worker sealed is an error for it, not garbage.
+	if out := startDeposit("plain-1"); !strings.Contains(out, "runs without payload keys") {
+		t.Errorf("the keyless starter read the keyed worker's encrypted result without saying so:\n%s", out)
+	}
 	eventually(t, "the keyed worker counts the plaintext payload it read", func() bool {
 		_, body := getStatus("http://" + admin + "/metrics")
 		return regexp.MustCompile(`connectflow_codec_mismatched_payloads_total\{outcome="plaintext_read"\} [1-9]`).MatchString(body)
