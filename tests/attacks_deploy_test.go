@@ -259,6 +259,21 @@ func TestAttackTemporalRequiresClientCertificates(t *testing.T) {
 	temporalEnv := []string{"TEMPORAL_ADDRESS=" + srv.GetFrontendHostPort(), "TEMPORAL_NAMESPACE=" + srv.GetDefaultNamespace(),
 		"TEMPORAL_TASK_QUEUE=" + taskQueue}
 
+	// The compose override that turns mTLS on sets, on our services, only settings the binaries read.
+	mtls := readCompose(t, "../deploy/compose.mtls.yml")
+	for _, err := range checkCompose(readCompose(t, composePath), map[string]composeDoc{"deploy/compose.mtls.yml": mtls},
+		composeFactsFromBinaries(t)) {
+		t.Error(err)
+	}
+	for _, name := range []string{"worker", "webhookbridge", "temporal-namespace"} {
+		if got := mtls.Services[name].Environment["TEMPORAL_TLS_CLIENT_CERT_PATH"]; got == "" {
+			t.Errorf("deploy/compose.mtls.yml: %s presents no client certificate", name)
+		}
+	}
+	if mtls.Services["temporal"].Environment["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] != "true" {
+		t.Error("deploy/compose.mtls.yml: Temporal does not require client certificates")
+	}
+
 	for _, bin := range []string{"worker", "webhookbridge"} {
 		usage := binaryUsage(t, buildBinary(t, bin), "-h")
 		for _, env := range []string{"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_TLS_SERVER_NAME"} {
