@@ -32,7 +32,7 @@ integration:
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT connect:FuzzStatusError \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
-	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
+	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
 	transferapi:FuzzParseTokens transferapi:FuzzStartRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode"
 )
 
 // Where LoadKeys finds the keys: a list in the environment, or a file holding the same list.
@@ -59,10 +60,14 @@ func LoadKeys(getenv func(string) string) ([]Key, error) {
 // comma-separated list EnvKeys takes; it is how a CONNECTFLOW_CODEC_KEYS_FILE becomes CONNECTFLOW_CODEC_KEYS.
 func KeysFileText(data []byte) (string, error) {
 	var list []string
-	for line := range strings.SplitSeq(string(data), "\n") {
+	for n, line := range strings.Split(string(data), "\n") {
 		line, _, _ = strings.Cut(line, "#")
 		for text := range strings.SplitSeq(line, ",") {
-			if text = strings.TrimSpace(text); text != "" {
+			text = strings.TrimSpace(text)
+			if strings.IndexFunc(text, unicode.IsControl) >= 0 {
+				return "", fmt.Errorf("codec keys file: line %d holds a control character", n+1)
+			}
+			if text != "" {
 				list = append(list, text)
 			}
 		}
