@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -225,9 +226,16 @@ func TestAttackPlaintextPayloadsAreNotSilent(t *testing.T) {
 // Finding 14: the worker's /readyz answers 200 only while the worker is started and Temporal sees it polling; it
 // says 503 while Temporal is gone. Before: compose's health check scraped /metrics, healthy while nothing polled.
 func TestAttackWorkerReadinessReflectsPolling(t *testing.T) {
+	// Compose's worker healthcheck probes /readyz on the worker's admin listener.
+	w := readCompose(t, composePath).Services["worker"]
+	admin := w.Environment["WORKER_ADMIN_ADDR"]
+	if admin == "" || w.Healthcheck == nil || !slices.Contains(w.Healthcheck.Test, "http://"+admin+"/readyz") {
+		t.Errorf("compose: the worker's healthcheck %v does not probe /readyz on WORKER_ADMIN_ADDR %q", w.Healthcheck, admin)
+	}
+
 	srv := temporaltest.NewServer(temporaltest.WithT(t))
 	sandbox := connecttest.NewServer(t, connecttest.Options{})
-	admin := freeAddr(t)
+	admin = freeAddr(t)
 	startProc(t, buildBinary(t, "worker"), append(deployWorkerEnv(srv.GetFrontendHostPort(), srv.GetDefaultNamespace(), admin, sandbox),
 		"CONNECTFLOW_CODEC_KEYS="+deployKeys))
 	eventually(t, "the worker is ready", func() bool {
