@@ -6,6 +6,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -93,11 +94,14 @@ func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
 	return p
 }
 
-// runProc runs bin to its end and returns its exit status and combined output.
+// runProc runs bin to its end (killed after a minute: a process that should have refused to start may serve
+// forever) and returns its exit status and combined output.
 func runProc(t *testing.T, bin string, env []string, args ...string) (int, string) {
 	t.Helper()
 	home := t.TempDir()
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
 		"TEMPORAL_CONFIG_FILE=" + filepath.Join(home, "absent.toml")}, env...)
 	out, err := cmd.CombinedOutput()
