@@ -67,7 +67,8 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	}
 	sec := newSecretSet()
 	for kind, v := range map[string]string{kindClientSecret: st.secrets.clientSecret, kindAPISecret: st.secrets.apiSecret,
-		kindAPIKey: st.secrets.apiKey, kindPassphrase: st.secrets.passphrase, kindWebhookSecret: st.secrets.webhookSecret} {
+		kindAPIKey: st.secrets.apiKey, kindPassphrase: st.secrets.passphrase, kindWebhookSecret: st.secrets.webhookSecret,
+		kindCodecKey: st.secrets.codecKeys[strings.Index(st.secrets.codecKeys, ":")+1:]} {
 		sec.add(kind, v)
 	}
 
