@@ -31,6 +31,7 @@ integration:
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT connect:FuzzStatusError \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
+	zerohash:FuzzParseMovementsPage \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
 	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
 	transferapi:FuzzParseTokens transferapi:FuzzStartRequest

@@ -57,6 +57,9 @@ type LedgerRouter struct {
 	TaskQueue string
 	// Timeout bounds each Temporal call; default DefaultTemporalTimeout.
 	Timeout time.Duration
+	// Via is recorded on every LedgerMovement it routes: how the movement reached connectflow
+	// (workflows.LedgerViaWebhook, the default, or workflows.LedgerViaReconciliation).
+	Via string
 }
 
 // RouteMovement routes one movement of a balance event whose asset is asset. A non-nil error means Temporal did
@@ -65,6 +68,10 @@ type LedgerRouter struct {
 func (lr LedgerRouter) RouteMovement(ctx context.Context, asset string, mv zerohash.Movement) (LedgerRoute, error) {
 	m, ok := ledgerMessage(asset, mv)
 	lm, _ := m.arg.(workflows.LedgerMovement)
+	if ok {
+		lm.Via = cmp.Or(lr.Via, workflows.LedgerViaWebhook)
+		m.arg, m.review.arg = lm, lm
+	}
 	if !ok {
 		return LedgerRoute{Outcome: LedgerNotOurs, Movement: LedgerMovementOf(asset, mv)}, nil
 	}

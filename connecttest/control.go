@@ -79,6 +79,8 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /sandbox/sessions/{id}/play", s.handlePlay)
 	mux.HandleFunc("POST /sandbox/faults", s.handleFault)
+	mux.HandleFunc("POST /sandbox/balances", s.handleEmitBalance)
+	mux.HandleFunc("POST /sandbox/balance-webhooks/drop", s.handleDrop)
 	mux.HandleFunc("DELETE /sandbox/faults", func(w http.ResponseWriter, _ *http.Request) {
 		s.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)

@@ -20,10 +20,11 @@ const (
 	EndpointSessions   Endpoint = "sessions"   // POST /api/v1/sessions and /api/v1/v1/sessions
 	EndpointJWKS       Endpoint = "jwks"       // GET /api/v1/jwks
 	EndpointOnboarding Endpoint = "onboarding" // POST /participants/onboarding_token
+	EndpointMovements  Endpoint = "movements"  // GET /movements
 )
 
 // endpoints fixes each endpoint's slot in the counter array.
-var endpoints = [...]Endpoint{EndpointToken, EndpointSessions, EndpointJWKS, EndpointOnboarding}
+var endpoints = [...]Endpoint{EndpointToken, EndpointSessions, EndpointJWKS, EndpointOnboarding, EndpointMovements}
 
 func (e Endpoint) index() (int, bool) {
 	for i, have := range endpoints {

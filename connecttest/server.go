@@ -19,6 +19,10 @@
 //	                                       active session (no 409): the older one is never played
 //	GET  /api/v1/jwks                      the public keys that sign session JWTs and webhooks
 //	POST /participants/onboarding_token    platform API, X-SCX HMAC-signed
+//	GET  /movements                        platform API, X-SCX HMAC-signed: every movement announced by balance
+//	                                       webhook (delivered, undelivered or dropped), newest first, paged with
+//	                                       page/page_size (max 100), filtered by movement_type, account_id and
+//	                                       movement_timestamp[gt|gte|lt|lte]
 //
 // Control API, unauthenticated because it is a sandbox:
 //
@@ -32,7 +36,12 @@
 //	GET    /sandbox/stats                  request counters, sessions and deliveries (Stats)
 //	POST   /sandbox/faults                 {"endpoint":"token","status":503,"retry_after_ms":1000,"latency_ms":0,
 //	                                       "drop":false,"times":2,"rate":0.5,"seed":1} arms a Fault
-//	DELETE /sandbox/faults                 disarms every fault
+//	DELETE /sandbox/faults                 disarms every fault (endpoints: token, sessions, jwks, onboarding,
+//	                                       movements)
+//	POST   /sandbox/balances               emit an account_balance.changed webhook (body: its payload, defaults
+//	                                       as in EmitBalance); answers the Delivery
+//	POST   /sandbox/balance-webhooks/drop  {"drop":true,"for_ms":60000} drops balance webhooks for a while (no
+//	                                       for_ms: until {"drop":false}); dropped movements stay in GET /movements
 package connecttest
 
 import (
@@ -172,6 +181,7 @@ type Server struct {
 	faults   faultTable
 	state    state
 	hooks    hookLog
+	ledger   ledger
 }
 
 // New starts a sandbox listening on opts.Addr.
@@ -281,6 +291,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+apiPrefix+"/jwks", s.endpoint(EndpointJWKS, s.connectError, s.handleJWKS))
 	mux.HandleFunc("POST /participants/onboarding_token",
 		s.endpoint(EndpointOnboarding, s.platformError, s.handleOnboarding))
+	mux.HandleFunc("GET "+zerohash.PathMovements, s.endpoint(EndpointMovements, s.platformError, s.handleMovements))
 	s.controlRoutes(mux)
 	return mux
 }

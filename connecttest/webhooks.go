@@ -132,6 +132,8 @@ type Delivery struct {
 	Body        json.RawMessage `json:"body"`
 	Attempts    []Attempt       `json:"attempts"`
 	Delivered   bool            `json:"delivered"` // some attempt got a 2xx
+	// Dropped: a balance webhook the sandbox was told to drop (DropBalanceWebhooks): never sent, in the ledger.
+	Dropped bool `json:"dropped,omitempty"`
 }
 
 // Attempt is one try at a Delivery and the receiver's answer.
@@ -615,15 +617,18 @@ func (st *state) finish(sessionID string) {
 }
 
 // EmitBalance sends an account_balance.changed webhook to the balance URL, signed with every published scheme
-// (balanceHeaders), and retries it like any delivery. Empty fields get defaults: account_type "available", timestamp now (ms), a run id,
+// (balanceHeaders), and retries it like any delivery. Its movements go into the ledger GET /movements serves, even
+// when the webhook is never delivered; while DropBalanceWebhooks is on, the webhook is recorded as Dropped and not
+// sent. Empty fields get defaults: account_type "available", timestamp now (ms), a run id,
 // movement ids and times; ev.NotificationID (default a fresh id) goes in x-zh-hook-notification-id, not the body.
 // The body must then be a valid balance event (zerohash.ParseBalanceEvent); the error names what is missing.
 func (s *Server) EmitBalance(ctx context.Context, ev zerohash.BalanceEvent) (Delivery, error) {
 	target := s.webhookURLs().balance
-	if target == "" {
+	now := s.now()
+	drop := s.ledger.dropping(now)
+	if target == "" && !drop {
 		return Delivery{}, errors.New("connecttest: emit balance: no balance webhook URL configured")
 	}
-	now := s.now()
 	ev.AccountType = cmp.Or(ev.AccountType, "available")
 	if ev.Timestamp == 0 {
 		ev.Timestamp = now.UnixMilli()
@@ -639,6 +644,7 @@ func (s *Server) EmitBalance(ctx context.Context, ev zerohash.BalanceEvent) (Del
 			m.MovementTimestamp = now.UnixMilli()
 		}
 	}
+	fillAccountIDs(&ev)
 	id := cmp.Or(ev.NotificationID, uuid.NewString())
 	ev.NotificationID = "" // a header, not part of the payload
 	body, err := json.Marshal(ev)
@@ -646,9 +652,13 @@ func (s *Server) EmitBalance(ctx context.Context, ev zerohash.BalanceEvent) (Del
 		return Delivery{}, fmt.Errorf("connecttest: encode balance event: %w", err)
 	}
 	if _, err := zerohash.ParseBalanceEvent(body); err != nil {
-		return Delivery{}, fmt.Errorf("connecttest: emit balance: %w", err)
+		return Delivery{}, &invalidBalanceError{err: err}
 	}
+	s.announce(ev) // in the ledger GET /movements serves, whether the webhook is then sent or dropped
 	d := &Delivery{ID: id, PayloadType: zerohash.PayloadTypeBalanceChanged, Event: zerohash.PayloadTypeBalanceChanged,
 		URL: target, Body: body}
+	if drop {
+		return s.dropDelivery(d), nil
+	}
 	return s.deliver(ctx, d, s.balanceHeaders(id))
 }

@@ -369,6 +369,11 @@ func (s *stack) startWorker() error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	s.add("worker", func() error { w.Stop(); return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := workerapp.EnsureReconcileSchedule(ctx, s.client, st.Worker); err != nil {
+		return fmt.Errorf("reconciliation schedule: %w", err)
+	}
 	return nil
 }
 

@@ -172,6 +172,7 @@ func banner(srv *connecttest.Server, opts connecttest.Options) string {
 	fmt.Fprintf(&w, "#   withdrawal: %s\n", orNone(opts.WithdrawalWebhookURL))
 	fmt.Fprintf(&w, "#   balance:    %s\n", orNone(opts.BalanceWebhookURL))
 	fmt.Fprintf(&w, "# Control API: POST %s/sandbox/sessions/{id}/play, GET %s/sandbox/stats\n", srv.URL, srv.URL)
+	fmt.Fprintf(&w, "# Zero Hash ledger: GET %s/movements (X-SCX signed); drop balance webhooks: POST %s/sandbox/balance-webhooks/drop\n", srv.URL, srv.URL)
 	return w.String()
 }
 

@@ -7,6 +7,7 @@
 //	starter onboarding -email E [-phone P]
 //	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
 //	starter serve      [-starter-addr A] ...: the transfer API over HTTP (package transferapi); "starter serve -h"
+//	starter reconcile
 //
 // Temporal is reached as the worker reaches it (envconfig, TEMPORAL_* variables, -temporal-* flags).
 // Exit status: 0 on success; 1 with a one-line "starter: ..." on stderr when the call fails; 2 for bad usage.
@@ -54,6 +55,7 @@ commands:
   onboarding   issue a Zero Hash onboarding token
   resolve      record an operator's decision on a stalled or timed-out transfer, or on a review
   serve        serve the transfer API over HTTP for platform backends in any language (until SIGINT/SIGTERM)
+  reconcile    run one Zero Hash reconciliation (GET /movements) now and print its summary
 
 "starter <command> -h" lists the command's flags.
 `
@@ -74,6 +76,7 @@ var commands = map[string]command{
 	"status":     statusCommand,
 	"onboarding": onboardingCommand,
 	"resolve":    resolveCommand,
+	"reconcile":  reconcileCommand,
 }
 
 func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io.Writer) int {
@@ -310,6 +313,13 @@ func resolveCommand(fs *flag.FlagSet) func() (call, error) {
 		return func(ctx context.Context, tr *transfer.Client) (any, error) {
 			return tr.ResolveTransfer(ctx, connect.Kind(*kind), *transferID, r)
 		}, nil
+	}
+}
+
+// reconcileCommand runs one reconciliation now, through the schedule when it exists, and prints its summary.
+func reconcileCommand(*flag.FlagSet) func() (call, error) {
+	return func() (call, error) {
+		return func(ctx context.Context, tr *transfer.Client) (any, error) { return tr.Reconcile(ctx) }, nil
 	}
 }
 

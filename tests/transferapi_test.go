@@ -539,3 +539,41 @@ func TestTransferAPIAndBridgeRelayCountOnce(t *testing.T) {
 		return err == nil && n == 1 && dups == 1
 	})
 }
+
+// if_busy over the API: refuse answers 409 transfer-busy while another transfer of the reference awaits its user
+// and starts nothing; the default supersedes the older transfer; anything else is a 422 naming the field.
+func TestTransferAPIIfBusy(t *testing.T) {
+	a := newAPIStack(t, connecttest.Options{}, transferapi.Options{})
+	a.startWorker()
+	first := map[string]any{"transfer_id": "busy-1", "reference_id": "USER-BUSY"}
+	a.call("POST", "/v1/deposits", docDeposits, apiBackendToken, first).want(t, "first", 201, "")
+	eventually(t, "busy-1 listed as awaiting_user", func() bool {
+		var page struct {
+			Transfers []struct {
+				WorkflowID string `json:"workflow_id"`
+			} `json:"transfers"`
+		}
+		ans := a.call("GET", "/v1/transfers?reference_id=USER-BUSY&status=awaiting_user", docTransfers, apiBackendToken, nil)
+		if ans.status != 200 {
+			return false
+		}
+		ans.decode(t, &page)
+		return len(page.Transfers) == 1 && page.Transfers[0].WorkflowID == "deposit-busy-1"
+	})
+	refused := a.call("POST", "/v1/deposits", docDeposits, apiBackendToken,
+		map[string]any{"transfer_id": "busy-2", "reference_id": "USER-BUSY", "if_busy": "refuse"}).
+		want(t, "refused", 409, transferapi.TypeTransferBusy)
+	if !strings.Contains(refused.problem.Detail, "deposit-busy-1") {
+		t.Fatalf("the problem must name the busy transfer: %+v", refused.problem)
+	}
+	a.call("GET", "/v1/deposits/busy-2", docDeposit, apiBackendToken, nil).want(t, "nothing started", 404, transferapi.TypeTransferNotFound)
+	a.call("POST", "/v1/deposits", docDeposits, apiBackendToken,
+		map[string]any{"transfer_id": "busy-3", "reference_id": "USER-BUSY", "if_busy": "wait"}).
+		want(t, "bad if_busy", 422, transferapi.TypeInvalidRequest)
+	a.call("POST", "/v1/deposits", docDeposits, apiBackendToken,
+		map[string]any{"transfer_id": "busy-4", "reference_id": "USER-BUSY"}).want(t, "superseding", 201, "")
+	r, err := a.result(connect.KindDeposit, "busy-1")
+	if err != nil || r.Status != workflows.StatusSuperseded || r.SupersededBy != "deposit-busy-4" {
+		t.Fatalf("busy-1: %+v, %v; want superseded by deposit-busy-4", r, err)
+	}
+}

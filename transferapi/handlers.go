@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -63,6 +64,9 @@ type StartRequest struct {
 	Metadata     map[string]string `json:"metadata"`
 	AccountLabel string            `json:"account_label"`
 	AwaitLedger  bool              `json:"await_ledger"`
+	// IfBusy is what a start does when another transfer of the reference awaits its user: "supersede" (the
+	// default; Connect keeps one session per reference, so the older one ends superseded) or "refuse" (409).
+	IfBusy string `json:"if_busy"`
 }
 
 // StartResponse answers a start: the session the frontend hands to the Auth SDK, and where the transfer stands.
@@ -108,6 +112,11 @@ func (r StartRequest) input(kind connect.Kind) (workflows.TransferInput, *Proble
 			}
 		}
 	}
+	switch workflows.IfBusy(r.IfBusy) {
+	case "", workflows.IfBusySupersede, workflows.IfBusyRefuse:
+	default:
+		bad("if_busy", fmt.Sprintf("must be %q or %q", workflows.IfBusySupersede, workflows.IfBusyRefuse))
+	}
 	if r.AccountLabel != "" && !plainText(r.AccountLabel, maxTextField) {
 		bad("account_label", fmt.Sprintf("at most %d characters, no control characters or surrounding spaces", maxTextField))
 	}
@@ -128,7 +137,8 @@ func (r StartRequest) input(kind connect.Kind) (workflows.TransferInput, *Proble
 		return workflows.TransferInput{}, invalid(errs...)
 	}
 	in := workflows.TransferInput{Kind: kind, TransferID: r.TransferID, ReferenceID: r.ReferenceID,
-		AccountLabel: r.AccountLabel, Asset: r.Asset, Network: r.Network, Amount: r.Amount, AwaitLedger: r.AwaitLedger}
+		AccountLabel: r.AccountLabel, Asset: r.Asset, Network: r.Network, Amount: r.Amount, AwaitLedger: r.AwaitLedger,
+		IfBusy: workflows.IfBusy(r.IfBusy)}
 	if len(r.Metadata) > 0 {
 		in.Metadata = maps.Clone(r.Metadata)
 	}
@@ -181,6 +191,11 @@ func (s *Server) start(kind connect.Kind) handler {
 		defer cancel()
 		started, err := s.transfers.Start(wctx, in)
 		if err != nil {
+			var busy *transfer.BusyError
+			if errors.As(err, &busy) {
+				return 0, nil, newProblem(TypeTransferBusy, fmt.Sprintf("transfer %s of this reference awaits its user; "+
+					"retry later, or start with if_busy=%s to end it superseded", busy.WorkflowID, workflows.IfBusySupersede))
+			}
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) {
 				p := newProblem(TypeSessionRefused, appErr.Message())

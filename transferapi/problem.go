@@ -26,6 +26,7 @@ const (
 	TypeInvalidRequest      = problemBase + "invalid-request"        // 422: fields missing, malformed or unknown
 	TypeTransferConflict    = problemBase + "transfer-conflict"      // 409: the transfer id exists with another body
 	TypeTransferClosed      = problemBase + "transfer-closed"        // 409: the transfer has finished
+	TypeTransferBusy        = problemBase + "transfer-busy"          // 409: if_busy=refuse and the reference is busy
 	TypeNotResolvable       = problemBase + "not-resolvable"         // 409: only a stalled or timed-out transfer is resolved
 	TypeSessionRefused      = problemBase + "session-refused"        // 502: Connect refused the session
 	TypeOnboardingRefused   = problemBase + "onboarding-refused"     // 502: Zero Hash refused the onboarding token
@@ -78,6 +79,7 @@ var titles = map[string]string{
 	TypeInvalidRequest:      "Invalid request",
 	TypeTransferConflict:    "The transfer id exists with a different body",
 	TypeTransferClosed:      "The transfer has finished",
+	TypeTransferBusy:        "Another transfer of this reference awaits its user",
 	TypeNotResolvable:       "The transfer cannot be resolved now",
 	TypeSessionRefused:      "Connect refused the session",
 	TypeOnboardingRefused:   "Zero Hash refused the onboarding token",
@@ -99,6 +101,7 @@ var statuses = map[string]int{
 	TypeInvalidRequest:      http.StatusUnprocessableEntity,
 	TypeTransferConflict:    http.StatusConflict,
 	TypeTransferClosed:      http.StatusConflict,
+	TypeTransferBusy:        http.StatusConflict,
 	TypeNotResolvable:       http.StatusConflict,
 	TypeSessionRefused:      http.StatusBadGateway,
 	TypeOnboardingRefused:   http.StatusBadGateway,

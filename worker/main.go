@@ -118,6 +118,8 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		}
 	}
 
+	ensureReconcileSchedule(c, st.Worker, logger)
+
 	interrupt := worker.InterruptCh()
 	for {
 		w, err := workerapp.New(c, st.Worker, logger)
@@ -141,6 +143,24 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		case <-time.After(startRetryDelay):
 		}
 	}
+}
+
+// ensureReconcileSchedule keeps the reconciliation schedule as ZEROHASH_RECONCILE_EVERY says, trying a few
+// times. A failure is logged, not fatal: the worker's transfers do not depend on it, and the next worker start
+// (or another worker) ensures it again.
+func ensureReconcileSchedule(c client.Client, cfg workerapp.Config, logger *slog.Logger) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+		err = workerapp.EnsureReconcileSchedule(ctx, c, cfg)
+		cancel()
+		if err == nil {
+			logger.Info("reconciliation schedule ensured", "every", cfg.ReconcileEvery.String())
+			return
+		}
+		time.Sleep(startRetryDelay)
+	}
+	logger.Error("reconciliation schedule not ensured; Zero Hash movements are not read back until it is", "error", err)
 }
 
 // printLines prints each line of err (one per bad setting) as "worker: ...".

@@ -10,4 +10,6 @@ func Register(r Registry) {
 	r.RegisterWorkflow(TransferWorkflow)
 	r.RegisterWorkflow(OnboardingWorkflow)
 	r.RegisterWorkflow(ReviewWorkflow)
+	r.RegisterWorkflow(ReconcileWorkflow)
+	r.RegisterWorkflow(ReconcileCursorWorkflow)
 }

@@ -159,6 +159,7 @@ type LedgerMovement struct {
 	Asset        string    `json:"asset,omitempty"`
 	Change       string    `json:"change,omitempty"`
 	At           time.Time `json:"at,omitzero"`
+	Via          string    `json:"via,omitempty"` // LedgerViaWebhook or LedgerViaReconciliation; "" from before
 }
 
 // EventRecord is one distinct event as the workflow received it. Redeliveries only bump Duplicates.

@@ -35,6 +35,11 @@ type Movement struct {
 	DepositReferenceID  string `json:"deposit_reference_id,omitempty"`
 	WithdrawalRequestID string `json:"withdrawal_request_id,omitempty"`
 	MovementTimestamp   int64  `json:"movement_timestamp,omitempty"` // Unix milliseconds
+	// Fields GET /movements answers with besides the ones above (empty in a balance webhook's movements).
+	Asset        string `json:"asset,omitempty"`
+	RunID        string `json:"run_id,omitempty"`
+	TradeID      string `json:"trade_id,omitempty"`
+	ParentLinkID string `json:"parent_link_id,omitempty"`
 }
 
 // Time is MovementTimestamp as a time; zero when absent.

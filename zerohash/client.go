@@ -183,22 +183,36 @@ func (c *Client) OnboardingToken(ctx context.Context, requestID, email, phone st
 
 // post sends one signed POST and returns the body of a 2xx answer; every failure is an *APIError.
 func (c *Client) post(ctx context.Context, path, requestID string, body []byte, redact func(string) string) ([]byte, error) {
+	return c.send(ctx, http.MethodPost, path, "", requestID, body, maxResponseBytes, redact)
+}
+
+// send makes one signed request (path plus rawQuery, both covered by the signature; a GET signs "{}" as its body)
+// and returns the body of a 2xx answer; every failure is an *APIError.
+// At most limit bytes of an answer are read; a longer one is an error.
+func (c *Client) send(ctx context.Context, method, path, rawQuery, requestID string, body []byte, limit int, redact func(string) string) ([]byte, error) {
 	u := *c.base
 	u.Path += path
+	u.RawQuery = rawQuery
 	pathWithQuery := u.RequestURI()
 	now := c.now()
 	timestamp := strconv.FormatInt(now.Unix(), 10)
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), reader)
 	if err != nil {
 		return nil, fmt.Errorf("zerohash: build request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(HeaderAPIKey, c.creds.APIKey)
 	req.Header.Set(HeaderPassphrase, c.creds.Passphrase)
 	req.Header.Set(HeaderTimestamp, timestamp)
-	req.Header.Set(HeaderSigned, Sign(c.creds.APISecret, timestamp, http.MethodPost, pathWithQuery, body))
+	req.Header.Set(HeaderSigned, Sign(c.creds.APISecret, timestamp, method, pathWithQuery, body))
 	req.Header.Set(HeaderRequestID, requestID)
 
 	resp, err := c.http.Do(req)
@@ -206,7 +220,7 @@ func (c *Client) post(ctx context.Context, path, requestID string, body []byte, 
 		// The request may or may not have arrived; the same X-REQUEST-ID makes resending safe, unless the
 		// caller itself gave up.
 		return nil, &APIError{
-			Message:   "POST " + path + " got no answer",
+			Message:   method + " " + path + " got no answer",
 			RequestID: requestID,
 			Retryable: !errors.Is(err, context.Canceled),
 			Err:       err,
@@ -216,7 +230,7 @@ func (c *Client) post(ctx context.Context, path, requestID string, body []byte, 
 	echoedID := firstNonEmpty(resp.Header.Get(HeaderRequestID), requestID)
 
 	// One byte over the cap tells a full answer from a truncated one.
-	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		apiErr := statusError(resp, respBody, c.now(), redact)
 		apiErr.RequestID = echoedID
@@ -226,8 +240,8 @@ func (c *Client) post(ctx context.Context, path, requestID string, body []byte, 
 	if readErr != nil {
 		return nil, &APIError{StatusCode: resp.StatusCode, Message: "reading the answer failed", RequestID: echoedID, Retryable: true, Err: readErr}
 	}
-	if len(respBody) > maxResponseBytes {
-		return nil, &APIError{StatusCode: resp.StatusCode, Message: fmt.Sprintf("answer exceeds %d bytes", maxResponseBytes), RequestID: echoedID}
+	if len(respBody) > limit {
+		return nil, &APIError{StatusCode: resp.StatusCode, Message: fmt.Sprintf("answer exceeds %d bytes", limit), RequestID: echoedID}
 	}
 	return respBody, nil
 }

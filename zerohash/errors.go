@@ -21,6 +21,12 @@ const (
 	maxErrorText = 512
 )
 
+// The onboarding endpoint's published meanings of 400 and 403; other endpoints reword them (see Movements).
+const (
+	msgBadRequest = "platform does not exist or the request is invalid"
+	msgForbidden  = "platform is not configured by Zero Hash for this KYC track, or the credentials were rejected"
+)
+
 // APIError is a failed platform API call: an HTTP error status, an unusable answer, or no answer at all
 // (StatusCode 0). Retryable says whether sending the same request again, with the same X-REQUEST-ID, is safe and
 // may succeed; RetryAfter, when non-zero, is how long to wait first.
@@ -88,9 +94,9 @@ func statusError(resp *http.Response, body []byte, now time.Time, redact func(st
 
 	switch code := resp.StatusCode; {
 	case code == http.StatusBadRequest:
-		e.Message = "platform does not exist or the request is invalid"
+		e.Message = msgBadRequest
 	case code == http.StatusForbidden:
-		e.Message = "platform is not configured by Zero Hash for this KYC track, or the credentials were rejected"
+		e.Message = msgForbidden
 	case code == http.StatusNotFound:
 		e.Message = "endpoint not found (check BaseURL)"
 	case code == http.StatusTooManyRequests:

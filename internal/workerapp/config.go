@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
@@ -34,6 +35,7 @@ const (
 	EnvMaxConcurrentActivities  = "MAX_CONCURRENT_ACTIVITIES"
 	EnvRegisterSearchAttributes = "REGISTER_SEARCH_ATTRIBUTES"
 	EnvLogLevel                 = "LOG_LEVEL"
+	EnvZeroHashReconcileEvery   = "ZEROHASH_RECONCILE_EVERY"
 )
 
 // Config is what New needs to build a worker.
@@ -45,6 +47,9 @@ type Config struct {
 	ZeroHash zerohash.Options // every field but HTTPClient and Now required
 	// MaxConcurrentActivities caps activities running at once on this worker; 0 keeps the SDK's default.
 	MaxConcurrentActivities int
+	// ReconcileEvery is the interval of the Zero Hash reconciliation schedule EnsureReconcileSchedule keeps;
+	// 0 turns it off (pauses an existing schedule).
+	ReconcileEvery time.Duration
 }
 
 // Validate reports every missing or malformed field, each as a *settings.Error naming the variable that sets it.
@@ -185,6 +190,8 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "Zero Hash API passphrase"})
 	s.Int(&w.MaxConcurrentActivities, settings.Spec{Env: EnvMaxConcurrentActivities,
 		Usage: "activities run at once by this worker; 0 keeps the SDK default"})
+	s.Duration(&w.ReconcileEvery, settings.Spec{Env: EnvZeroHashReconcileEvery, Default: "5m",
+		Usage: "how often to reconcile Zero Hash movements (GET /movements) by a Temporal Schedule; 0 turns it off"})
 	s.Addr(&st.MetricsAddr, settings.Spec{Env: EnvMetricsAddr,
 		Usage: "serve Prometheus /metrics here, e.g. :9090; unset serves none"})
 	s.Addr(&st.AdminAddr, settings.Spec{Env: EnvWorkerAdminAddr,

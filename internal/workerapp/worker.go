@@ -34,6 +34,7 @@ func New(c client.Client, cfg Config, logger *slog.Logger) (worker.Worker, error
 	w := worker.New(c, cfg.TaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities})
 	workflows.Register(w) // the same list the replay tests use
 	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient, Temporal: c})
+	registerReconcile(w, c, cfg, zeroHashClient)
 	logger.Info("worker configured",
 		"task_queue", cfg.TaskQueue,
 		"connect_api_url", cfg.Connect.BaseURL,

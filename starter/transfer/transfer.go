@@ -18,6 +18,7 @@ import (
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/reconcile"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -234,4 +235,17 @@ func (c *Client) resolve(ctx context.Context, workflowID string, r workflows.Res
 		return fmt.Errorf("resolve %s: %w", workflowID, err)
 	}
 	return nil
+}
+
+// Reconciled is one reconciliation run started by Reconcile: its workflow id and summary.
+type Reconciled struct {
+	WorkflowID string `json:"workflow_id"`
+	workflows.ReconcileSummary
+}
+
+// Reconcile runs one Zero Hash reconciliation now (reconcile.RunNow: through the schedule when it exists, so the
+// run is listed under it) and waits for its summary.
+func (c *Client) Reconcile(ctx context.Context) (Reconciled, error) {
+	s, id, err := reconcile.RunNow(ctx, c.temporal, c.taskQueue)
+	return Reconciled{WorkflowID: id, ReconcileSummary: s}, err
 }

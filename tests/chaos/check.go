@@ -57,6 +57,7 @@ type evidence struct {
 	unmatched   []string
 	onboarded   int
 	onboardings int
+	dropped     map[string]bool // movements whose balance webhooks were dropped during a bridge outage
 }
 
 // check is one row of the outcome table: what was checked, how many things were looked at, how many failed.
@@ -78,20 +79,21 @@ func (c *check) fail(format string, args ...any) {
 
 // Names of the outcome rows, in the words.
 const (
-	checkFinal        = "transfers in their expected final state"
-	checkLost         = "lost: a transfer, or an event answered 2xx, in no record"
-	checkTwice        = "applied twice: an event, ledger movement or close applied more than once"
-	checkSessions     = "sessions created twice for one transfer"
-	checkReviewed     = "late or unmatched events missing from a review"
-	checkUnplanned    = "reviews opened for events a transfer should have taken"
-	checkUnaccepted   = "2xx answered for a signal Temporal did not accept"
-	checkOutage       = "answers other than 503 while Temporal was down"
-	checkUndelivered  = "events no copy of which was ever delivered, even after redelivery"
-	checkOnboarding   = "onboarding tokens not issued"
-	checkLeaks        = "secrets or PII found in logs"
-	checkCrashes      = "processes that exited without being told to"
-	checkNotInjected  = "planned faults that were not injected"
-	checkDriverErrors = "errors driving the traffic"
+	checkFinal         = "transfers in their expected final state"
+	checkLost          = "lost: a transfer, or an event answered 2xx, in no record"
+	checkTwice         = "applied twice: an event, ledger movement or close applied more than once"
+	checkSessions      = "sessions created twice for one transfer"
+	checkReviewed      = "late or unmatched events missing from a review"
+	checkUnplanned     = "reviews opened for events a transfer should have taken"
+	checkUnaccepted    = "2xx answered for a signal Temporal did not accept"
+	checkOutage        = "answers other than 503 while Temporal was down"
+	checkUndelivered   = "events no copy of which was ever delivered, even after redelivery"
+	checkOnboarding    = "onboarding tokens not issued"
+	checkLeaks         = "secrets or PII found in logs"
+	checkCrashes       = "processes that exited without being told to"
+	checkNotInjected   = "planned faults that were not injected"
+	checkDriverErrors  = "errors driving the traffic"
+	checkNotReconciled = "transfers unsettled though their movement was in the ledger (dropped webhooks)"
 )
 
 // tally is the traffic the suite saw, for the report.
@@ -101,6 +103,7 @@ type tally struct {
 	answered503InOutage, probes, givenUp                                         int
 	duplicatesAbsorbed                                                           int
 	sdkPosts, ledgerPosts                                                        int
+	ledgerDropped, ledgerReconciled                                              int
 }
 
 // deliveryKey identifies one event of one session across its copies.
@@ -169,7 +172,30 @@ func verify(ev evidence) ([]*check, tally) {
 	for range ev.onboardings - ev.onboarded {
 		onboarding.fail("an onboarding workflow returned no token")
 	}
-	return []*check{final, lost, twice, sessions, reviews, unplanned, unaccepted, outage, undelivered, onboarding}, t
+	reconciled := checkReconciled(ev, &t)
+	return []*check{final, lost, twice, sessions, reviews, unplanned, unaccepted, outage, undelivered, onboarding, reconciled}, t
+}
+
+// checkReconciled: every transfer meant to settle whose balance webhook was dropped settled all the same, through
+// reconciliation (GET /movements), with its movement; a dropped movement no transfer takes is checked as a review
+// by the review checks.
+func checkReconciled(ev evidence, t *tally) *check {
+	c := &check{name: checkNotReconciled}
+	t.ledgerDropped = len(ev.dropped)
+	for _, d := range ev.transfers {
+		if d.plan.Scenario != scSettled || !ev.dropped[d.plan.MovementID] {
+			continue
+		}
+		c.examined++
+		rec := ev.records[d.plan.workflowID()]
+		switch {
+		case rec.status != workflows.StatusSettled || rec.ledger == nil || rec.ledger.MovementID != d.plan.MovementID:
+			c.fail("%s: %s, its movement %s dropped and never reconciled", d.plan.workflowID(), rec.status, d.plan.MovementID)
+		case rec.ledger.Via == workflows.LedgerViaReconciliation:
+			t.ledgerReconciled++
+		}
+	}
+	return c
 }
 
 // checkTransfers checks each transfer's end state and that its record applied every event once.

@@ -216,6 +216,15 @@ func (s *storm) restartBridge(ctx context.Context, sig syscall.Signal) {
 	s.st.mu.Lock()
 	b := s.st.bridge
 	s.st.mu.Unlock()
+	// Zero Hash gives up on balance webhooks while the bridge is away: every one sent now is dropped.
+	if err := s.send.setDropping(ctx, true); err != nil {
+		s.problem(fmt.Errorf("drop balance webhooks: %w", err))
+	}
+	defer func() {
+		if err := s.send.setDropping(context.WithoutCancel(ctx), false); err != nil {
+			s.problem(fmt.Errorf("resume balance webhooks: %w", err))
+		}
+	}()
 	if err := b.stop(sig, stopGrace); err != nil {
 		s.problem(err)
 	}

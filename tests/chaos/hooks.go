@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,9 +25,15 @@ type sender struct {
 	bridgeURL     string
 	webhookSecret string
 	hc            *http.Client
+	// ledger is the sandbox: while dropping (a bridge outage), Zero Hash gives up on balance webhooks, so the
+	// suite hands each movement to the sandbox's ledger (drop switch on) instead of to the bridge; reconciliation
+	// (GET /movements) must then settle it.
+	ledger   *sandboxAPI
+	dropping atomic.Bool
 
-	mu    sync.Mutex
-	posts []post
+	mu      sync.Mutex
+	posts   []post
+	dropped map[string]bool // movement ids handed to the ledger while dropping
 }
 
 // post is one request the suite sent the bridge and its answer.
@@ -61,6 +69,9 @@ func (s *sender) sdkEvent(ctx context.Context, subject, jwt, typ, detail string)
 
 // balance sends one account_balance.changed webhook carrying mv under notification id, until a 2xx.
 func (s *sender) balance(ctx context.Context, subject string, mv zerohash.Movement, notification string) error {
+	if s.dropping.Load() && s.ledger != nil {
+		return s.drop(ctx, mv)
+	}
 	body, h, err := s.balanceRequest(mv, notification)
 	if err != nil {
 		return err
@@ -70,6 +81,52 @@ func (s *sender) balance(ctx context.Context, subject string, mv zerohash.Moveme
 		s.send(ctx, &p, body, s.stamp(h, body)) // a fresh timestamp per attempt, as Zero Hash signs each one
 		return p
 	})
+}
+
+// setDropping switches the sandbox's balance-webhook drop and the suite's own balance webhooks together.
+func (s *sender) setDropping(ctx context.Context, on bool) error {
+	if s.ledger == nil {
+		return nil
+	}
+	if on {
+		s.dropping.Store(true)
+	}
+	err := s.ledger.call(ctx, http.MethodPost, "/sandbox/balance-webhooks/drop", map[string]bool{"drop": on}, http.StatusNoContent, nil)
+	if !on {
+		s.dropping.Store(false)
+	}
+	return err
+}
+
+// drop hands mv to the sandbox's ledger as a balance webhook Zero Hash gave up on: announced, never delivered.
+func (s *sender) drop(ctx context.Context, mv zerohash.Movement) error {
+	s.mu.Lock()
+	seen := s.dropped[mv.MovementID]
+	s.mu.Unlock()
+	if seen {
+		return nil // every copy of a dropped webhook is dropped: the ledger has the movement once
+	}
+	ev := zerohash.BalanceEvent{AccountGroup: "chaos", AccountLabel: "general", AccountType: "available", Asset: "BTC",
+		Balance: "1.0", ParticipantCode: "CHAOS1", RunID: "1", RunType: "deposit", Movements: []zerohash.Movement{mv}}
+	if err := retry(ctx, 10, func() error {
+		return s.ledger.call(ctx, http.MethodPost, "/sandbox/balances", ev, http.StatusOK, nil)
+	}); err != nil {
+		return fmt.Errorf("hand movement %s to the sandbox ledger: %w", mv.MovementID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped == nil {
+		s.dropped = map[string]bool{}
+	}
+	s.dropped[mv.MovementID] = true
+	return nil
+}
+
+// droppedMovements lists the movements whose balance webhooks were dropped.
+func (s *sender) droppedMovements() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.dropped)
 }
 
 // stamp returns h with a fresh x-zh-hook-timestamp and the timed x-zh-hook-signature over body + it (the

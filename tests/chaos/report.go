@@ -144,6 +144,8 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "| duplicates absorbed by transfer workflows | %d |\n", t.duplicatesAbsorbed)
 	fmt.Fprintf(w, "| SDK callbacks relayed / balance webhooks sent | %d / %d |\n", t.sdkPosts, t.ledgerPosts)
+	fmt.Fprintf(w, "| balance webhooks dropped during bridge outages / transfers settled through reconciliation | %d / %d |\n",
+		t.ledgerDropped, t.ledgerReconciled)
 	fmt.Fprintf(w, "| orphan sessions / unmatched movements / onboardings | %d / %d / %d |\n",
 		len(r.plan.Orphans), len(r.plan.Unmatched), len(r.plan.Onboardings))
 	fmt.Fprintf(w, "| sessions the sandbox opened | %d |\n", r.stats.SessionsCreated)
