@@ -22,7 +22,7 @@ const plaintextEnv = "CONNECTFLOW_CODEC_PLAINTEXT=true"
 const plaintextWarning = "payload encryption is off"
 
 // starter runs the starter binary against the stack's Temporal server, without payload keys like the harness's
-// worker. stderr comes back without the plaintext warning, which it checks is there exactly once.
+// worker. stderr comes back without the plaintext warning (logged once, unless the command line was refused first).
 func (s *stack) starter(bin string, args ...string) (code int, stdout, stderr string) {
 	s.t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -41,7 +41,7 @@ func (s *stack) starter(bin string, args ...string) (code int, stdout, stderr st
 	return 0, out.String(), s.withoutPlaintextWarning(errOut.String())
 }
 
-// withoutPlaintextWarning drops the one plaintext warning line from stderr, failing the test when it is missing.
+// withoutPlaintextWarning drops the plaintext warning line from stderr, failing the test when there are several.
 func (s *stack) withoutPlaintextWarning(stderr string) string {
 	s.t.Helper()
 	var kept []string
@@ -53,8 +53,8 @@ func (s *stack) withoutPlaintextWarning(stderr string) string {
 		}
 		kept = append(kept, line)
 	}
-	if warned != 1 {
-		s.t.Errorf("the starter run with %s logged the plaintext warning %d times, want once; stderr:\n%s", plaintextEnv, warned, stderr)
+	if warned > 1 {
+		s.t.Errorf("the starter run with %s logged the plaintext warning %d times, want at most once; stderr:\n%s", plaintextEnv, warned, stderr)
 	}
 	return strings.Join(kept, "")
 }
