@@ -186,6 +186,10 @@ func (s *stack) workerEnv(temporalEnv []string) []string {
 		env = append(env, envCPUProfile+"="+filepath.Join(s.cfg.CPUProfile, "worker.pprof"))
 	}
 	env = append(env, temporalEnv...)
+	if !external {
+		// The embedded server's client here has no codec: the worker runs plaintext too, and says so.
+		env = append(env, settings.EnvCodecPlaintext+"=true")
+	}
 	env = append(env, s.sandbox.Env()...)
 	return append(env,
 		workerapp.EnvRegisterSearchAttributes+"=false", // done once above

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	commonpb "go.temporal.io/api/common/v1"
 	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/client"
@@ -546,5 +547,59 @@ func BenchmarkEncodeDecode1KiB(b *testing.B) {
 		if _, err := c.Decode(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Strict mode refuses a plaintext payload; the default reads it but counts it; a process without keys refuses
+// an encrypted one. Each outcome is counted in MetricUnencrypted.
+func TestPlaintextAndEncryptedMismatches(t *testing.T) {
+	keys := []Key{{ID: "k1", Secret: bytes.Repeat([]byte{3}, KeySize)}}
+	plain, err := converter.GetDefaultDataConverter().ToPayloads("a session JWT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(outcome string) float64 {
+		m := &dto.Metric{}
+		if err := MetricUnencrypted.WithLabelValues(outcome).Write(m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+
+	lenient, _ := NewWithOptions(keys, Options{Logger: logger})
+	before := count("plaintext_read")
+	for range 2 {
+		if _, err := lenient.Decode(plain.GetPayloads()); err != nil {
+			t.Fatalf("lenient Decode: %v", err)
+		}
+	}
+	if got := count("plaintext_read") - before; got != 2 || strings.Count(logs.String(), "decoded an unencrypted payload") != 1 {
+		t.Fatalf("lenient: counted %v, logged %q; want 2 counted, one warning", got, logs.String())
+	}
+
+	strict, _ := NewWithOptions(keys, Options{Strict: true, Logger: logger})
+	before = count("plaintext_refused")
+	if _, err := strict.Decode(plain.GetPayloads()); !errors.Is(err, ErrPlaintext) || count("plaintext_refused")-before != 1 {
+		t.Fatalf("strict Decode = %v, want ErrPlaintext counted once", err)
+	}
+
+	var opts client.Options
+	if err := ApplyWithOptions(&opts, nil, Options{Logger: logger}); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := lenient.Encode(plain.GetPayloads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = count("encrypted_unreadable")
+	var s string
+	if err := opts.DataConverter.FromPayloads(&commonpb.Payloads{Payloads: sealed}, &s); !errors.Is(err, ErrEncrypted) ||
+		count("encrypted_unreadable")-before != 1 {
+		t.Fatalf("keyless FromPayloads = %v, want ErrEncrypted counted once", err)
+	}
+	if err := ApplyWithOptions(&client.Options{}, nil, Options{Strict: true}); err == nil {
+		t.Fatal("strict mode without keys was accepted")
 	}
 }

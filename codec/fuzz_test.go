@@ -124,3 +124,24 @@ func FuzzParseKeys(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKeysFileText checks the keys-file reader with any content: it never panics, its output holds no control
+// character, comment or blank entry, and whatever ParseKeys accepts of it is what a file of the same keys holds.
+func FuzzKeysFileText(f *testing.F) {
+	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, KeySize))
+	for _, seed := range []string{"# current first\nk1:" + good + "\n", "k2:" + good + ",k1:" + good, "\r\n#\n", "",
+		"k1:" + good + " # old\n\n k2:" + good + "\r\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		text, err := KeysFileText(data)
+		if err != nil {
+			return
+		}
+		if text == "" || strings.ContainsAny(text, "\n\r#") || strings.Contains(text, ",,") ||
+			strings.HasPrefix(text, ",") || strings.HasSuffix(text, ",") {
+			t.Fatalf("KeysFileText(%q) = %q", data, text)
+		}
+		_, _ = ParseKeys(text) // must not panic
+	})
+}

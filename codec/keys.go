@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode"
 )
 
 // Where LoadKeys finds the keys: a list in the environment, or a file holding the same list.
@@ -53,6 +54,28 @@ func LoadKeys(getenv func(string) string) ([]Key, error) {
 	default:
 		return nil, nil
 	}
+}
+
+// KeysFileText turns a keys file (one id:base64key per line or comma separated, '#' starting a comment) into the
+// comma-separated list EnvKeys takes; it is how a CONNECTFLOW_CODEC_KEYS_FILE becomes CONNECTFLOW_CODEC_KEYS.
+func KeysFileText(data []byte) (string, error) {
+	var list []string
+	for n, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for text := range strings.SplitSeq(line, ",") {
+			text = strings.TrimSpace(text)
+			if strings.IndexFunc(text, unicode.IsControl) >= 0 {
+				return "", fmt.Errorf("codec keys file: line %d holds a control character", n+1)
+			}
+			if text != "" {
+				list = append(list, text)
+			}
+		}
+	}
+	if len(list) == 0 {
+		return "", errors.New("codec keys file holds no keys")
+	}
+	return strings.Join(list, ","), nil
 }
 
 func readKeysFile(path string) ([]Key, error) {

@@ -82,7 +82,7 @@ func writeEnv(b *strings.Builder, s *stack) {
 			fmt.Fprintf(b, "%s=%s\n", v.name, v.value)
 		}
 	}
-	if len(s.cfg.codecKeys) > 0 {
+	if len(s.cfg.codecKeys) > 0 && s.devCodecKeys == "" {
 		fmt.Fprintf(b, "(and %s as set in this shell: payloads are encrypted, so every process needs the same keys)\n", codec.EnvKeys)
 	}
 }

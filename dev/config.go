@@ -89,7 +89,7 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 	fs.IntVar(&c.sandboxPort, "sandbox-port", defaultSandboxPort, "Connect sandbox port")
 	fs.IntVar(&c.bridgePort, "bridge-port", defaultBridgePort, "webhook bridge port")
 	fs.IntVar(&c.metricsPort, "metrics-port", defaultMetricsPort, "worker's Prometheus /metrics port")
-	fs.IntVar(&c.codecPort, "codec-port", defaultCodecPort, "codec server the UI decrypts payloads through, when "+codec.EnvKeys+" is set")
+	fs.IntVar(&c.codecPort, "codec-port", defaultCodecPort, "codec server the UI decrypts payloads through")
 	fs.StringVar(&c.dataDir, "data", defaultDataDir, "folder holding Temporal's SQLite database, kept across restarts")
 	fs.BoolVar(&c.memory, "memory", false, "keep everything in memory: nothing is written, nothing survives a restart")
 	fs.BoolVar(&c.noDemo, "no-demo", false, "do not run the demo deposit and withdrawal")
@@ -168,5 +168,6 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 
 const usageIntro = `Runs connectflow in one process: an embedded Temporal server (SQLite) and its Web UI, the Connect
 sandbox, the worker and the webhook bridge; then a demo deposit and withdrawal. Ctrl-C stops it cleanly.
-With ` + codec.EnvKeys + ` (or ` + codec.EnvKeysFile + `) set, every payload is encrypted and the UI decrypts
-through a codec server.`
+Every payload is encrypted and the UI decrypts through a codec server: with ` + codec.EnvKeys + ` (or
+` + codec.EnvKeysFile + `) when set, else with a key the stack makes and keeps beside its database (` + codecKeyFileName + `)
+and prints in the environment block.`

@@ -62,8 +62,11 @@ type stack struct {
 	bridgeURL  string
 	metricsURL string
 	codecURL   string // empty without payload encryption
-	codecToken string
-	env        []envGroup
+	// devCodecKeys is the payload key the stack made or found in its data folder (CONNECTFLOW_CODEC_KEYS text);
+	// empty when the keys came from the shell.
+	devCodecKeys string
+	codecToken   string
+	env          []envGroup
 }
 
 // envGroup is a block of the environment the banner prints for other processes.
@@ -165,6 +168,14 @@ func (s *stack) startTemporal(ctx context.Context, serverLog *slog.Logger) error
 		}
 		s.add("data folder lock", unlock)
 	}
+	if len(s.cfg.codecKeys) == 0 {
+		// Encrypted by default: session JWTs and emails never sit in the dev history in clear.
+		keys, text, err := devCodecKeys(s.cfg)
+		if err != nil {
+			return err
+		}
+		s.cfg.codecKeys, s.devCodecKeys = keys, text
+	}
 	attrs := map[string]enumspb.IndexedValueType{}
 	for _, name := range workflows.SearchAttributeNames {
 		attrs[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
@@ -233,6 +244,10 @@ func (s *stack) startTemporal(ctx context.Context, serverLog *slog.Logger) error
 		{settings.EnvTemporalNamespace, srv.Namespace()},
 		{settings.EnvTemporalTaskQueue, workflows.DefaultTaskQueue},
 	}}}
+	if s.devCodecKeys != "" {
+		// The stack's own key (a dev key for dev data), printed so other processes read and write the same payloads.
+		s.appendEnv(temporalGroup, envVar{codec.EnvKeys, s.devCodecKeys})
+	}
 	return nil
 }
 

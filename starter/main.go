@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 	if err != nil {
 		return usageError(err.Error())
 	}
+	temporalSettings.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	opts, err := temporalSettings.ClientOptions()
 	if err != nil {
 		return usageError(oneLine(err.Error()))

@@ -24,7 +24,8 @@ import (
 
 // isolatedEnv has no Temporal profile, so a developer's own config file cannot change a test.
 func isolatedEnv(t *testing.T, more ...string) settings.MapEnv {
-	env := settings.MapEnv{"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml")}
+	env := settings.MapEnv{"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"),
+		"CONNECTFLOW_CODEC_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="} // a test key: bytes 0..31
 	for i := 0; i+1 < len(more); i += 2 {
 		env[more[i]] = more[i+1]
 	}
@@ -257,7 +258,8 @@ func TestBinaryExitCodes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang fails the test, never the suite
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, tt.args...)
-			cmd.Env = []string{"HOME=" + home, "TEMPORAL_CONFIG_FILE=" + filepath.Join(home, "absent.toml"), "TEMPORAL_ADDRESS=127.0.0.1:1"}
+			cmd.Env = []string{"HOME=" + home, "TEMPORAL_CONFIG_FILE=" + filepath.Join(home, "absent.toml"), "TEMPORAL_ADDRESS=127.0.0.1:1",
+				"CONNECTFLOW_CODEC_KEYS=k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

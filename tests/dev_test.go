@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -214,6 +215,13 @@ func TestDevCommand(t *testing.T) {
 		second := startDev(t, bin, append(args, "-no-demo", "-outcome", "manual")...)
 		checkListed(t, second.rows["Temporal UI"], transfers)
 		env := second.envMap()
+		// Encrypted by default with a key kept beside the database: the restart prints the same one.
+		if key := env["CONNECTFLOW_CODEC_KEYS"]; key == "" || key != first.envMap()["CONNECTFLOW_CODEC_KEYS"] {
+			t.Fatalf("payload key across a restart: first %q, second %q", first.envMap()["CONNECTFLOW_CODEC_KEYS"], key)
+		}
+		if info, err := os.Stat(filepath.Join(data, "codec-keys")); err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("the data folder's codec-keys file: %v %v, want mode 0600", info, err)
+		}
 		if st := transferStatus(t, starter, env, "withdrawal", strings.TrimPrefix(transfers["withdrawal"].workflowID, "withdrawal-")); st.Status != workflows.StatusConfirmed || st.TxHash == "" {
 			t.Fatalf("the earlier withdrawal after a restart: %+v", st)
 		}
@@ -259,7 +267,7 @@ func TestDevCommand(t *testing.T) {
 	t.Run("encrypted payloads and the UI's codec server", func(t *testing.T) {
 		key := "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 		p := startDevEnv(t, bin, []string{"CONNECTFLOW_CODEC_KEYS=" + key},
-			append([]string{"-memory", "-pace", "100ms", "-codec-port", "0"}, freePorts...)...)
+			append([]string{"-memory", "-pace", "100ms"}, freePorts...)...)
 		transfers := waitDemo(t, p)
 		codecURL := p.rows["Codec server"]
 		if codecURL == "" {
@@ -343,8 +351,8 @@ func TestDevCommand(t *testing.T) {
 			}
 		}
 		env := p.envMap()
-		if len(p.env) != 1 || len(env) != 3 || env["TEMPORAL_ADDRESS"] == "" {
-			t.Fatalf("-server-only environment %v, want only the three TEMPORAL_ lines", p.env)
+		if len(p.env) != 1 || len(env) != 4 || env["TEMPORAL_ADDRESS"] == "" || env["CONNECTFLOW_CODEC_KEYS"] == "" {
+			t.Fatalf("-server-only environment %v, want the three TEMPORAL_ lines and the stack's payload key", p.env)
 		}
 		checkPrintedEnv(t, p, readers(t))
 		if _, err := httpGet(p.rows["Temporal UI"] + "/"); err != nil {
@@ -433,7 +441,8 @@ func checkNoSecretsOutsideEnv(t *testing.T, p *devProcess) {
 	t.Helper()
 	env := p.envMap()
 	stdout, stderr := p.stdout.String(), p.stderr.String()
-	for _, name := range []string{"CONNECT_CLIENT_SECRET", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE", "ZEROHASH_WEBHOOK_SECRET"} {
+	for _, name := range []string{"CONNECT_CLIENT_SECRET", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE", "ZEROHASH_WEBHOOK_SECRET",
+		"CONNECTFLOW_CODEC_KEYS"} {
 		if env[name] == "" {
 			t.Fatalf("the banner prints no %s", name)
 		}

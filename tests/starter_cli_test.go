@@ -14,23 +14,49 @@ import (
 	"github.com/connectflow/connectflow/workflows"
 )
 
-// starter runs the starter binary against the stack's Temporal server.
+// plaintextEnv runs a binary without payload keys, as the harness's in-process worker does (its client has no
+// codec); each such binary must warn, once, that it does.
+const plaintextEnv = "CONNECTFLOW_CODEC_PLAINTEXT=true"
+
+// plaintextWarning is the start of the warning a binary run with plaintextEnv logs.
+const plaintextWarning = "payload encryption is off"
+
+// starter runs the starter binary against the stack's Temporal server, without payload keys like the harness's
+// worker. stderr comes back without the plaintext warning (logged once, unless the command line was refused first).
 func (s *stack) starter(bin string, args ...string) (code int, stdout, stderr string) {
 	s.t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.server.GetFrontendHostPort(),
-		"TEMPORAL_NAMESPACE="+s.namespace, "TEMPORAL_TASK_QUEUE="+taskQueue)
+		"TEMPORAL_NAMESPACE="+s.namespace, "TEMPORAL_TASK_QUEUE="+taskQueue, plaintextEnv)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return exit.ExitCode(), out.String(), errOut.String()
+		return exit.ExitCode(), out.String(), s.withoutPlaintextWarning(errOut.String())
 	}
 	if err != nil {
 		s.t.Fatalf("run starter: %v", err)
 	}
-	return 0, out.String(), errOut.String()
+	return 0, out.String(), s.withoutPlaintextWarning(errOut.String())
+}
+
+// withoutPlaintextWarning drops the plaintext warning line from stderr, failing the test when there are several.
+func (s *stack) withoutPlaintextWarning(stderr string) string {
+	s.t.Helper()
+	var kept []string
+	warned := 0
+	for _, line := range strings.SplitAfter(stderr, "\n") {
+		if strings.Contains(line, plaintextWarning) {
+			warned++
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if warned > 1 {
+		s.t.Errorf("the starter run with %s logged the plaintext warning %d times, want at most once; stderr:\n%s", plaintextEnv, warned, stderr)
+	}
+	return strings.Join(kept, "")
 }
 
 func TestStarterCommandAgainstRealServer(t *testing.T) {

@@ -416,7 +416,7 @@ func serveProcess(t *testing.T, bin string, env ...string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(append(os.Environ(), "STARTER_ADDR="+addr), env...)
+	cmd.Env = append(append(os.Environ(), "STARTER_ADDR="+addr, plaintextEnv), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -42,12 +42,13 @@ func Main(ctx context.Context, args []string, env settings.Env, stderr io.Writer
 		printLines(stderr, err)
 		return exitUsage
 	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
+	st.Temporal.Logger = logger
 	opts, err := st.Temporal.ClientOptions()
 	if err != nil {
 		printLines(stderr, err)
 		return exitUsage
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", st.Addr)

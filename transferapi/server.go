@@ -35,6 +35,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
@@ -152,6 +153,7 @@ func New(opts Options) (*Server, error) {
 	if registry == nil {
 		registry = prometheus.NewRegistry()
 		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		registry.MustRegister(codec.Collectors()...)
 	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "connectflow_api_requests_total",

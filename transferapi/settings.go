@@ -48,7 +48,7 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 	var tokens, tokensFile string
 	s.Addr(&st.Addr, settings.Spec{Env: EnvAddr, Default: DefaultAddr,
 		Usage: "listen address of the transfer API, host:port; keep it on the platform's private network"})
-	s.Secret(&tokens, settings.Spec{Env: EnvAPITokens,
+	s.Secret(&tokens, settings.Spec{Env: EnvAPITokens, OwnFile: true,
 		Usage: "bearer tokens, comma-separated name:token or name:token:operator entries (token at least 32 characters)"})
 	s.String(&tokensFile, settings.Spec{Env: EnvAPITokensFile,
 		Usage: "file of name:token[:operator] entries, one a line, # comments; adds to " + EnvAPITokens})

@@ -24,6 +24,7 @@ import (
 	temporallog "go.temporal.io/sdk/log"
 
 	"github.com/connectflow/connectflow/bridge"
+	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/internal/settings"
 )
 
@@ -72,6 +73,7 @@ func serve(cfg config, log *slog.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(codec.Collectors()...) // payloads whose encryption does not match this process's
 	b, err := bridge.New(bridge.Options{
 		Temporal: tc, TaskQueue: cfg.taskQueue, PublicURL: cfg.publicURL, Auth: cfg.auth, ConnectClientID: cfg.clientID,
 		Tolerance: cfg.tolerance, MaxBody: cfg.maxBody, Keys: keys, OrganizationID: cfg.orgID,

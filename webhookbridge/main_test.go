@@ -58,6 +58,7 @@ const secretValue = "zh-webhook-secret-7f3a"
 
 func goodEnv() map[string]string {
 	return map[string]string{
+		"CONNECTFLOW_CODEC_KEYS":  "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", // a test key: bytes 0..31
 		"BRIDGE_PUBLIC_URL":       "https://hooks.example.com",
 		"BRIDGE_ADMIN_ADDR":       "127.0.0.1:0",
 		"CONNECT_JWKS_URL":        "https://api.example.com/api/v1/jwks",

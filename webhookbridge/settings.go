@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -101,6 +102,7 @@ func loadConfig(args []string, env settings.Env, output io.Writer) (config, erro
 	// A malformed TEMPORAL_* or codec-key variable is a bad setting too. The codec keys seal the signals, which
 	// are payloads: the worker must hold the same keys to read them.
 	var err error
+	temporal.Logger = slog.New(slog.NewJSONHandler(output, nil)) // as run's logger
 	c.temporal, err = temporal.ClientOptions()
 	c.taskQueue = temporal.TaskQueue
 	return c, err

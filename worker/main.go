@@ -47,12 +47,13 @@ func run(args []string, stderr io.Writer) int {
 		printLines(stderr, err)
 		return exitUsage
 	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
+	st.Temporal.Logger = logger
 	opts, err := st.Temporal.ClientOptions()
 	if err != nil {
 		printLines(stderr, err)
 		return exitUsage
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.LogLevel}))
 	if err := serve(st, opts, logger); err != nil {
 		logger.Error("worker stopped", "error", err)
 		return exitFailure
@@ -63,9 +64,18 @@ func run(args []string, stderr io.Writer) int {
 // serve runs the worker until SIGINT or SIGTERM.
 func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) error {
 	opts.Logger = log.NewStructuredLogger(logger)
-	if st.MetricsAddr != "" {
-		metrics := workerapp.NewMetrics(logger)
+	if opts.Identity == "" {
+		// Explicit, so readiness can find this worker among the task queue's pollers.
+		host, _ := os.Hostname()
+		opts.Identity = fmt.Sprintf("%d@%s@worker", os.Getpid(), host)
+	}
+	var metrics *workerapp.Metrics
+	if st.MetricsAddr != "" || st.AdminAddr != "" {
+		metrics = workerapp.NewMetrics(logger)
 		defer metrics.Close()
+		opts.MetricsHandler = metrics.Handler
+	}
+	if st.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", st.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
@@ -76,7 +86,6 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 			defer cancel()
 			_ = srv.Shutdown(ctx) // the process is ending; a scrape cut short is harmless
 		}()
-		opts.MetricsHandler = metrics.Handler
 		logger.Info("serving metrics", "addr", ln.Addr().String(), "path", workerapp.MetricsPath)
 	}
 
@@ -87,6 +96,20 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		return fmt.Errorf("cannot reach Temporal at %s: %w", settings.HostPort(opts), err)
 	}
 	defer c.Close()
+	ready := workerapp.NewReadiness(c, st.Worker.TaskQueue, opts.Identity)
+	if st.AdminAddr != "" {
+		ln, err := net.Listen("tcp", st.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		srv := workerapp.ServeAdmin(ln, ready, metrics, logger)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			_ = srv.Shutdown(ctx) // the process is ending; a probe cut short is harmless
+		}()
+		logger.Info("serving admin", "addr", ln.Addr().String(), "paths", []string{workerapp.ReadyPath, workerapp.MetricsPath})
+	}
 	if st.RegisterSearchAttributes {
 		ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
 		defer cancel()
@@ -106,7 +129,9 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		logger.Info("worker starting", "namespace", opts.Namespace, "task_queue", st.Worker.TaskQueue)
 		err = w.Start()
 		if err == nil {
+			ready.MarkStarted()
 			<-interrupt
+			ready.MarkStopped()
 			w.Stop()
 			return nil
 		}

@@ -29,6 +29,7 @@ func workerEnv(t *testing.T) map[string]string {
 	return map[string]string{
 		"HOME":                    home,
 		"TEMPORAL_CONFIG_FILE":    filepath.Join(home, "absent.toml"),
+		"CONNECTFLOW_CODEC_KEYS":  "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", // a test key: bytes 0..31
 		"TEMPORAL_ADDRESS":        "127.0.0.1:1",
 		"CONNECT_API_URL":         "https://api.sandbox.connect.xyz/api/v1",
 		"CONNECT_CLIENT_ID":       "client-1",

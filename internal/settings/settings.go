@@ -56,7 +56,17 @@ type Spec struct {
 	Usage    string // one line for -h
 	Default  string // parsed like any other value when neither the flag nor the variable gives one
 	Required bool   // an empty value is an error
+	// FileText turns the content of a secret's _FILE variant into the setting's text; nil removes one trailing
+	// newline. Only Secret settings have a _FILE variant.
+	FileText func(content []byte) (string, error)
+	// OwnFile says the caller registers and reads Env+FileSuffix itself, with rules of its own (a list the file
+	// adds to); Secret then registers no _FILE variant.
+	OwnFile bool
 }
+
+// FileSuffix names a secret's file variant: CONNECT_CLIENT_SECRET_FILE holds the path of a file (a Docker or
+// Kubernetes secret) whose content is CONNECT_CLIENT_SECRET. Every Secret setting has one, read by Parse.
+const FileSuffix = "_FILE"
 
 // Error is one setting that is missing or malformed.
 type Error struct {
@@ -94,6 +104,8 @@ type setting struct {
 	raw     string // the flag's text, once flagged
 	parse   func(string) error
 	isBool  bool
+	file    *setting // a secret's _FILE variant
+	fileOf  *setting // set on a _FILE variant: the secret it fills
 }
 
 // New returns an empty Set named name (the program, for -h).
@@ -159,11 +171,28 @@ func (s *Set) Parse(args []string) error {
 	}
 	var problems []error
 	for _, st := range s.settings {
-		raw := st.raw
-		if !st.flagged {
-			raw = st.spec.Default
-			if v, ok := s.env.LookupEnv(st.spec.Env); ok && v != "" {
-				raw = v
+		if st.fileOf != nil {
+			continue // read with its secret
+		}
+		raw := s.text(st)
+		if st.file != nil {
+			if path := s.text(st.file); path != "" {
+				if raw != "" {
+					problems = append(problems, &Error{Env: st.file.spec.Env, Flag: st.file.flag,
+						Err: fmt.Errorf("set %s or %s, not both", st.spec.Env, st.file.spec.Env)})
+					continue
+				}
+				text, err := readSecretFile(path, st.spec.FileText)
+				if err != nil {
+					problems = append(problems, &Error{Env: st.file.spec.Env, Flag: st.file.flag, Err: err})
+					continue
+				}
+				if text == "" {
+					problems = append(problems, &Error{Env: st.file.spec.Env, Flag: st.file.flag,
+						Err: errors.New("the file is empty")})
+					continue
+				}
+				raw = text
 			}
 		}
 		if err := st.set(raw); err != nil {
@@ -171,6 +200,30 @@ func (s *Set) Parse(args []string) error {
 		}
 	}
 	return errors.Join(problems...)
+}
+
+// text is a setting's flag text when flagged, else its variable when non-empty, else its default.
+func (s *Set) text(st *setting) string {
+	if st.flagged {
+		return st.raw
+	}
+	if v, ok := s.env.LookupEnv(st.spec.Env); ok && v != "" {
+		return v
+	}
+	return st.spec.Default
+}
+
+// readSecretFile reads a secret's _FILE; its errors never quote the content.
+func readSecretFile(path string, fileText func([]byte) (string, error)) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the secret file: %w", err)
+	}
+	if fileText != nil {
+		return fileText(data)
+	}
+	text := strings.TrimSuffix(string(data), "\n")
+	return strings.TrimSuffix(text, "\r"), nil
 }
 
 func (st *setting) set(raw string) error {

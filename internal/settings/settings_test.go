@@ -334,3 +334,49 @@ func writeKey(t *testing.T, blockType string, der []byte) string {
 	}
 	return path
 }
+
+// Every secret has a _FILE variant (Docker secrets): its content, less one trailing newline, is the value; setting
+// both is an error naming both, and no error quotes the content.
+func TestSecretFileVariant(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "secret")
+	if err := os.WriteFile(good, []byte("s3cr3t-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("s3cr3t\nvalue\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     MapEnv
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{"file", MapEnv{"APP_SECRET_FILE": good}, nil, "s3cr3t-value", ""},
+		{"flag", MapEnv{}, []string{"-app-secret-file", good}, "s3cr3t-value", ""},
+		{"variable", MapEnv{"APP_SECRET": "inline"}, nil, "inline", ""},
+		{"both", MapEnv{"APP_SECRET": "inline", "APP_SECRET_FILE": good}, nil, "", "set APP_SECRET or APP_SECRET_FILE, not both"},
+		{"missing file", MapEnv{"APP_SECRET_FILE": filepath.Join(dir, "absent")}, nil, "", "APP_SECRET_FILE"},
+		{"two lines", MapEnv{"APP_SECRET_FILE": bad}, nil, "", "control character"},
+		{"neither", MapEnv{}, nil, "", "APP_SECRET (flag -app-secret): required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newSet(tt.env)
+			var got string
+			s.Secret(&got, Spec{Env: "APP_SECRET", Required: true})
+			err := s.Parse(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "s3cr3t") {
+					t.Fatalf("Parse = %v, want an error with %q and no secret", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Parse = %v, value %q, want %q", err, got, tt.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -16,7 +17,23 @@ const (
 	EnvTemporalAddress   = "TEMPORAL_ADDRESS"
 	EnvTemporalNamespace = "TEMPORAL_NAMESPACE"
 	EnvTemporalTaskQueue = "TEMPORAL_TASK_QUEUE"
+	// EnvTemporalAPIKey is read here (not only by envconfig) so it has a _FILE variant like every secret.
+	EnvTemporalAPIKey = "TEMPORAL_API_KEY"
+	// EnvCodecPlaintext=true lets a process run without payload keys, writing session JWTs and emails into
+	// Temporal's history in clear; without it, and without keys, ClientOptions refuses (ErrNoPayloadKeys).
+	EnvCodecPlaintext = "CONNECTFLOW_CODEC_PLAINTEXT"
+	// EnvCodecStrict=true refuses every unencrypted payload, once a deployment's histories are all encrypted.
+	EnvCodecStrict = "CONNECTFLOW_CODEC_STRICT"
+	// mTLS to Temporal: envconfig's own names, bound here so every binary lists them in -h and takes them as flags.
+	EnvTemporalTLSCert       = "TEMPORAL_TLS_CLIENT_CERT_PATH"
+	EnvTemporalTLSKey        = "TEMPORAL_TLS_CLIENT_KEY_PATH"
+	EnvTemporalTLSCA         = "TEMPORAL_TLS_SERVER_CA_CERT_PATH"
+	EnvTemporalTLSServerName = "TEMPORAL_TLS_SERVER_NAME"
 )
+
+// ErrNoPayloadKeys is ClientOptions' refusal to run without payload encryption keys unless plaintext was chosen.
+var ErrNoPayloadKeys = fmt.Errorf("no payload encryption keys: set %s (or %s%s), or %s=true to write payloads (session JWTs, emails) in plaintext",
+	codec.EnvKeys, codec.EnvKeys, FileSuffix, EnvCodecPlaintext)
 
 // DialTimeout bounds how long a process waits to reach Temporal at start, so a wrong address fails in seconds.
 const DialTimeout = 10 * time.Second
@@ -27,10 +44,16 @@ type Temporal struct {
 	Namespace string // overrides the profile's namespace when set
 	TaskQueue string
 	// CodecKeys encrypt every payload this process writes; set by ClientOptions, nil leaves payloads plain.
-	CodecKeys     []codec.Key
-	codecKeys     string
-	codecKeysFile string
-	env           Env
+	CodecKeys []codec.Key
+	// Plaintext is true when the process was told to run without payload keys (EnvCodecPlaintext).
+	Plaintext bool
+	// Strict refuses unencrypted payloads (EnvCodecStrict).
+	Strict bool
+	// Logger receives the codec's warnings and ClientOptions' plaintext warning; nil: slog.Default().
+	Logger    *slog.Logger
+	codecKeys string
+	overlay   map[string]*string // envconfig variables bound here, by name
+	env       Env
 }
 
 // BindTemporal registers -temporal-address, -temporal-namespace and -temporal-task-queue on s.
@@ -42,8 +65,26 @@ func BindTemporal(s *Set, defaultTaskQueue string) *Temporal {
 		Usage: "Temporal namespace (else the envconfig profile's, else default)"})
 	s.String(&t.TaskQueue, Spec{Env: EnvTemporalTaskQueue, Usage: "task queue of the transfer workflows",
 		Default: defaultTaskQueue, Required: true})
-	s.Secret(&t.codecKeys, Spec{Env: codec.EnvKeys, Usage: "payload encryption keys id:base64key,...; the first encrypts, all decrypt"})
-	s.String(&t.codecKeysFile, Spec{Env: codec.EnvKeysFile, Usage: "file with the payload encryption keys, one id:base64key per line"})
+	s.Secret(&t.codecKeys, Spec{Env: codec.EnvKeys, FileText: codec.KeysFileText,
+		Usage: "payload encryption keys id:base64key,...; the first encrypts, all decrypt (the _FILE: one per line)"})
+	s.Bool(&t.Plaintext, Spec{Env: EnvCodecPlaintext,
+		Usage: "run without payload keys: session JWTs and emails go into Temporal's history in clear"})
+	s.Bool(&t.Strict, Spec{Env: EnvCodecStrict, Usage: "refuse every unencrypted payload (once all histories are encrypted)"})
+	t.overlay = map[string]*string{}
+	bind := func(env string, secret bool, usage string) {
+		p := new(string)
+		t.overlay[env] = p
+		if secret {
+			s.Secret(p, Spec{Env: env, Usage: usage})
+		} else {
+			s.String(p, Spec{Env: env, Usage: usage})
+		}
+	}
+	bind(EnvTemporalAPIKey, true, "Temporal API key (else the envconfig profile's); implies TLS")
+	bind(EnvTemporalTLSCert, false, "PEM client certificate for mTLS to Temporal (with "+EnvTemporalTLSKey+")")
+	bind(EnvTemporalTLSKey, false, "PEM private key of the mTLS client certificate")
+	bind(EnvTemporalTLSCA, false, "PEM CA that signed Temporal's server certificate (else the system roots)")
+	bind(EnvTemporalTLSServerName, false, "server name to verify Temporal's certificate against (else the address's host)")
 	return t
 }
 
@@ -53,6 +94,15 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 	env := t.env
 	if env == nil {
 		env = OSEnv
+	}
+	set := map[string]string{}
+	for name, p := range t.overlay {
+		if *p != "" {
+			set[name] = *p
+		}
+	}
+	if len(set) > 0 {
+		env = overlayEnv{Env: env, set: set}
 	}
 	opts, err := envconfig.LoadClientOptions(envconfig.LoadClientOptionsRequest{EnvLookup: env})
 	if err != nil {
@@ -67,16 +117,26 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = client.DefaultNamespace
 	}
-	keys, err := codec.LoadKeys(func(name string) string {
-		if name == codec.EnvKeys {
-			return t.codecKeys
-		}
-		return t.codecKeysFile
-	})
-	if err != nil {
-		return client.Options{}, err
+	var keys []codec.Key
+	logger := t.Logger
+	if logger == nil {
+		logger = slog.Default()
 	}
-	if err := codec.Apply(&opts, keys); err != nil {
+	switch {
+	case t.codecKeys != "" && t.Plaintext:
+		return client.Options{}, fmt.Errorf("%s=true and payload keys are both set: choose one", EnvCodecPlaintext)
+	case t.codecKeys != "":
+		if keys, err = codec.ParseKeys(t.codecKeys); err != nil {
+			return client.Options{}, fmt.Errorf("%s: %w", codec.EnvKeys, err)
+		}
+	case t.Strict:
+		return client.Options{}, fmt.Errorf("%s=true needs payload keys (%s)", EnvCodecStrict, codec.EnvKeys)
+	case !t.Plaintext:
+		return client.Options{}, ErrNoPayloadKeys
+	default:
+		logger.Warn("payload encryption is off (" + EnvCodecPlaintext + "=true): session JWTs and emails are written to Temporal's history in plaintext")
+	}
+	if err := codec.ApplyWithOptions(&opts, keys, codec.Options{Strict: t.Strict, Logger: logger}); err != nil {
 		return client.Options{}, fmt.Errorf("payload encryption: %w", err)
 	}
 	t.CodecKeys = keys
@@ -89,4 +149,17 @@ func HostPort(opts client.Options) string {
 		return client.DefaultHostPort
 	}
 	return opts.HostPort
+}
+
+// overlayEnv answers envconfig with the settings bound here (a flag, or a secret's _FILE), else the environment.
+type overlayEnv struct {
+	Env
+	set map[string]string
+}
+
+func (e overlayEnv) LookupEnv(name string) (string, bool) {
+	if v, ok := e.set[name]; ok {
+		return v, true
+	}
+	return e.Env.LookupEnv(name)
 }

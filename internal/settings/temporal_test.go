@@ -33,6 +33,7 @@ func TestTemporalFlagBeatsEnvBeatsProfile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.env["TEMPORAL_CONFIG_FILE"] = file
+			tt.env[EnvCodecPlaintext] = "true"
 			s, _ := newSet(tt.env)
 			tc := BindTemporal(s, "default-queue")
 			if err := s.Parse(tt.args); err != nil {
@@ -51,7 +52,8 @@ func TestTemporalFlagBeatsEnvBeatsProfile(t *testing.T) {
 }
 
 func TestTemporalDefaultsAndAPIKey(t *testing.T) {
-	env := MapEnv{"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"), "TEMPORAL_API_KEY": "k3y"}
+	env := MapEnv{"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"), "TEMPORAL_API_KEY": "k3y",
+		EnvCodecPlaintext: "true"}
 	s, _ := newSet(env)
 	tc := BindTemporal(s, "connect-transfers")
 	if err := s.Parse(nil); err != nil {
@@ -98,7 +100,11 @@ func TestTemporalPayloadEncryptionKeys(t *testing.T) {
 		wantKey string // expected first key id; "" means plain payloads
 		wantErr string
 	}{
-		{"none", MapEnv{}, nil, "", ""},
+		{"none", MapEnv{}, nil, "", "CONNECTFLOW_CODEC_PLAINTEXT=true"},
+		{"plaintext chosen", MapEnv{"CONNECTFLOW_CODEC_PLAINTEXT": "true"}, nil, "", ""},
+		{"plaintext and keys", MapEnv{"CONNECTFLOW_CODEC_PLAINTEXT": "true", "CONNECTFLOW_CODEC_KEYS": key}, nil, "", "choose one"},
+		{"strict without keys", MapEnv{"CONNECTFLOW_CODEC_STRICT": "true", "CONNECTFLOW_CODEC_PLAINTEXT": "true"}, nil, "", "needs payload keys"},
+		{"strict", MapEnv{"CONNECTFLOW_CODEC_STRICT": "true", "CONNECTFLOW_CODEC_KEYS_FILE": file}, nil, "k1", ""},
 		{"inline", MapEnv{"CONNECTFLOW_CODEC_KEYS": key}, nil, "k1", ""},
 		{"file flag", MapEnv{}, []string{"-connectflow-codec-keys-file", file}, "k1", ""},
 		{"both", MapEnv{"CONNECTFLOW_CODEC_KEYS": key, "CONNECTFLOW_CODEC_KEYS_FILE": file}, nil, "", "not both"},
@@ -109,10 +115,11 @@ func TestTemporalPayloadEncryptionKeys(t *testing.T) {
 			tt.env["TEMPORAL_CONFIG_FILE"] = absent
 			s, _ := newSet(tt.env)
 			tc := BindTemporal(s, "q")
-			if err := s.Parse(tt.args); err != nil {
-				t.Fatalf("Parse: %v", err)
+			err := s.Parse(tt.args)
+			var opts client.Options
+			if err == nil {
+				opts, err = tc.ClientOptions()
 			}
-			opts, err := tc.ClientOptions()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "AAEC") {
 					t.Fatalf("want an error naming %q without the key, got %v", tt.wantErr, err)
@@ -123,7 +130,7 @@ func TestTemporalPayloadEncryptionKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.wantKey == "" {
-				if opts.DataConverter != nil || tc.CodecKeys != nil {
+				if opts.FailureConverter != nil || tc.CodecKeys != nil {
 					t.Fatal("no keys must leave payloads plain")
 				}
 				return

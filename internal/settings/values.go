@@ -26,10 +26,19 @@ func (s *Set) String(p *string, spec Spec) {
 	s.add(spec, "string", func(raw string) error { *p = raw; return nil })
 }
 
-// Secret registers a text setting that -h never shows a default for; its value appears in no error either.
+// Secret registers a text setting that -h never shows a default for; its value appears in no error either. It
+// also registers spec.Env+FileSuffix (flag -name-file): the path of a file holding the value, for Docker and
+// Kubernetes secrets. Setting both is an error.
 func (s *Set) Secret(p *string, spec Spec) {
 	*p = ""
-	s.add(spec, "secret", func(raw string) error { *p = raw; return nil }).secret = true
+	st := s.add(spec, "secret", func(raw string) error { *p = raw; return nil })
+	st.secret = true
+	if spec.OwnFile {
+		return
+	}
+	file := s.add(Spec{Env: spec.Env + FileSuffix, Usage: "file holding " + spec.Env + " (a Docker secret); not with " + spec.Env},
+		"path", func(string) error { return nil })
+	file.fileOf, st.file = st, file
 }
 
 // URL registers an absolute https URL (plain http only for a loopback host); see CheckURL.

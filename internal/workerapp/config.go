@@ -142,6 +142,8 @@ type Settings struct {
 	Temporal *settings.Temporal
 	// MetricsAddr is where /metrics is served (e.g. ":9090"); empty serves nothing.
 	MetricsAddr string
+	// AdminAddr is where /readyz (a started, polling worker) and /metrics are served; empty serves nothing.
+	AdminAddr string
 	// RegisterSearchAttributes adds missing search attributes at start; turn it off where the worker's
 	// credentials may not (e.g. they were created with tcld on Temporal Cloud).
 	RegisterSearchAttributes bool
@@ -192,6 +194,8 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "how often to reconcile Zero Hash movements (GET /movements) by a Temporal Schedule; 0 turns it off"})
 	s.Addr(&st.MetricsAddr, settings.Spec{Env: EnvMetricsAddr,
 		Usage: "serve Prometheus /metrics here, e.g. :9090; unset serves none"})
+	s.Addr(&st.AdminAddr, settings.Spec{Env: EnvWorkerAdminAddr,
+		Usage: "serve /readyz (started and polling) and /metrics here, e.g. 127.0.0.1:9091; unset serves none"})
 	s.Bool(&st.RegisterSearchAttributes, settings.Spec{Env: EnvRegisterSearchAttributes, Default: "true",
 		Usage: "add missing search attributes to the namespace at start"})
 	s.Level(&st.LogLevel, settings.Spec{Env: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error"})

@@ -45,6 +45,7 @@ func goodEnv(t *testing.T) settings.MapEnv {
 		EnvZeroHashAPIKey:        testAPIKey,
 		EnvZeroHashAPISecret:     testAPISecret,
 		EnvZeroHashPassphrase:    testPassphrase,
+		"CONNECTFLOW_CODEC_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", // a test key: bytes 0..31
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/sdk/client"
 	sdktally "go.temporal.io/sdk/contrib/tally"
+
+	"github.com/connectflow/connectflow/codec"
 )
 
 // MetricsReportInterval is how often counters and gauges are copied into the Prometheus registry.
@@ -42,6 +44,7 @@ func NewMetrics(logger *slog.Logger) *Metrics {
 	}
 	registry := prom.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(codec.Collectors()...) // payloads whose encryption does not match this process's
 	reporter := tallyprom.NewReporter(tallyprom.Options{
 		Registerer:       registry,
 		DefaultTimerType: tallyprom.HistogramTimerType,

@@ -27,6 +27,7 @@ const (
 	kindAPIKey          = "Zero Hash API key"
 	kindPassphrase      = "Zero Hash passphrase"
 	kindWebhookSecret   = "Zero Hash webhook secret"
+	kindCodecKey        = "payload encryption key"
 	kindAccessToken     = "Connect access token"
 	kindSessionJWT      = "session JWT"
 	kindOnboardingToken = "onboarding token"

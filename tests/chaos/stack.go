@@ -39,12 +39,16 @@ type secrets struct {
 	clientID, clientSecret        string
 	apiKey, apiSecret, passphrase string
 	webhookSecret                 string
+	codecKeys                     string // CONNECTFLOW_CODEC_KEYS of every child and of the run's own client
 }
 
 func newSecrets() secrets {
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw) // crypto/rand.Read never fails
+	codecKey := make([]byte, 32)
+	_, _ = rand.Read(codecKey)
 	return secrets{
+		codecKeys:     "chaos1:" + base64.StdEncoding.EncodeToString(codecKey),
 		clientID:      "chaos-client-" + strings.ToLower(rand.Text()[:8]),
 		clientSecret:  "cs-" + rand.Text(),
 		apiKey:        "ak-" + rand.Text(),
@@ -148,7 +152,7 @@ func (s *stack) baseEnv() []string {
 
 func (s *stack) temporalEnv() []string {
 	return []string{"TEMPORAL_ADDRESS=" + s.temporalAddr, "TEMPORAL_NAMESPACE=" + namespace,
-		"TEMPORAL_TASK_QUEUE=" + workflows.DefaultTaskQueue}
+		"TEMPORAL_TASK_QUEUE=" + workflows.DefaultTaskQueue, "CONNECTFLOW_CODEC_KEYS=" + s.secrets.codecKeys}
 }
 
 // start launches one more run of bin; stdout of the sandbox goes to the config folder (it prints credentials by
@@ -186,7 +190,8 @@ func (s *stack) startTemporal(ctx context.Context) error {
 	}
 	_, port, _ := net.SplitHostPort(s.temporalAddr)
 	p, err := s.start("dev", []string{"-server-only", "-data", s.dataDir, "-ip", "127.0.0.1",
-		"-temporal-port", port, "-ui-port", "0", "-server-log-level", "warn", "-log-level", "info"}, nil)
+		"-temporal-port", port, "-ui-port", "0", "-codec-port", "0", "-server-log-level", "warn", "-log-level", "info"},
+		[]string{"CONNECTFLOW_CODEC_KEYS=" + s.secrets.codecKeys}) // the UI decrypts what the children write
 	if err != nil {
 		return err
 	}

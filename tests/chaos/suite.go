@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/workflows"
@@ -71,7 +72,8 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	}
 	sec := newSecretSet()
 	for kind, v := range map[string]string{kindClientSecret: st.secrets.clientSecret, kindAPISecret: st.secrets.apiSecret,
-		kindAPIKey: st.secrets.apiKey, kindPassphrase: st.secrets.passphrase, kindWebhookSecret: st.secrets.webhookSecret} {
+		kindAPIKey: st.secrets.apiKey, kindPassphrase: st.secrets.passphrase, kindWebhookSecret: st.secrets.webhookSecret,
+		kindCodecKey: st.secrets.codecKeys[strings.Index(st.secrets.codecKeys, ":")+1:]} {
 		sec.add(kind, v)
 	}
 
@@ -108,8 +110,16 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 		return rep, err
 	}
 	defer sdkLog.Close()
-	tc, err := client.DialContext(ctx, client.Options{HostPort: st.temporalAddr, Namespace: namespace,
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewJSONHandler(sdkLog, &slog.HandlerOptions{Level: slog.LevelWarn})))})
+	opts := client.Options{HostPort: st.temporalAddr, Namespace: namespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewJSONHandler(sdkLog, &slog.HandlerOptions{Level: slog.LevelWarn})))}
+	keys, err := codec.ParseKeys(st.secrets.codecKeys)
+	if err != nil {
+		return rep, err
+	}
+	if err := codec.Apply(&opts, keys); err != nil { // the children encrypt: read their payloads the same way
+		return rep, err
+	}
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return rep, fmt.Errorf("dial Temporal: %w", err)
 	}
