@@ -53,10 +53,15 @@ func (a ActionCount) Total() float64 {
 	return a.Start + a.Update + a.Signal + a.Activity + a.Timer + a.Upsert + a.Marker + a.Other
 }
 
-func (a ActionCount) add(b ActionCount, scale float64) ActionCount {
-	return ActionCount{Start: a.Start + b.Start*scale, Update: a.Update + b.Update*scale, Signal: a.Signal + b.Signal*scale,
-		Activity: a.Activity + b.Activity*scale, Timer: a.Timer + b.Timer*scale, Upsert: a.Upsert + b.Upsert*scale,
-		Marker: a.Marker + b.Marker*scale, Other: a.Other + b.Other*scale}
+func (a ActionCount) add(b ActionCount) ActionCount {
+	return ActionCount{Start: a.Start + b.Start, Update: a.Update + b.Update, Signal: a.Signal + b.Signal,
+		Activity: a.Activity + b.Activity, Timer: a.Timer + b.Timer, Upsert: a.Upsert + b.Upsert,
+		Marker: a.Marker + b.Marker, Other: a.Other + b.Other}
+}
+
+func (a ActionCount) div(n float64) ActionCount {
+	return ActionCount{Start: a.Start / n, Update: a.Update / n, Signal: a.Signal / n, Activity: a.Activity / n,
+		Timer: a.Timer / n, Upsert: a.Upsert / n, Marker: a.Marker / n, Other: a.Other / n}
 }
 
 // changeVersionAttribute is the search attribute workflow.GetVersion maintains; Cloud does not bill its upserts.
@@ -140,11 +145,14 @@ func NewPathActions(path, what, workflowID string, histories [][]*historypb.Hist
 	if len(histories) == 0 {
 		return p
 	}
-	scale := 1 / float64(len(histories))
-	for _, h := range histories {
-		p.Actions = p.Actions.add(CountActions(h), scale)
-		p.Events += float64(len(h)) * scale
+	var sum ActionCount
+	events := 0
+	for _, h := range histories { // whole numbers summed, then divided once: 3 stays 3, not 3.0000000000000004
+		sum = sum.add(CountActions(h))
+		events += len(h)
 	}
+	n := float64(len(histories))
+	p.Actions, p.Events = sum.div(n), float64(events)/n
 	p.Total = p.Actions.Total()
 	p.USDPer1000 = p.Total * 1000 * ActionPriceUSDPerMillion / 1e6
 	return p

@@ -21,7 +21,7 @@ import (
 // Worker Versioning settings. With WORKER_VERSIONING on, the worker polls as the Worker Deployment version
 // WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID, and Temporal sends it only the workflows of that version: a transfer
 // stays on the version that started it (Pinned), a review moves to the deployment's current version (AutoUpgrade).
-// docs/versioning.md and the README's "Rolling out a new worker version" show a rollout.
+// The README's "Rolling out a new worker version" shows a rollout.
 const (
 	EnvWorkerVersioning     = "WORKER_VERSIONING"
 	EnvWorkerDeploymentName = "WORKER_DEPLOYMENT_NAME"
@@ -94,7 +94,7 @@ func versionField(v string, isName bool) error {
 //   - OnboardingWorkflow: Pinned. It lives minutes (one activity, 5 min at most), so it drains at once.
 //   - ReviewWorkflow: AutoUpgrade. A review waits for an operator for as long as it takes; pinning it would keep
 //     every old version alive until its last review is resolved. It moves to the current version at its next
-//     workflow task, so a change to it must replay (a workflow.GetVersion patch), as docs/versioning.md requires.
+//     workflow task, so a change to it must replay (a workflow.GetVersion patch).
 //
 // Anything else gets the worker's default, Pinned.
 func VersioningBehavior(wf any) workflow.VersioningBehavior {
