@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -145,6 +146,10 @@ func TestWorkerVersionsSideBySide(t *testing.T) {
 
 	s.startVersionedWorker("v2")
 	s.makeCurrent("v2")
+	v1Deployment := workerapp.Deployment{UseVersioning: true, Name: versioningDeployment, BuildID: "v1"}
+	if r, err := v1Deployment.Routing(s.ctx(), s.client); err != nil || r.Current || r.CurrentBuildID != "v2" {
+		t.Fatalf("v1's routing once v2 is current: %+v, %v", r, err)
+	}
 
 	fresh, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "vers-new", ReferenceID: "USER02"})
 	if err != nil {
@@ -227,7 +232,21 @@ func TestVersionedWorkerWaitsForCurrent(t *testing.T) {
 	if err == nil {
 		t.Fatal("a transfer got its session before any version was current")
 	}
+	only := workerapp.Deployment{UseVersioning: true, Name: versioningDeployment, BuildID: "only"}
+	var logs bytes.Buffer
+	workerapp.LogRouting(s.ctx(), s.client, only, slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "not current") ||
+		!strings.Contains(logs.String(), "temporal worker deployment set-current-version --deployment-name connectflow --build-id only") {
+		t.Fatalf("the worker does not say how to make its version current: %s", logs.String())
+	}
+	ghost := workerapp.Deployment{UseVersioning: true, Name: "never-polled", BuildID: "x"}
+	if r, err := ghost.Routing(s.ctx(), s.client); err != nil || r != (workerapp.Routing{}) {
+		t.Fatalf("routing of a deployment Temporal does not know: %+v, %v; want none current, no error", r, err)
+	}
 	s.makeCurrent("only")
+	if r, err := only.Routing(s.ctx(), s.client); err != nil || !r.Current || r.CurrentBuildID != "only" {
+		t.Fatalf("routing after set-current-version: %+v, %v", r, err)
+	}
 	started, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "vers-wait", ReferenceID: "USER03"})
 	if err != nil {
 		t.Fatalf("once current, the waiting transfer should get its session: %v", err)

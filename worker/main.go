@@ -104,6 +104,9 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		logger.Info("worker starting", "namespace", opts.Namespace, "task_queue", st.Worker.TaskQueue)
 		err = w.Start()
 		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+			workerapp.LogRouting(ctx, c, st.Worker.Deployment, logger) // with WORKER_VERSIONING: is this version current?
+			cancel()
 			<-interrupt
 			w.Stop()
 			return nil

@@ -1,16 +1,20 @@
 package workerapp
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"reflect"
 	"runtime/debug"
 	"strings"
 
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -177,4 +181,53 @@ func executableHash() (string, error) {
 		return "", fmt.Errorf("build id: read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// Routing is where the deployment sends new workflows, seen from one version.
+type Routing struct {
+	Current        bool   // this version is the deployment's current version
+	Ramping        bool   // this version gets a share of new workflows
+	CurrentBuildID string // the current version's build id; empty when none is current (or the deployment is new)
+}
+
+// Routing asks Temporal whether d's version gets new workflows. A deployment Temporal does not know yet (no
+// worker of it has polled) has no current version.
+func (d Deployment) Routing(ctx context.Context, c client.Client) (Routing, error) {
+	desc, err := c.WorkerDeploymentClient().GetHandle(d.Name).Describe(ctx, client.WorkerDeploymentDescribeOptions{})
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return Routing{}, nil
+	case err != nil:
+		return Routing{}, fmt.Errorf("describe worker deployment %s: %w", d.Name, err)
+	}
+	var r Routing
+	rc := desc.Info.RoutingConfig
+	if v := rc.CurrentVersion; v != nil {
+		r.CurrentBuildID = v.BuildID
+		r.Current = *v == d.Version()
+	}
+	r.Ramping = rc.RampingVersion != nil && *rc.RampingVersion == d.Version()
+	return r, nil
+}
+
+// LogRouting tells the operator, once the worker runs, whether its version gets new workflows and, when it does
+// not, the command that makes it current. Errors are logged, not returned: the worker runs either way.
+func LogRouting(ctx context.Context, c client.Client, d Deployment, logger *slog.Logger) {
+	if !d.UseVersioning {
+		return
+	}
+	r, err := d.Routing(ctx, c)
+	switch {
+	case err != nil:
+		logger.Warn("cannot tell whether this worker version is current", "error", err)
+	case r.Current:
+		logger.Info("this worker version is current: it gets new transfers", "deployment_name", d.Name, "build_id", d.BuildID)
+	case r.Ramping:
+		logger.Info("this worker version is ramping: it gets a share of new transfers", "deployment_name", d.Name, "build_id", d.BuildID)
+	default:
+		logger.Warn("this worker version is not current: it runs only the workflows already pinned to it until made current",
+			"deployment_name", d.Name, "build_id", d.BuildID, "current_build_id", r.CurrentBuildID,
+			"make_current", fmt.Sprintf("temporal worker deployment set-current-version --deployment-name %s --build-id %s", d.Name, d.BuildID))
+	}
 }
