@@ -9,6 +9,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/common/dynamicconfig"
@@ -150,6 +151,13 @@ func TestWorkerVersionsSideBySide(t *testing.T) {
 	if r, err := v1Deployment.Routing(s.ctx(), s.client); err != nil || r.Current || r.CurrentBuildID != "v2" {
 		t.Fatalf("v1's routing once v2 is current: %+v, %v", r, err)
 	}
+
+	// What keeps v1 from draining, as the README lists it: its open pinned workflows.
+	openOnV1 := `TemporalWorkerDeploymentVersion="connectflow:v1" AND TemporalWorkflowVersioningBehavior="Pinned" AND ExecutionStatus="Running"`
+	eventually(t, "the open transfer to be listed on v1", func() bool {
+		resp, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{Query: openOnV1})
+		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].GetExecution().GetWorkflowId() == old.WorkflowID
+	})
 
 	fresh, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "vers-new", ReferenceID: "USER02"})
 	if err != nil {
