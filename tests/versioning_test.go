@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,9 @@ func TestWorkerVersionsSideBySide(t *testing.T) {
 
 	// What keeps v1 from draining, as the README lists it: its open pinned workflows.
 	openOnV1 := `TemporalWorkerDeploymentVersion="connectflow:v1" AND TemporalWorkflowVersioningBehavior="Pinned" AND ExecutionStatus="Running"`
+	if readme, err := os.ReadFile("../README.md"); err != nil || !strings.Contains(string(readme), openOnV1) {
+		t.Errorf("README.md does not list the query %q (%v)", openOnV1, err)
+	}
 	eventually(t, "the open transfer to be listed on v1", func() bool {
 		resp, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{Query: openOnV1})
 		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].GetExecution().GetWorkflowId() == old.WorkflowID
