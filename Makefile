@@ -29,10 +29,11 @@ integration:
 	$(GO) test -count=1 -timeout 30m $(SERVER_PKGS)
 
 # A short run of each fuzz target; crashers land in testdata/fuzz and become regression seeds.
-FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT \
+FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT connect:FuzzStatusError \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzVerifyRequest \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage \
-	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig
+	codec:FuzzDecode codec:FuzzParseKeys internal/settings:FuzzParse webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
+	transferapi:FuzzParseTokens transferapi:FuzzStartRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \

@@ -29,6 +29,8 @@ type OnboardingIssuer interface {
 type Activities struct {
 	Connect  SessionCreator
 	ZeroHash OnboardingIssuer
+	// Temporal lets a transfer reach other workflows: supersede older transfers, open reviews (temporal.go).
+	Temporal Temporal
 }
 
 // CreateSession opens the Connect session for a transfer. req.RequestID makes retries idempotent at Connect.
@@ -67,8 +69,16 @@ func (a *Activities) IssueOnboardingToken(ctx context.Context, in OnboardingInpu
 	return OnboardingResult{Token: token}, nil
 }
 
+// ErrTypeSessionUnusable is the error type of a session Connect opened but that cannot be used (its JWT expires no
+// later than it was issued, or expired before it arrived): the transfer fails with this reason at once instead of
+// waiting for an expiry that has already passed. Retrying replays the same session, so it is not retried.
+const ErrTypeSessionUnusable = "ConnectSessionUnusable"
+
 // connectError turns a Connect client error into an application error Temporal retries (or not) correctly.
 func connectError(err error) error {
+	if errors.Is(err, connect.ErrSessionUnusable) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeSessionUnusable, err)
+	}
 	var apiErr *connect.APIError
 	status := 0
 	if errors.As(err, &apiErr) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/zerohash"
 )
 
@@ -44,6 +46,7 @@ func TestErrorsBecomeTypedApplicationErrors(t *testing.T) {
 		{"connect 503", connectCall(&connect.APIError{StatusCode: 503, Retryable: true}), "ConnectServerError", true, 0},
 		{"connect network", connectCall(&connect.APIError{Retryable: true, Err: errors.New("connection refused")}), "ConnectUnreachable", true, 0},
 		{"connect invalid request", connectCall(fmt.Errorf("%w: ReferenceID is empty", connect.ErrInvalidSessionRequest)), "ConnectInvalidRequest", false, 0},
+		{"connect session unusable", connectCall(fmt.Errorf("%w: session JWT exp 2025-07-24T15:42:07Z is not after its iat 2025-07-24T15:42:07Z", connect.ErrSessionUnusable)), ErrTypeSessionUnusable, false, 0},
 		{"connect not configured", func(a *Activities) error { a.Connect = nil; return connectCall(nil)(a) }, "ConnectNotConfigured", false, 0},
 		{"zerohash 403", zeroHashCall(&zerohash.APIError{StatusCode: 403}), "ZeroHashForbidden", false, 0},
 		{"zerohash 503 allow retry", zeroHashCall(&zerohash.APIError{StatusCode: 503, Retryable: true}), "ZeroHashServerError", true, 0},
@@ -100,5 +103,23 @@ func TestStatusTypeName(t *testing.T) {
 		if got := StatusTypeName(status); got != want {
 			t.Errorf("StatusTypeName(%d) = %q, want %q", status, got, want)
 		}
+	}
+}
+
+// Through real HTTP: a session the sandbox issues already expired (its clock two hours behind) fails the activity
+// at once with a named, non-retryable error instead of a transfer that would expire on arrival.
+func TestCreateSessionUnusableSessionIsNonRetryable(t *testing.T) {
+	srv := connecttest.NewServer(t, connecttest.Options{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }, TokenTTL: 4 * time.Hour})
+	c, err := connect.New(connect.Options{BaseURL: srv.URL + "/api/v1", ClientID: connecttest.DefaultClientID,
+		ClientSecret: connecttest.DefaultClientSecret, OrganizationID: connecttest.DefaultOrganizationID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Activities{Connect: c}
+	_, err = a.CreateSession(context.Background(), connect.SessionRequest{RequestID: "deposit-late", Kind: connect.KindDeposit, ReferenceID: "LATE"})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeSessionUnusable || !appErr.NonRetryable() ||
+		!strings.Contains(appErr.Error(), "before it arrived") {
+		t.Fatalf("err %v, want a non-retryable %s saying the session expired before it arrived", err, ErrTypeSessionUnusable)
 	}
 }

@@ -134,14 +134,15 @@ func (r *router) deliver(ctx context.Context, m *message) (outcome, string, erro
 	return r.toReview(ctx, m, target)
 }
 
-// covered reports whether a closed transfer's final state already includes m. A ledger movement is covered only
-// by a transfer that took one (settled) or never waited for one (confirmed): an unsettled transfer gave up waiting,
-// so a movement that comes after all is news a person must see.
+// covered reports whether a closed transfer's final state already includes m, by the state machine's rule
+// (workflows.Covers): a ledger movement is covered only by a transfer that took one (settled) or never waited for
+// one (confirmed); an unsettled transfer gave up waiting, so a movement that comes after all is news.
 func covered(final workflows.Status, m *message) bool {
+	e := workflows.EventOf(m.status)
 	if m.signal == workflows.SignalLedger {
-		return final == workflows.StatusSettled || final == workflows.StatusConfirmed
+		e = workflows.EventLedger
 	}
-	return workflows.Covers(final, m.status)
+	return workflows.Covers(final, e)
 }
 
 // noTransfer handles a message no transfer workflow matches.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,15 +28,27 @@ const (
 	defaultMaxIdleConns = 100
 )
 
-// Options configures a Client. BaseURL, ClientID and ClientSecret are required.
+// Options configures a Client. BaseURL, ClientID, ClientSecret and OrganizationID are required.
 type Options struct {
-	BaseURL      string           // e.g. https://api.sandbox.connect.xyz/api/v1 (a trailing slash is ignored)
-	ClientID     string           // Connect API client_id
-	ClientSecret string           // Connect API client_secret; never logged or returned
-	OrgKey       *rsa.PrivateKey  // optional: signs outbound requests (headers timestamp, signature)
-	HTTPClient   *http.Client     // default: a shared client with timeouts and a pooled transport
-	RefreshAhead time.Duration    // refresh this long before expiry; default min(60s, lifetime/10); at most lifetime/2
-	Now          func() time.Time // default time.Now; injectable for tests
+	BaseURL      string // e.g. https://api.sandbox.connect.xyz/api/v1 (a trailing slash is ignored)
+	ClientID     string // Connect API client_id
+	ClientSecret string // Connect API client_secret; never logged or returned
+	// OrganizationID is the organization_id Connect issued: sent in the token request and as x-connect-client-id
+	// on every session request (the OpenAPI: it "must match the organization ID in the JWT").
+	OrganizationID string
+	// Audience is the token request's audience; default the scheme and host of BaseURL
+	// (https://api.sandbox.connect.xyz for https://api.sandbox.connect.xyz/api/v1), as in the OpenAPI's example.
+	Audience string
+	// WithdrawalScope is the scope of withdrawal sessions: ScopeWithdrawalRequest (default, the OpenAPI's) or
+	// ScopeWithdrawalSend (the guide's). Deposit sessions always ask for ScopeDepositSend.
+	WithdrawalScope Scope
+	// OrgKey, when set, signs every session request (headers timestamp, signature); see Sign.
+	OrgKey *rsa.PrivateKey
+	// RequireSignature makes New fail without an OrgKey, for organizations whose Connect requires signed requests.
+	RequireSignature bool
+	HTTPClient       *http.Client     // default: a shared client with timeouts and a pooled transport
+	RefreshAhead     time.Duration    // refresh this long before expiry; default min(60s, lifetime/10); at most lifetime/2
+	Now              func() time.Time // default time.Now; injectable for tests
 }
 
 // Client calls the Connect API. It is safe for concurrent use and shares one access token among its callers.
@@ -48,7 +61,10 @@ type Client struct {
 	tokens      tokenSource
 }
 
-// New checks opts and returns a Client. It makes no network call.
+// ErrOptions wraps every Options problem New reports; the message names the field.
+var ErrOptions = errors.New("connect: invalid options")
+
+// New checks opts, fills its defaults (Audience, WithdrawalScope) and returns a Client. It makes no network call.
 func New(opts Options) (*Client, error) {
 	base, err := parseBaseURL(opts.BaseURL)
 	if err != nil {
@@ -56,15 +72,28 @@ func New(opts Options) (*Client, error) {
 	}
 	switch {
 	case strings.TrimSpace(opts.ClientID) == "":
-		return nil, errors.New("connect: Options.ClientID is empty")
+		return nil, fmt.Errorf("%w: Options.ClientID is empty", ErrOptions)
 	case strings.TrimSpace(opts.ClientSecret) == "":
-		return nil, errors.New("connect: Options.ClientSecret is empty")
+		return nil, fmt.Errorf("%w: Options.ClientSecret is empty", ErrOptions)
+	case strings.TrimSpace(opts.OrganizationID) == "":
+		return nil, fmt.Errorf("%w: Options.OrganizationID is empty: Connect issues it with the API credentials", ErrOptions)
 	case opts.RefreshAhead < 0:
-		return nil, fmt.Errorf("connect: Options.RefreshAhead %v is negative", opts.RefreshAhead)
+		return nil, fmt.Errorf("%w: Options.RefreshAhead %v is negative", ErrOptions, opts.RefreshAhead)
+	case opts.RequireSignature && opts.OrgKey == nil:
+		return nil, fmt.Errorf("%w: Options.RequireSignature is set but Options.OrgKey is nil: signed requests need the organization's private key", ErrOptions)
+	}
+	if err := CheckWithdrawalScope(opts.WithdrawalScope); err != nil {
+		return nil, fmt.Errorf("%w: Options.WithdrawalScope: %w", ErrOptions, err)
+	}
+	if opts.WithdrawalScope == "" {
+		opts.WithdrawalScope = DefaultWithdrawalScope
+	}
+	if opts.Audience == "" {
+		opts.Audience = DefaultAudience(base)
 	}
 	if opts.OrgKey != nil {
 		if err := opts.OrgKey.Validate(); err != nil {
-			return nil, fmt.Errorf("connect: Options.OrgKey is not a usable RSA key: %w", err)
+			return nil, fmt.Errorf("%w: Options.OrgKey is not a usable RSA key: %w", ErrOptions, err)
 		}
 	}
 	c := &Client{opts: opts, baseURL: base, sessionsURL: base + sessionsPath, http: opts.HTTPClient, now: opts.Now}
@@ -77,6 +106,31 @@ func New(opts Options) (*Client, error) {
 	c.tokens.c = c
 	return c, nil
 }
+
+// CheckWithdrawalScope accepts "" (the default) and the scopes in WithdrawalScopes.
+func CheckWithdrawalScope(s Scope) error {
+	if s == "" || slices.Contains(WithdrawalScopes, s) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a withdrawal scope: use %s (the OpenAPI's, the default) or %s (the guide's)",
+		safeText(string(s), 64, nil), ScopeWithdrawalRequest, ScopeWithdrawalSend)
+}
+
+// DefaultAudience is the token audience for a Connect API base URL: its scheme and host, without the path
+// (https://api.sandbox.connect.xyz for https://api.sandbox.connect.xyz/api/v1). A URL that does not parse gives "".
+func DefaultAudience(baseURL string) string {
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// WithdrawalScope is the scope this Client's withdrawal sessions ask for.
+func (c *Client) WithdrawalScope() Scope { return c.opts.WithdrawalScope }
+
+// Audience is the audience this Client's token requests send.
+func (c *Client) Audience() string { return c.opts.Audience }
 
 // parseBaseURL accepts an absolute http(s) URL without credentials, query or fragment and drops a trailing slash.
 func parseBaseURL(raw string) (string, error) {
@@ -122,17 +176,25 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 // TokenFetches is the number of /oauth/token requests this Client has made, for tests and benchmarks.
 func (c *Client) TokenFetches() int64 { return c.tokens.fetches.Load() }
 
-// CreateSession opens a Connect session for req. Retries of one logical request must reuse req.RequestID.
+// CreateSession opens a Connect session for req. Retries of one logical request must reuse req.RequestID; the
+// request_id Connect sees is SessionRequestID(req.RequestID), a UUID. A session Connect answers with but that cannot
+// be used (its JWT's exp is not after its iat, or it expired before it arrived) is an error wrapping
+// ErrSessionUnusable.
 func (c *Client) CreateSession(ctx context.Context, req SessionRequest) (*Session, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	body, err := encodeSessionRequest(req)
+	scope := ScopeDepositSend
+	if req.Kind == KindWithdrawal {
+		scope = c.opts.WithdrawalScope
+	}
+	body, err := encodeSessionRequest(req, scope)
 	if err != nil {
 		return nil, fmt.Errorf("connect: create session: encode request: %w", err)
 	}
 	status, answer, err := c.postAuthorized(ctx, OpCreateSession, c.sessionsURL, body)
 	if err != nil {
+		withScopeHint(err, scope)
 		return nil, err
 	}
 	return decodeSession(status, answer, req, c.now())
@@ -171,7 +233,7 @@ func (c *Client) newRequest(ctx context.Context, op, url string, body []byte, to
 		return nil, fmt.Errorf("connect: %s: build request: %w", op, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(headerConnectClientID, c.opts.ClientID)
+	req.Header.Set(headerConnectClientID, c.opts.OrganizationID) // the OpenAPI: must match the JWT's organization
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	if c.opts.OrgKey != nil {

@@ -121,11 +121,18 @@ func (f *fakeConnect) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
+		ClientID       string `json:"client_id"`
+		ClientSecret   string `json:"client_secret"`
+		Audience       string `json:"audience"`
+		GrantType      string `json:"grant_type"`
+		OrganizationID string `json:"organization_id"`
 	}
 	if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&body) != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "body must be JSON"})
+		return
+	}
+	if body.GrantType != "client_credentials" || body.Audience != "http://"+r.Host || body.OrganizationID != testOrgID {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "grant_type, audience or organization_id is wrong"})
 		return
 	}
 	if body.ClientID != testClientID || body.ClientSecret != testSecret {
@@ -192,7 +199,7 @@ func (f *fakeConnect) handleSession(w http.ResponseWriter, r *http.Request) {
 	f.jwts = append(f.jwts, token)
 	f.mu.Unlock()
 	// The guide answers deposits flat and withdrawals nested; the fake does the same.
-	if req.Scopes[0] == string(ScopeWithdrawalSend) {
+	if req.Scopes[0] == string(ScopeWithdrawalSend) || req.Scopes[0] == string(ScopeWithdrawalRequest) {
 		writeJSON(w, http.StatusOK, map[string]any{"token": map[string]any{"jwt": token, "expires_in": 3600}})
 		return
 	}
@@ -245,7 +252,7 @@ func (c *fakeClock) Set(t time.Time) {
 
 func newTestClient(t testing.TB, f *fakeConnect, edit func(*Options)) *Client {
 	t.Helper()
-	opts := Options{BaseURL: f.base, ClientID: testClientID, ClientSecret: testSecret}
+	opts := Options{BaseURL: f.base, ClientID: testClientID, ClientSecret: testSecret, OrganizationID: testOrgID}
 	if edit != nil {
 		edit(&opts)
 	}
@@ -280,7 +287,7 @@ func assertNoCredentials(t *testing.T, f *fakeConnect, err error) {
 }
 
 func TestNewValidatesOptions(t *testing.T) {
-	good := Options{BaseURL: "https://api.sandbox.connect.xyz/api/v1", ClientID: testClientID, ClientSecret: testSecret}
+	good := Options{BaseURL: "https://api.sandbox.connect.xyz/api/v1", ClientID: testClientID, ClientSecret: testSecret, OrganizationID: testOrgID}
 	tests := []struct {
 		name    string
 		edit    func(*Options)
@@ -300,6 +307,12 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"no secret", func(o *Options) { o.ClientSecret = "" }, "ClientSecret is empty"},
 		{"negative refresh", func(o *Options) { o.RefreshAhead = -time.Second }, "RefreshAhead"},
 		{"broken org key", func(o *Options) { o.OrgKey = &rsa.PrivateKey{} }, "OrgKey"},
+		{"no organization id", func(o *Options) { o.OrganizationID = " " }, "OrganizationID is empty"},
+		{"guide's withdrawal scope", func(o *Options) { o.WithdrawalScope = ScopeWithdrawalSend }, ""},
+		{"unknown withdrawal scope", func(o *Options) { o.WithdrawalScope = "user:withdrawal:all" }, `WithdrawalScope: "user:withdrawal:all" is not a withdrawal scope`},
+		{"deposit scope as withdrawal scope", func(o *Options) { o.WithdrawalScope = ScopeDepositSend }, "is not a withdrawal scope"},
+		{"signature required without key", func(o *Options) { o.RequireSignature = true }, "RequireSignature is set but Options.OrgKey is nil"},
+		{"signature required with key", func(o *Options) { o.RequireSignature, o.OrgKey = true, orgKey() }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,7 +345,7 @@ func TestCreateSessionDeposit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateSession: %v", err)
 	}
-	if s.ID != "sess-req-1" || s.AccountID != testAccount || s.ReferenceID != "USER01" || s.OrganizationID != testOrgID {
+	if s.ID != "sess-"+SessionRequestID("req-1") || s.AccountID != testAccount || s.ReferenceID != "USER01" || s.OrganizationID != testOrgID {
 		t.Fatalf("session = %+v", s)
 	}
 	if s.JWT == "" || s.ExpiresIn != time.Hour || s.IssuedAt.IsZero() || s.ExpiresAt.Sub(s.IssuedAt) != time.Hour {
@@ -348,7 +361,7 @@ func TestCreateSessionDeposit(t *testing.T) {
 	f.mu.Unlock()
 	for _, h := range []struct{ name, want string }{
 		{"Content-Type", "application/json"},
-		{"x-connect-client-id", testClientID},
+		{"x-connect-client-id", testOrgID}, // the organization id, not the client id
 		{"Authorization", "Bearer " + token},
 		{HeaderSignature, ""}, // no OrgKey, no signature
 		{HeaderTimestamp, ""},
@@ -357,7 +370,7 @@ func TestCreateSessionDeposit(t *testing.T) {
 			t.Errorf("header %s = %q, want %q", h.name, v, h.want)
 		}
 	}
-	wantBody := `{"request_id":"req-1","account":{"reference_id":"USER01"},"session":{"metadata":{"order":"req-1"}},"scopes":["user:deposit:send"]}`
+	wantBody := `{"request_id":"` + SessionRequestID("req-1") + `","account":{"reference_id":"USER01"},"session":{"metadata":{"order":"req-1"}},"scopes":["user:deposit:send"]}`
 	if string(got.Body) != wantBody {
 		t.Fatalf("body = %s\nwant   %s", got.Body, wantBody)
 	}
@@ -370,10 +383,10 @@ func TestCreateSessionWithdrawalNestedAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateSession: %v", err)
 	}
-	if s.ID != "sess-req-w" || s.ExpiresIn != time.Hour || s.JWT == "" {
+	if s.ID != "sess-"+SessionRequestID("req-w") || s.ExpiresIn != time.Hour || s.JWT == "" {
 		t.Fatalf("session = %+v", s)
 	}
-	wantBody := `{"request_id":"req-w","account":{"reference_id":"USER01"},"session":{"metadata":{},"withdrawal_details":{"asset":"BTC","network":"bitcoin","amount":"0.013","account_label":"general"}},"scopes":["user:withdrawal:send"]}`
+	wantBody := `{"request_id":"` + SessionRequestID("req-w") + `","account":{"reference_id":"USER01"},"session":{"metadata":{},"withdrawal_details":{"asset":"BTC","network":"bitcoin","amount":"0.013","account_label":"general"}},"scopes":["user:withdrawal:request"]}`
 	if got := string(f.lastRequest().Body); got != wantBody {
 		t.Fatalf("body = %s\nwant   %s", got, wantBody)
 	}
@@ -512,7 +525,7 @@ func TestCreateSessionRefreshesOnceOn401(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateSession after revoke: %v", err)
 	}
-	if s.ID != "sess-req-b" {
+	if s.ID != "sess-"+SessionRequestID("req-b") {
 		t.Fatalf("session = %+v", s)
 	}
 	if n := f.tokenCalls.Load(); n != 2 {

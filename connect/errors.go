@@ -3,6 +3,7 @@ package connect
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -34,12 +35,25 @@ const (
 	withheld = "[withheld: the answer repeated a credential]"
 )
 
+// Error body shapes an APIError can come from.
+const (
+	ShapeOAuth   = "oauth"   // POST /oauth/token: {error, error_description} (RFC 6749)
+	ShapeConnect = "connect" // POST /sessions: {error, code, message}, code a gRPC status code
+)
+
 // APIError is a failed call to Connect: a network error (StatusCode 0) or an error answer.
 type APIError struct {
-	Op         string        // OpToken or OpCreateSession
-	StatusCode int           // 0 for network errors
-	ErrorCode  string        // Connect's `code`, else its `error` (e.g. invalid_client)
+	Op         string // OpToken or OpCreateSession
+	StatusCode int    // 0 for network errors
+	// ErrorCode names the error: a textual `code`, else `error` (e.g. invalid_client, scope_not_allowed).
+	ErrorCode string
+	// Code is a numeric `code` as sent (the sessions shape's gRPC status code, e.g. "7"); CodeName is its gRPC
+	// name (PERMISSION_DENIED) when it is one.
+	Code, CodeName string
+	// Shape is ShapeOAuth or ShapeConnect when the body was one of the published error shapes, else "".
+	Shape      string
 	Message    string        // Connect's `message` / `error_description`, or "HTTP <status>" for non-JSON answers
+	Hint       string        // what to change on our side, when the answer says it (e.g. a scope the organization lacks)
 	Retryable  bool          // whether sending the same request again can succeed
 	RetryAfter time.Duration // from Retry-After on 429/503; 10 s on a 429 without it; 0 = use backoff
 	Err        error         // underlying network error, if any
@@ -68,11 +82,25 @@ func (e *APIError) Error() string {
 				b.WriteString(" ")
 				b.WriteString(e.ErrorCode)
 			}
+			if e.Code != "" {
+				b.WriteString(" (code ")
+				b.WriteString(e.Code)
+				if e.CodeName != "" {
+					b.WriteString(" ")
+					b.WriteString(e.CodeName)
+				}
+				b.WriteString(")")
+			}
 			if e.Message != "" {
 				b.WriteString(": ")
 				b.WriteString(e.Message)
 			}
 		}
+	}
+	if e.Hint != "" {
+		b.WriteString(" [")
+		b.WriteString(e.Hint)
+		b.WriteString("]")
 	}
 	if e.RetryAfter > 0 {
 		b.WriteString(" (retry after ")
@@ -126,10 +154,20 @@ func statusError(op string, resp *http.Response, now time.Time, request []byte, 
 	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && (eb.Error != nil || eb.Code != nil || eb.Message != nil || eb.ErrorDescription != nil) {
-		e.ErrorCode = firstNonEmpty(jsonText(eb.Code), jsonText(eb.Error))
-		e.Message = firstNonEmpty(jsonText(eb.Message), jsonText(eb.ErrorDescription))
-		e.ErrorCode = safeText(e.ErrorCode, maxMessageLen, sensitive)
-		e.Message = safeText(e.Message, maxMessageLen, sensitive)
+		code := jsonText(eb.Code)
+		if isNumber(code) {
+			e.Code, e.CodeName = code, grpcCodeName(code)
+			code = ""
+		}
+		e.ErrorCode = safeText(firstNonEmpty(code, jsonText(eb.Error)), maxMessageLen, sensitive)
+		e.Message = safeText(firstNonEmpty(jsonText(eb.Message), jsonText(eb.ErrorDescription)), maxMessageLen, sensitive)
+		e.Code = safeText(e.Code, 20, nil)
+		switch {
+		case eb.ErrorDescription != nil:
+			e.Shape = ShapeOAuth
+		case eb.Code != nil || eb.Message != nil:
+			e.Shape = ShapeConnect
+		}
 		return e
 	}
 	e.Message = "HTTP " + strconv.Itoa(resp.StatusCode)
@@ -170,6 +208,60 @@ func jsonText(raw json.RawMessage) string {
 		return n.String()
 	}
 	return ""
+}
+
+// isNumber reports whether s is a plain non-negative integer.
+func isNumber(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// grpcCodeNames are the gRPC status codes by number, the `code` of Connect's {error, code, message} errors.
+var grpcCodeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+// grpcCodeName names a numeric gRPC status code, or "" for a number that is not one.
+func grpcCodeName(code string) string {
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 0 || n >= len(grpcCodeNames) {
+		return ""
+	}
+	return grpcCodeNames[n]
+}
+
+// WithdrawalScopeSetting is the worker setting that chooses Options.WithdrawalScope; scope hints name it.
+const WithdrawalScopeSetting = "CONNECT_WITHDRAWAL_SCOPE"
+
+// withScopeHint adds to a 403 whose message is about scopes what to change: for a withdrawal scope, the setting
+// that picks the other published scope; for the deposit scope, the organization's configuration at Zero Hash.
+func withScopeHint(err error, sent Scope) {
+	var e *APIError
+	if !errors.As(err, &e) || e.StatusCode != http.StatusForbidden || e.Op != OpCreateSession {
+		return
+	}
+	text := strings.ToLower(e.Message)
+	if !strings.Contains(text, "scope") {
+		return
+	}
+	switch sent {
+	case ScopeWithdrawalRequest, ScopeWithdrawalSend:
+		other := ScopeWithdrawalSend
+		if sent == ScopeWithdrawalSend {
+			other = ScopeWithdrawalRequest
+		}
+		e.Hint = fmt.Sprintf("Connect refused scope %s for this organization: set %s=%s, or ask Zero Hash to enable %s",
+			sent, WithdrawalScopeSetting, other, sent)
+	default:
+		e.Hint = fmt.Sprintf("Connect refused scope %s for this organization: ask Zero Hash to enable it", sent)
+	}
 }
 
 func firstNonEmpty(values ...string) string {

@@ -43,7 +43,7 @@ func TestErrorClassification(t *testing.T) {
 		{403, "", connectError("scopes_not_allowed", "request signature rejected"), false, 0, "scopes_not_allowed", "request signature rejected"},
 		{404, "", `{"error":"Not Found"}`, false, 0, "Not Found", ""},
 		{409, "", connectError("session_active", "a session is already active"), false, 0, "session_active", "a session is already active"},
-		{422, "", `{"code":1234,"message":"amount below the minimum"}`, false, 0, "1234", "amount below the minimum"},
+		{422, "", `{"code":1234,"message":"amount below the minimum"}`, false, 0, "", "amount below the minimum"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d %s", tt.status, tt.retryAfter), func(t *testing.T) {

@@ -38,8 +38,8 @@ func FuzzDecodeSession(f *testing.F) {
 		s, err := decodeSession(200, body, req, now)
 		if err != nil {
 			var apiErr *APIError
-			if !errors.As(err, &apiErr) {
-				t.Fatalf("error %v is not an *APIError", err)
+			if !errors.As(err, &apiErr) && !errors.Is(err, ErrSessionUnusable) {
+				t.Fatalf("error %v is neither an *APIError nor ErrSessionUnusable", err)
 			}
 			var probe sessionAnswer
 			if json.Unmarshal(body, &probe) == nil {
@@ -53,6 +53,10 @@ func FuzzDecodeSession(f *testing.F) {
 		}
 		if s.ID == "" || s.JWT == "" || s.ReferenceID != req.ReferenceID || s.ExpiresIn < 0 {
 			t.Fatalf("accepted session %+v", s)
+		}
+		// An accepted session is usable: it expires after now and after it was issued.
+		if !s.ExpiresAt.After(now) || (!s.IssuedAt.IsZero() && !s.ExpiresAt.After(s.IssuedAt)) {
+			t.Fatalf("accepted a session that expires at once: %+v", s)
 		}
 		claims, err := ParseSessionJWT(s.JWT)
 		if err != nil || claims.Session.ID != s.ID {

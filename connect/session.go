@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // ErrInvalidSessionRequest wraps every SessionRequest validation failure; the message names the fields.
@@ -79,10 +80,26 @@ type withdrawalDetails struct {
 	AccountLabel string `json:"account_label,omitempty"`
 }
 
-// encodeSessionRequest builds the JSON body for a validated request; these exact bytes are signed and sent.
-func encodeSessionRequest(r SessionRequest) ([]byte, error) {
+// requestIDNamespace is connectflow's fixed UUIDv5 namespace for session request ids. Changing it would give every
+// transfer in flight a new request_id, so a retry after the change would open a second session: never change it.
+var requestIDNamespace = uuid.MustParse("6f1c2a4e-0b7d-5c3e-9a8f-2d4b6e8c0a17")
+
+// SessionRequestID is the request_id sent to Connect for a SessionRequest.RequestID: the key itself when it is
+// already a UUID (canonical, lower case), else the UUIDv5 of the key under connectflow's fixed namespace. Connect's
+// OpenAPI gives request_id as a UUID; deriving it keeps every retry of one transfer (whose key is its workflow id)
+// the same request at Connect.
+func SessionRequestID(key string) string {
+	if id, err := uuid.Parse(key); err == nil && len(key) == 36 {
+		return id.String()
+	}
+	return uuid.NewSHA1(requestIDNamespace, []byte(key)).String()
+}
+
+// encodeSessionRequest builds the JSON body for a validated request asking for scope; these exact bytes are
+// signed and sent.
+func encodeSessionRequest(r SessionRequest, scope Scope) ([]byte, error) {
 	var b sessionBody
-	b.RequestID = r.RequestID
+	b.RequestID = SessionRequestID(r.RequestID)
 	b.Account.ReferenceID = r.ReferenceID
 	b.Session.Metadata = r.Metadata
 	if b.Session.Metadata == nil {
@@ -96,7 +113,7 @@ func encodeSessionRequest(r SessionRequest) ([]byte, error) {
 			b.Session.DepositDetails = &depositDetails{AccountLabel: r.AccountLabel}
 		}
 	}
-	b.Scopes = []Scope{ScopeFor(r.Kind)}
+	b.Scopes = []Scope{scope}
 	return json.Marshal(b)
 }
 
@@ -153,7 +170,32 @@ func decodeSession(status int, body []byte, req SessionRequest, now time.Time) (
 	case s.ExpiresIn > 0:
 		s.ExpiresAt = now.Add(s.ExpiresIn)
 	}
+	if err := checkSessionLifetime(s, expiresIn, now); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// ErrSessionUnusable wraps the reason a session Connect did open cannot be handed to a frontend: its JWT expires
+// no later than it was issued, it had expired before it arrived, or nothing says when it expires. Asking again
+// with the same request_id replays the same session, so it is not retryable.
+var ErrSessionUnusable = errors.New("connect: session is unusable")
+
+// checkSessionLifetime refuses a session that would make a transfer expire at once.
+func checkSessionLifetime(s *Session, expiresIn *float64, now time.Time) error {
+	switch {
+	case s.ExpiresAt.IsZero() && expiresIn != nil:
+		return fmt.Errorf("%w: session JWT has no exp and expires_in %v is not positive", ErrSessionUnusable, *expiresIn)
+	case s.ExpiresAt.IsZero():
+		return fmt.Errorf("%w: neither the session JWT (exp) nor the answer (expires_in) says when it expires", ErrSessionUnusable)
+	case !s.IssuedAt.IsZero() && !s.ExpiresAt.After(s.IssuedAt):
+		return fmt.Errorf("%w: session JWT exp %s is not after its iat %s", ErrSessionUnusable,
+			s.ExpiresAt.UTC().Format(time.RFC3339Nano), s.IssuedAt.UTC().Format(time.RFC3339Nano))
+	case !s.ExpiresAt.After(now):
+		return fmt.Errorf("%w: session JWT expired at %s, before it arrived (now %s): check the clocks", ErrSessionUnusable,
+			s.ExpiresAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // SessionClaims are the decoded claims of a Connect session JWT. They implement jwt.Claims, so a verifier can use

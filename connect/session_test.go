@@ -69,11 +69,11 @@ func TestSessionRequestValidate(t *testing.T) {
 func TestEncodeSessionRequestDepositLabel(t *testing.T) {
 	req := depositRequest("r")
 	req.Metadata, req.AccountLabel = nil, "general"
-	body, err := encodeSessionRequest(req)
+	body, err := encodeSessionRequest(req, ScopeDepositSend)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"request_id":"r","account":{"reference_id":"USER01"},"session":{"metadata":{},"deposit_details":{"account_label":"general"}},"scopes":["user:deposit:send"]}`
+	want := `{"request_id":"` + SessionRequestID("r") + `","account":{"reference_id":"USER01"},"session":{"metadata":{},"deposit_details":{"account_label":"general"}},"scopes":["user:deposit:send"]}`
 	if string(body) != want {
 		t.Fatalf("body = %s\nwant   %s", body, want)
 	}
@@ -315,6 +315,49 @@ func TestDecodeSession(t *testing.T) {
 				t.Fatalf("decodeSession: %v", err)
 			}
 			tt.check(t, s)
+		})
+	}
+}
+
+// A session that would make a transfer expire at once is refused with ErrSessionUnusable and a clear reason.
+func TestDecodeSessionUnusable(t *testing.T) {
+	now := time.Date(2025, 7, 24, 15, 0, 0, 0, time.UTC)
+	jwtWith := func(times string) string {
+		return unsignedJWT(`{"session":{"id":"s"},"account":{"reference_id":"USER01"}` + times + `}`)
+	}
+	tests := []struct {
+		name    string
+		body    string
+		wantErr string // "" = usable
+	}{
+		// The guide's sample JWT has exp equal to iat.
+		{"exp equals iat (the guide's sample)", `{"jwt":"` + jwtWith(`,"iat":"2025-07-24T15:42:07.123456789Z","exp":"2025-07-24T15:42:07.123456789Z"`) + `","expires_in":3600}`, "exp 2025-07-24T15:42:07.123456789Z is not after its iat 2025-07-24T15:42:07.123456789Z"},
+		{"exp before iat", `{"jwt":"` + jwtWith(`,"iat":1753372800,"exp":1753369200`) + `"}`, "is not after its iat"},
+		{"expired before it arrived", `{"jwt":"` + jwtWith(`,"iat":"2025-07-24T13:00:00Z","exp":"2025-07-24T14:00:00Z"`) + `","expires_in":3600}`, "expired at 2025-07-24T14:00:00Z, before it arrived (now 2025-07-24T15:00:00Z)"},
+		{"expires exactly on arrival", `{"jwt":"` + jwtWith(`,"exp":"2025-07-24T15:00:00Z"`) + `"}`, "before it arrived"},
+		{"no exp and no expires_in", `{"jwt":"` + jwtWith(``) + `"}`, "neither the session JWT (exp) nor the answer (expires_in)"},
+		{"no exp and expires_in 0", `{"jwt":"` + jwtWith(``) + `","expires_in":0}`, "expires_in 0 is not positive"},
+		{"usable", `{"jwt":"` + jwtWith(`,"iat":"2025-07-24T15:00:00Z","exp":"2025-07-24T16:00:00Z"`) + `"}`, ""},
+		{"usable from expires_in alone", `{"jwt":"` + jwtWith(``) + `","expires_in":60}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := decodeSession(200, []byte(tt.body), depositRequest("r"), now)
+			if tt.wantErr == "" {
+				if err != nil || !s.ExpiresAt.After(now) {
+					t.Fatalf("session %+v, %v: want a usable session", s, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrSessionUnusable) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err %v, want ErrSessionUnusable saying %q", err, tt.wantErr)
+			}
+			if retryable, _ := RetryInfo(err); retryable {
+				t.Fatal("an unusable session is retryable")
+			}
+			if strings.Contains(err.Error(), "eyJ") {
+				t.Fatalf("error %q contains JWT text", err)
+			}
 		})
 	}
 }

@@ -89,6 +89,19 @@ func (ts *tokenSource) invalidate(tok string) {
 	}
 }
 
+// GrantTypeClientCredentials is the only grant_type the Connect OpenAPI allows on POST /oauth/token.
+const GrantTypeClientCredentials = "client_credentials"
+
+// tokenRequest is the POST /oauth/token body. The Connect OpenAPI marks all five fields required; the guide's
+// sample sends only client_id and client_secret, which Connect's published contract does not promise to accept.
+type tokenRequest struct {
+	ClientID       string `json:"client_id"`
+	ClientSecret   string `json:"client_secret"`
+	Audience       string `json:"audience"`
+	GrantType      string `json:"grant_type"`
+	OrganizationID string `json:"organization_id"`
+}
+
 // tokenAnswer is the /oauth/token success body.
 type tokenAnswer struct {
 	AccessToken string   `json:"access_token"`
@@ -99,10 +112,13 @@ type tokenAnswer struct {
 // fetch asks Connect for a new access token and caches it.
 func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
 	c := ts.c
-	reqBody, err := json.Marshal(struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}{c.opts.ClientID, c.opts.ClientSecret})
+	reqBody, err := json.Marshal(tokenRequest{
+		ClientID:       c.opts.ClientID,
+		ClientSecret:   c.opts.ClientSecret,
+		Audience:       c.opts.Audience,
+		GrantType:      GrantTypeClientCredentials,
+		OrganizationID: c.opts.OrganizationID,
+	})
 	if err != nil {
 		return "", fmt.Errorf("connect: token: encode request: %w", err)
 	}

@@ -19,16 +19,41 @@ func (k Kind) Valid() bool { return k == KindDeposit || k == KindWithdrawal }
 type Scope string
 
 const (
-	ScopeDepositSend    Scope = "user:deposit:send"
+	// ScopeDepositSend lets the user send crypto in (guide and OpenAPI).
+	ScopeDepositSend Scope = "user:deposit:send"
+	// ScopeWithdrawalRequest lets the user request a withdrawal: the Connect OpenAPI's withdrawal scope, with which
+	// session.withdrawal_details {asset, network, amount, account_label?} is required. The default.
+	ScopeWithdrawalRequest Scope = "user:withdrawal:request"
+	// ScopeWithdrawalSend is the seed guide's withdrawal scope; organizations set up from the guide may use it.
 	ScopeWithdrawalSend Scope = "user:withdrawal:send"
+	// ScopeRecoverySend is in the OpenAPI's enum; connectflow does not open recovery sessions.
+	ScopeRecoverySend Scope = "user:recovery:send"
 )
 
-// ScopeFor returns the session scope for a transfer kind.
+// DefaultWithdrawalScope is the withdrawal scope a Client asks for when Options.WithdrawalScope is empty.
+const DefaultWithdrawalScope = ScopeWithdrawalRequest
+
+// WithdrawalScopes are the withdrawal scopes a Client accepts in Options.WithdrawalScope, the default first.
+var WithdrawalScopes = []Scope{ScopeWithdrawalRequest, ScopeWithdrawalSend}
+
+// ScopeFor returns the default session scope for a transfer kind: user:deposit:send for deposits,
+// DefaultWithdrawalScope for withdrawals. A Client uses its Options.WithdrawalScope instead.
 func ScopeFor(k Kind) Scope {
 	if k == KindWithdrawal {
-		return ScopeWithdrawalSend
+		return DefaultWithdrawalScope
 	}
 	return ScopeDepositSend
+}
+
+// KindOfScope returns the transfer kind a session scope opens, and false for a scope that opens no transfer.
+func KindOfScope(s Scope) (Kind, bool) {
+	switch s {
+	case ScopeDepositSend:
+		return KindDeposit, true
+	case ScopeWithdrawalRequest, ScopeWithdrawalSend:
+		return KindWithdrawal, true
+	}
+	return "", false
 }
 
 // Status is a transfer event's normalized status.
@@ -78,17 +103,19 @@ type Fees struct {
 }
 
 // SessionRequest is what the organization sends to open a Connect session.
+// It is stored in Temporal history (the session activity's input), so its JSON names are fixed by tags, and
+// UnmarshalJSON also reads the untagged form (Go field names) that histories recorded before the tags hold.
 type SessionRequest struct {
 	// RequestID is the caller's idempotency key; retries of one logical request reuse it.
-	RequestID    string
-	Kind         Kind
-	ReferenceID  string
-	Metadata     map[string]string
-	AccountLabel string
+	RequestID    string            `json:"request_id"`
+	Kind         Kind              `json:"kind"`
+	ReferenceID  string            `json:"reference_id"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+	AccountLabel string            `json:"account_label,omitempty"`
 	// Asset, Network and Amount go into withdrawal_details; deposits leave them empty.
-	Asset   string
-	Network string
-	Amount  string
+	Asset   string `json:"asset,omitempty"`
+	Network string `json:"network,omitempty"`
+	Amount  string `json:"amount,omitempty"`
 }
 
 // Session is an opened Connect session: the JWT for the frontend and what its claims say.

@@ -10,6 +10,7 @@ type Stats struct {
 	Requests            map[Endpoint]int64 `json:"requests"` // per endpoint, faulted and rejected included
 	TokensIssued        int64              `json:"tokens_issued"`
 	SessionsCreated     int64              `json:"sessions_created"`
+	SessionsInvalidated int64              `json:"sessions_invalidated"` // replaced by a newer session of their reference
 	SessionsByReference map[string]int64   `json:"sessions_by_reference"`
 	Deliveries          int                `json:"deliveries"`        // webhook copies sent
 	Delivered           int                `json:"delivered"`         // of those, answered 2xx
@@ -25,6 +26,7 @@ func (s *Server) Stats() Stats {
 	s.state.mu.Lock()
 	st.TokensIssued = s.state.tokensIssued
 	st.SessionsCreated = int64(len(s.state.sessions))
+	st.SessionsInvalidated = s.state.invalidated
 	st.SessionsByReference = make(map[string]int64, len(s.state.createdByRef))
 	for ref, n := range s.state.createdByRef {
 		st.SessionsByReference[ref] = n
@@ -96,8 +98,13 @@ func (s *Server) handlePlay(w http.ResponseWriter, r *http.Request) {
 		s.connectError(w, http.StatusBadRequest, "invalid_field", err.Error())
 		return
 	}
-	if _, ok := s.Session(id); !ok {
+	info, ok := s.Session(id)
+	if !ok {
 		s.connectError(w, http.StatusNotFound, "unknown_session", "no session with this id")
+		return
+	}
+	if info.Invalidated() {
+		s.connectError(w, http.StatusConflict, "session_invalidated", "session "+id+" was invalidated by the newer session "+info.ReplacedBy+" for the same reference_id")
 		return
 	}
 	s.startPlay(id, p, 0)

@@ -64,7 +64,7 @@ func sendTo(t testing.TB, srv *connecttest.Server, ep connecttest.Endpoint, toke
 	switch ep {
 	case connecttest.EndpointToken:
 		return doJSON(t, http.MethodPost, srv.URL+"/api/v1/oauth/token",
-			fmt.Appendf(nil, `{"client_id":%q,"client_secret":%q}`, connecttest.DefaultClientID, connecttest.DefaultClientSecret), nil)
+			tokenBody(srv, connecttest.DefaultClientID, connecttest.DefaultClientSecret), nil)
 	case connecttest.EndpointSessions:
 		return doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", depositBody("", "FAULT"), bearer(token))
 	case connecttest.EndpointJWKS:

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,7 +118,7 @@ func decode[T any](t testing.TB, a answer) T {
 func accessToken(t testing.TB, srv *connecttest.Server) string {
 	t.Helper()
 	a := doJSON(t, http.MethodPost, srv.URL+"/api/v1/oauth/token",
-		fmt.Appendf(nil, `{"client_id":%q,"client_secret":%q}`, connecttest.DefaultClientID, connecttest.DefaultClientSecret), nil)
+		tokenBody(srv, connecttest.DefaultClientID, connecttest.DefaultClientSecret), nil)
 	if a.status != http.StatusOK {
 		t.Fatalf("token: %d %s", a.status, a.body)
 	}
@@ -126,17 +127,40 @@ func accessToken(t testing.TB, srv *connecttest.Server) string {
 	}](t, a).AccessToken
 }
 
+// tokenBody is the published token request: the OpenAPI's five required fields, for the sandbox's organization.
+func tokenBody(srv *connecttest.Server, clientID, secret string) []byte {
+	return fmt.Appendf(nil, `{"client_id":%q,"client_secret":%q,"audience":%q,"grant_type":"client_credentials","organization_id":%q}`,
+		clientID, secret, srv.URL, envValue(srv, "CONNECT_ORGANIZATION_ID"))
+}
+
+// envValue is one variable of the sandbox's Env.
+func envValue(srv *connecttest.Server, name string) string {
+	for _, kv := range srv.Env() {
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// bearer is the headers of a session request: the access token and x-connect-client-id, the organization id.
 func bearer(token string) http.Header {
-	return http.Header{"Authorization": {"Bearer " + token}}
+	return http.Header{"Authorization": {"Bearer " + token}, "X-Connect-Client-Id": {connecttest.DefaultOrganizationID}}
 }
 
-// depositBody is a session request body for a deposit.
+// depositBody is a session request body for a deposit; request_id is the UUID connect derives from requestID.
 func depositBody(requestID, ref string) []byte {
-	return fmt.Appendf(nil, `{"request_id":%q,"account":{"reference_id":%q},"session":{"metadata":{"order":"o-1","n":7}},"scopes":["user:deposit:send"]}`, requestID, ref)
+	return fmt.Appendf(nil, `{"request_id":%q,"account":{"reference_id":%q},"session":{"metadata":{"order":"o-1","n":7}},"scopes":["user:deposit:send"]}`, connect.SessionRequestID(requestID), ref)
 }
 
+// withdrawalBody is a session request body for a withdrawal with the guide's scope (answered in its nested shape).
 func withdrawalBody(requestID, ref string) []byte {
-	return fmt.Appendf(nil, `{"request_id":%q,"account":{"reference_id":%q},"session":{"metadata":{"order":"w-1"},"withdrawal_details":{"asset":"ETH","network":"ethereum","amount":"1.25","account_label":"general"}},"scopes":["user:withdrawal:send"]}`, requestID, ref)
+	return fmt.Appendf(nil, `{"request_id":%q,"account":{"reference_id":%q},"session":{"metadata":{"order":"w-1"},"withdrawal_details":{"asset":"ETH","network":"ethereum","amount":"1.25","account_label":"general"}},"scopes":["user:withdrawal:send"]}`, connect.SessionRequestID(requestID), ref)
+}
+
+// withdrawalRequestBody is withdrawalBody with the OpenAPI's user:withdrawal:request (answered flat).
+func withdrawalRequestBody(requestID, ref string) []byte {
+	return fmt.Appendf(nil, `{"request_id":%q,"account":{"reference_id":%q},"session":{"metadata":{"order":"w-2"},"withdrawal_details":{"asset":"ETH","network":"ethereum","amount":"1.25"}},"scopes":["user:withdrawal:request"]}`, connect.SessionRequestID(requestID), ref)
 }
 
 // sessionJWT pulls the JWT out of either session answer shape.
@@ -223,8 +247,15 @@ func verifySessionJWT(t testing.TB, token string, keys []connect.PublicKey) (con
 	return claims, kid
 }
 
-// errorBody is the Connect API error shape.
+// errorBody is the sessions endpoint's error shape: code is a gRPC status code.
 type errorBody struct {
+	Error   string `json:"error"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// controlError is the control API's error shape (the sandbox's own, not Connect's).
+type controlError struct {
 	Error   string `json:"error"`
 	Code    string `json:"code"`
 	Message string `json:"message"`

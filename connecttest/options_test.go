@@ -27,7 +27,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"amount", connecttest.Options{Amount: "1e3"}, "Amount"},
 		{"webhook URL", connecttest.Options{DepositWebhookURL: "/relative"}, "DepositWebhookURL"},
 		{"public URL", connecttest.Options{PublicURL: "ftp://x"}, "PublicURL"},
-		{"scope", connecttest.Options{AllowedScopes: []connect.Scope{"user:withdrawal:request"}}, "AllowedScopes"},
+		{"scope", connecttest.Options{AllowedScopes: []connect.Scope{"user:withdrawal:all"}}, "AllowedScopes"},
+		{"recovery scope", connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeRecoverySend}}, "AllowedScopes"},
 		{"redelivery", connecttest.Options{Redelivery: connecttest.Redelivery{Base: time.Second, Max: time.Millisecond}}, "Redelivery"},
 		{"autoplay outcome", connecttest.Options{AutoPlay: &connecttest.Play{Outcome: "later"}}, "AutoPlay"},
 		{"autoplay unexpected", connecttest.Options{AutoPlay: &connecttest.Play{Outcome: connecttest.OutcomeUnexpected}}, "AutoPlay"},
@@ -60,6 +61,7 @@ func TestEnvAndPublicURL(t *testing.T) {
 		"CONNECT_API_URL=" + srv.URL + "/api/v1", "CONNECT_CLIENT_ID=cid", "CONNECT_JWKS_URL=" + srv.URL + "/api/v1/jwks",
 		"ZEROHASH_API_URL=" + srv.URL, "ZEROHASH_API_SECRET=" + connecttest.DefaultAPISecret, "ZEROHASH_WEBHOOK_SECRET=",
 		"CONNECT_CLIENT_SECRET=", "ZEROHASH_API_KEY=", "ZEROHASH_PASSPHRASE=",
+		"CONNECT_ORGANIZATION_ID=" + connecttest.DefaultOrganizationID,
 	} {
 		if !strings.Contains(env, want) {
 			t.Errorf("Env lacks %q:\n%s", want, env)

@@ -8,17 +8,26 @@
 //
 // Routes:
 //
-//	POST /api/v1/oauth/token               access token for the configured client credentials
-//	POST /api/v1/sessions                  open a session (also /api/v1/v1/sessions, the guide's spelling)
+//	POST /api/v1/oauth/token               access token: client_id, client_secret, audience, grant_type
+//	                                       (client_credentials) and organization_id are all required, as in the
+//	                                       Connect OpenAPI; errors {error, error_description} (OAuth)
+//	POST /api/v1/sessions                  open a session (also /api/v1/v1/sessions, the guide's spelling);
+//	                                       x-connect-client-id must be the organization id, request_id (when
+//	                                       sent) a UUID, scopes from the published enum plus the guide's
+//	                                       user:withdrawal:send; errors {error, code (gRPC code), message}.
+//	                                       A new session for a reference_id invalidates that account's older
+//	                                       active session (no 409): the older one is never played
 //	GET  /api/v1/jwks                      the public keys that sign session JWTs and webhooks
 //	POST /participants/onboarding_token    platform API, X-SCX HMAC-signed
 //
 // Control API, unauthenticated because it is a sandbox:
 //
-//	GET    /sandbox/sessions               sessions opened so far (SessionInfo list)
+//	GET    /sandbox/sessions               sessions opened so far (SessionInfo list; invalidated_at and
+//	                                       replaced_by tell which ones a newer session invalidated)
 //	POST   /sandbox/sessions/{id}/play     {"outcome":"confirmed|failed|unexpected|none","duplicates":2,"shuffle":true,
 //	                                       "late":true,"delay_ms":100,"seed":7,"failure_reason":"..."} -> 202, the
-//	                                       life plays in the background (fields as in Play; all optional)
+//	                                       life plays in the background (fields as in Play; all optional);
+//	                                       409 session_invalidated for a session a newer one replaced
 //	GET    /sandbox/deliveries             every webhook delivery with its attempts
 //	GET    /sandbox/stats                  request counters, sessions and deliveries (Stats)
 //	POST   /sandbox/faults                 {"endpoint":"token","status":503,"retry_after_ms":1000,"latency_ms":0,
@@ -79,11 +88,22 @@ type Options struct {
 
 	// ClientID and ClientSecret are the Connect API credentials the token endpoint accepts.
 	ClientID, ClientSecret string
-	// OrganizationID goes into session JWTs; default DefaultOrganizationID.
+	// OrganizationID is the organization the credentials belong to: the token request's organization_id and every
+	// session request's x-connect-client-id must equal it, and it goes into session JWTs; default
+	// DefaultOrganizationID.
 	OrganizationID string
+	// Audience is the token request's required audience; default the sandbox's base URL (scheme and host, as a
+	// client derives it from its API URL).
+	Audience string
+	// GuideTokenRequest also accepts the guide's token request, {client_id, client_secret} without audience,
+	// grant_type and organization_id. Off by default: the sandbox plays the published contract.
+	GuideTokenRequest bool
 	// TokenTTL and SessionTTL are the access token and session lifetimes; default one hour each.
 	TokenTTL, SessionTTL time.Duration
-	// AllowedScopes are the session scopes the organization may ask for; default both send scopes.
+	// AllowedScopes are the session scopes the organization may ask for; default user:deposit:send,
+	// user:withdrawal:request (the OpenAPI's) and user:withdrawal:send (the guide's variant, kept so organizations
+	// set up from the guide keep working). A scope outside it is answered 403, as Connect answers a scope the
+	// organization was not given.
 	AllowedScopes []connect.Scope
 	// OrgPublicKey, when set, makes POST /sessions require the organization's request signature.
 	OrgPublicKey *rsa.PublicKey
@@ -227,6 +247,7 @@ func (s *Server) Env() []string {
 		"CONNECT_API_URL=" + s.URL + apiPrefix,
 		"CONNECT_CLIENT_ID=" + s.opts.ClientID,
 		"CONNECT_CLIENT_SECRET=" + s.opts.ClientSecret,
+		"CONNECT_ORGANIZATION_ID=" + s.opts.OrganizationID,
 		"CONNECT_JWKS_URL=" + s.URL + apiPrefix + "/jwks",
 		"ZEROHASH_API_URL=" + s.URL,
 		"ZEROHASH_API_KEY=" + s.opts.APIKey,
@@ -241,7 +262,7 @@ const apiPrefix = "/api/v1"
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+apiPrefix+"/oauth/token", s.endpoint(EndpointToken, s.oauthError, s.handleToken))
-	sessions := s.endpoint(EndpointSessions, s.connectError, s.handleSessions)
+	sessions := s.endpoint(EndpointSessions, s.sessionsError, s.handleSessions)
 	mux.HandleFunc("POST "+apiPrefix+"/sessions", sessions)
 	mux.HandleFunc("POST "+apiPrefix+"/v1/sessions", sessions)
 	mux.HandleFunc("GET "+apiPrefix+"/jwks", s.endpoint(EndpointJWKS, s.connectError, s.handleJWKS))
@@ -279,7 +300,7 @@ func (o *Options) fill() {
 	o.Amount = cmp.Or(o.Amount, DefaultAmount)
 	o.AutoPlayAfter = cmp.Or(o.AutoPlayAfter, DefaultAutoPlayAfter)
 	if o.AllowedScopes == nil {
-		o.AllowedScopes = []connect.Scope{connect.ScopeDepositSend, connect.ScopeWithdrawalSend}
+		o.AllowedScopes = []connect.Scope{connect.ScopeDepositSend, connect.ScopeWithdrawalRequest, connect.ScopeWithdrawalSend}
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -330,7 +351,10 @@ func (o *Options) validate() error {
 		return &OptionError{Field: kind + "WebhookURL", Err: err}
 	}
 	for _, sc := range o.AllowedScopes {
-		if sc != connect.ScopeDepositSend && sc != connect.ScopeWithdrawalSend {
+		switch {
+		case sc == connect.ScopeRecoverySend:
+			return optionErr("AllowedScopes", "the sandbox does not play %s sessions", sc)
+		case !knownScope(sc):
 			return optionErr("AllowedScopes", "unknown scope %q", sc)
 		}
 	}
@@ -448,6 +472,45 @@ func connectErrorName(status int) string {
 		return "server_error"
 	}
 	return "error"
+}
+
+// sessionsError writes the sessions endpoint's published error shape {error, code, message}: error is the
+// sandbox's short reason (e.g. scope_not_allowed), code the gRPC status code of the HTTP status.
+func (s *Server) sessionsError(w http.ResponseWriter, status int, reason, message string) {
+	s.writeJSON(w, status, struct {
+		Error   string `json:"error"`
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{reason, GRPCCode(status), message})
+}
+
+// GRPCCode is the gRPC status code the sandbox's sessions errors carry for an HTTP status, the usual gRPC-gateway
+// pairing: 400 INVALID_ARGUMENT (3), 401 UNAUTHENTICATED (16), 403 PERMISSION_DENIED (7), 404 NOT_FOUND (5),
+// 409 ALREADY_EXISTS (6), 429 RESOURCE_EXHAUSTED (8), 503 UNAVAILABLE (14), 504 DEADLINE_EXCEEDED (4), other 5xx
+// INTERNAL (13), anything else UNKNOWN (2).
+func GRPCCode(status int) int {
+	switch status {
+	case http.StatusBadRequest:
+		return 3
+	case http.StatusUnauthorized:
+		return 16
+	case http.StatusForbidden:
+		return 7
+	case http.StatusNotFound:
+		return 5
+	case http.StatusConflict:
+		return 6
+	case http.StatusTooManyRequests:
+		return 8
+	case http.StatusServiceUnavailable:
+		return 14
+	case http.StatusGatewayTimeout:
+		return 4
+	}
+	if status >= 500 {
+		return 13
+	}
+	return 2
 }
 
 // oauthError writes the token endpoint's RFC 6749 error shape {error, error_description}.

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -36,8 +37,10 @@ func TestSessionAuth(t *testing.T) {
 		{"not bearer", http.Header{"Authorization": {"Basic " + fresh}}, http.StatusUnauthorized, "missing_token"},
 		{"unknown token", bearer("made-up"), http.StatusUnauthorized, "invalid_token"},
 		{"expired token", bearer(good), http.StatusUnauthorized, "token_expired"},
-		{"client id mismatch", http.Header{"Authorization": {"Bearer " + fresh}, "X-Connect-Client-Id": {"someone-else"}}, http.StatusUnauthorized, "client_mismatch"},
-		{"client id matches", http.Header{"Authorization": {"Bearer " + fresh}, "X-Connect-Client-Id": {connecttest.DefaultClientID}}, http.StatusOK, ""},
+		{"client id missing", http.Header{"Authorization": {"Bearer " + fresh}}, http.StatusBadRequest, "missing_client_id"},
+		{"client id is the client's, not the organization's", http.Header{"Authorization": {"Bearer " + fresh}, "X-Connect-Client-Id": {connecttest.DefaultClientID}}, http.StatusUnauthorized, "client_mismatch"},
+		{"client id of another organization", http.Header{"Authorization": {"Bearer " + fresh}, "X-Connect-Client-Id": {"5c0e0b7a-1111-4b4b-9a9a-0123456789ab"}}, http.StatusUnauthorized, "client_mismatch"},
+		{"client id is the organization id", bearer(fresh), http.StatusOK, ""},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,8 +52,8 @@ func TestSessionAuth(t *testing.T) {
 				return
 			}
 			e := decode[errorBody](t, a)
-			if e.Error != "unauthorized" || e.Code != tt.code || e.Message == "" {
-				t.Fatalf("error body %s: want unauthorized/%s with a message", a.body, tt.code)
+			if e.Error != tt.code || e.Code != connecttest.GRPCCode(tt.status) || e.Message == "" {
+				t.Fatalf("error body %s: want {error %s, code %d, message}", a.body, tt.code, connecttest.GRPCCode(tt.status))
 			}
 		})
 	}
@@ -73,7 +76,12 @@ func TestSessionValidation(t *testing.T) {
 		{"empty reference", `{"account":{"reference_id":""},"scopes":["user:deposit:send"]}`, "account.reference_id"},
 		{"no scopes", `{"account":{"reference_id":"U"}}`, "scopes"},
 		{"two scopes", `{"account":{"reference_id":"U"},"scopes":["user:deposit:send","user:withdrawal:send"]}`, "scopes"},
-		{"unknown scope", `{"account":{"reference_id":"U"},"scopes":["user:withdrawal:request"]}`, "scopes[0]"},
+		{"withdrawal:request without withdrawal_details", `{"account":{"reference_id":"U"},"scopes":["user:withdrawal:request"]}`, "session.withdrawal_details is required"},
+		{"withdrawal:request without amount", `{"account":{"reference_id":"U"},"session":{"withdrawal_details":{"asset":"BTC","network":"bitcoin"}},"scopes":["user:withdrawal:request"]}`, "session.withdrawal_details.amount required"},
+		{"withdrawal:request without asset and network", `{"account":{"reference_id":"U"},"session":{"withdrawal_details":{"amount":"1"}},"scopes":["user:withdrawal:request"]}`, "session.withdrawal_details.asset, session.withdrawal_details.network required"},
+		{"amount as a number", `{"account":{"reference_id":"U"},"session":{"withdrawal_details":{"asset":"BTC","network":"bitcoin","amount":0.5}},"scopes":["user:withdrawal:request"]}`, "amount must be a JSON string"},
+		{"recovery scope", `{"account":{"reference_id":"U"},"scopes":["user:recovery:send"]}`, "opens no deposit or withdrawal"},
+		{"request_id not a UUID", `{"request_id":"deposit-T1","account":{"reference_id":"U"},"scopes":["user:deposit:send"]}`, "request_id must be a UUID"},
 		{"metadata not an object", `{"account":{"reference_id":"U"},"session":{"metadata":[1]},"scopes":["user:deposit:send"]}`, "session.metadata"},
 		{"bad amount", `{"account":{"reference_id":"U"},"session":{"withdrawal_details":{"asset":"BTC","network":"bitcoin","amount":"-1"}},"scopes":["user:withdrawal:send"]}`, "session.withdrawal_details.amount"},
 		{"zero amount", `{"account":{"reference_id":"U"},"session":{"withdrawal_details":{"amount":"0.00"}},"scopes":["user:withdrawal:send"]}`, "session.withdrawal_details.amount"},
@@ -84,8 +92,8 @@ func TestSessionValidation(t *testing.T) {
 			if a.status != http.StatusBadRequest {
 				t.Fatalf("status %d, want 400: %s", a.status, a.body)
 			}
-			if e := decode[errorBody](t, a); e.Error != "invalid_request" || !strings.Contains(e.Message, tt.field) {
-				t.Fatalf("error %s does not name %q", a.body, tt.field)
+			if e := decode[errorBody](t, a); (e.Error != "invalid_field" && e.Error != "invalid_body") || e.Code != 3 || !strings.Contains(e.Message, tt.field) {
+				t.Fatalf("error %s: want invalid_field or invalid_body, gRPC code 3 (INVALID_ARGUMENT), a message naming %q", a.body, tt.field)
 			}
 		})
 	}
@@ -101,8 +109,13 @@ func TestSessionScopeNotAllowed(t *testing.T) {
 	if a.status != http.StatusForbidden {
 		t.Fatalf("withdrawal with only the deposit scope allowed: status %d, want 403: %s", a.status, a.body)
 	}
-	if e := decode[errorBody](t, a); e.Error != "forbidden" || e.Code != "scope_not_allowed" || !strings.Contains(e.Message, "user:withdrawal:send") {
-		t.Fatalf("error body %s: want forbidden/scope_not_allowed naming the scope", a.body)
+	if e := decode[errorBody](t, a); e.Error != "scope_not_allowed" || e.Code != 7 || !strings.Contains(e.Message, "user:withdrawal:send") {
+		t.Fatalf("error body %s: want scope_not_allowed, gRPC code 7 (PERMISSION_DENIED), naming the scope", a.body)
+	}
+	unknown := doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", []byte(`{"account":{"reference_id":"U1"},"scopes":["user:withdrawal:all"]}`), bearer(token))
+	if e := decode[errorBody](t, unknown); unknown.status != http.StatusForbidden || e.Error != "invalid_scope" || e.Code != 7 ||
+		!strings.Contains(e.Message, "user:withdrawal:all") {
+		t.Fatalf("a scope outside the enum: %d %s, want 403 invalid_scope naming it (the OpenAPI: 403 for invalid scopes)", unknown.status, unknown.body)
 	}
 	if a := doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", depositBody("r2", "U1"), bearer(token)); a.status != http.StatusOK {
 		t.Fatalf("allowed deposit scope: status %d: %s", a.status, a.body)
@@ -162,8 +175,8 @@ func TestSessionOrgSignature(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", a.status, tt.status, a.body)
 			}
 			if tt.code != "" {
-				if e := decode[errorBody](t, a); e.Error != "forbidden" || e.Code != tt.code {
-					t.Fatalf("error body %s: want forbidden/%s", a.body, tt.code)
+				if e := decode[errorBody](t, a); e.Error != tt.code || e.Code != 7 {
+					t.Fatalf("error body %s: want %s with gRPC code 7", a.body, tt.code)
 				}
 			}
 		})
@@ -181,7 +194,7 @@ func TestSessionOrgSignature(t *testing.T) {
 func newClient(t testing.TB, srv *connecttest.Server, orgKey *rsa.PrivateKey, now func() time.Time) *connect.Client {
 	t.Helper()
 	c, err := connect.New(connect.Options{BaseURL: srv.URL + "/api/v1", ClientID: connecttest.DefaultClientID,
-		ClientSecret: connecttest.DefaultClientSecret, OrgKey: orgKey, Now: now})
+		ClientSecret: connecttest.DefaultClientSecret, OrganizationID: connecttest.DefaultOrganizationID, OrgKey: orgKey, Now: now})
 	if err != nil {
 		t.Fatalf("connect.New: %v", err)
 	}
@@ -193,7 +206,7 @@ func TestSessionIdempotentRequestID(t *testing.T) {
 	token := accessToken(t, srv)
 	first := doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", depositBody("same", "IDEM"), bearer(token))
 	// The same body re-encoded with other key order and spacing is the same request.
-	reordered := []byte(`{ "scopes":["user:deposit:send"], "session":{"metadata":{"n":7,"order":"o-1"}}, "account":{"reference_id":"IDEM"}, "request_id":"same" }`)
+	reordered := []byte(`{ "scopes":["user:deposit:send"], "session":{"metadata":{"n":7,"order":"o-1"}}, "account":{"reference_id":"IDEM"}, "request_id":"` + connect.SessionRequestID("same") + `" }`)
 	again := doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", reordered, bearer(token))
 	if first.status != http.StatusOK || again.status != http.StatusOK {
 		t.Fatalf("statuses %d, %d: %s / %s", first.status, again.status, first.body, again.body)
@@ -209,51 +222,86 @@ func TestSessionIdempotentRequestID(t *testing.T) {
 	if conflict.status != http.StatusConflict {
 		t.Fatalf("reused request_id with another body: status %d, want 409: %s", conflict.status, conflict.body)
 	}
-	if e := decode[errorBody](t, conflict); e.Error != "conflict" || e.Code != "request_id_reused" {
-		t.Fatalf("error body %s: want conflict/request_id_reused", conflict.body)
+	if e := decode[errorBody](t, conflict); e.Error != "request_id_reused" || e.Code != 6 {
+		t.Fatalf("error body %s: want request_id_reused with gRPC code 6", conflict.body)
 	}
 }
 
-func TestSessionOneActivePerReference(t *testing.T) {
+// A newer session for a reference invalidates the older active one instead of being refused (the published
+// behaviour): the older is marked in Sessions, the control API and Stats, and is never played.
+func TestSessionNewerInvalidatesOlder(t *testing.T) {
 	clock := newFakeClock(time.Now())
-	srv := newSandbox(t, connecttest.Options{Now: clock.Now, SessionTTL: 10 * time.Minute, TokenTTL: 24 * time.Hour})
+	srv := newSandbox(t, connecttest.Options{Now: clock.Now, SessionTTL: 10 * time.Minute, TokenTTL: 24 * time.Hour,
+		DepositWebhookURL: "http://127.0.0.1:9/unused", WithdrawalWebhookURL: "http://127.0.0.1:9/unused"})
 	token := accessToken(t, srv)
-	open := func(requestID, ref string) answer {
-		return doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", depositBody(requestID, ref), bearer(token))
+	open := func(body []byte) connecttest.SessionInfo {
+		t.Helper()
+		if a := doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", body, bearer(token)); a.status != http.StatusOK {
+			t.Fatalf("open session: %d %s", a.status, a.body)
+		}
+		all := srv.Sessions()
+		return all[len(all)-1]
 	}
-	if a := open("a1", "ACTIVE"); a.status != http.StatusOK {
-		t.Fatalf("first session: %d %s", a.status, a.body)
+	first := open(depositBody("a1", "ACTIVE"))
+	second := open(depositBody("a2", "ACTIVE"))
+	if got, _ := srv.Session(first.ID); !got.Invalidated() || got.ReplacedBy != second.ID || !got.InvalidatedAt.Equal(clock.Now()) {
+		t.Fatalf("older session after a newer one opened: %+v, want invalidated and replaced by %s", got, second.ID)
 	}
-	a := open("a2", "ACTIVE")
-	if a.status != http.StatusConflict {
-		t.Fatalf("second session while one is active: status %d, want 409: %s", a.status, a.body)
+	other := open(depositBody("b1", "OTHER"))
+	// A withdrawal session replaces a deposit session of the same account too.
+	third := open(withdrawalRequestBody("a3", "ACTIVE"))
+	if got, _ := srv.Session(second.ID); got.ReplacedBy != third.ID {
+		t.Fatalf("deposit session after a withdrawal session opened for the same reference: %+v", got)
 	}
-	if e := decode[errorBody](t, a); e.Error != "conflict" || e.Code != "session_active" {
-		t.Fatalf("error body %s: want conflict/session_active", a.body)
-	}
-	if a := doJSON(t, http.MethodPost, srv.URL+"/api/v1/sessions", withdrawalBody("a3", "ACTIVE"), bearer(token)); a.status != http.StatusConflict {
-		t.Fatalf("a withdrawal session for the same reference while a deposit is active: status %d, want 409", a.status)
-	}
-	if a := open("b1", "OTHER"); a.status != http.StatusOK {
-		t.Fatalf("another reference: %d %s", a.status, a.body)
+	if got, _ := srv.Session(other.ID); got.Invalidated() {
+		t.Fatalf("another reference's session was invalidated: %+v", got)
 	}
 
-	clock.Advance(10 * time.Minute) // the first session expires
-	if a := open("a4", "ACTIVE"); a.status != http.StatusOK {
-		t.Fatalf("after the active session expired: %d %s", a.status, a.body)
+	// The invalidated session is never played: not by Play, not through the control API.
+	if _, err := srv.Play(context.Background(), first.ID, connecttest.Play{}); !errors.Is(err, connecttest.ErrSessionInvalidated) {
+		t.Fatalf("Play of an invalidated session: %v, want ErrSessionInvalidated", err)
 	}
-	last := srv.Sessions()[len(srv.Sessions())-1]
-	if err := srv.FinishSession(last.ID); err != nil {
+	play := doJSON(t, http.MethodPost, srv.URL+"/sandbox/sessions/"+first.ID+"/play", []byte(`{}`), nil)
+	if e := decode[controlError](t, play); play.status != http.StatusConflict || e.Code != "session_invalidated" || !strings.Contains(e.Message, second.ID) {
+		t.Fatalf("control API play of an invalidated session: %d %s, want 409 session_invalidated naming its successor", play.status, play.body)
+	}
+	if d := srv.Deliveries(); len(d) != 0 {
+		t.Fatalf("%d deliveries for invalidated sessions, want none", len(d))
+	}
+
+	// The control API lists which sessions were invalidated and by which.
+	list := decode[[]map[string]any](t, doJSON(t, http.MethodGet, srv.URL+"/sandbox/sessions", nil, nil))
+	replaced := map[string]string{}
+	for _, s := range list {
+		if by, ok := s["replaced_by"].(string); ok {
+			replaced[s["id"].(string)] = by
+			if _, ok := s["invalidated_at"].(string); !ok {
+				t.Errorf("session %v has replaced_by but no invalidated_at", s["id"])
+			}
+		}
+	}
+	if len(replaced) != 2 || replaced[first.ID] != second.ID || replaced[second.ID] != third.ID {
+		t.Fatalf("control API replaced_by = %v, want %s->%s and %s->%s", replaced, first.ID, second.ID, second.ID, third.ID)
+	}
+	if st := srv.Stats(); st.SessionsInvalidated != 2 || st.SessionsCreated != 4 {
+		t.Fatalf("stats: %d invalidated of %d, want 2 of 4", st.SessionsInvalidated, st.SessionsCreated)
+	}
+
+	// An expired or finished session is not active, so a newer session invalidates nothing.
+	clock.Advance(10 * time.Minute)
+	fourth := open(depositBody("a4", "ACTIVE"))
+	if got, _ := srv.Session(third.ID); got.Invalidated() {
+		t.Fatalf("an expired session was invalidated: %+v", got)
+	}
+	if err := srv.FinishSession(fourth.ID); err != nil {
 		t.Fatal(err)
 	}
-	if a := open("a5", "ACTIVE"); a.status != http.StatusOK {
-		t.Fatalf("after the active session finished: %d %s", a.status, a.body)
+	open(depositBody("a5", "ACTIVE"))
+	if got, _ := srv.Session(fourth.ID); got.Invalidated() {
+		t.Fatalf("a finished session was invalidated: %+v", got)
 	}
-	if got := srv.SessionsCreatedFor("ACTIVE"); got != 3 {
-		t.Errorf("SessionsCreatedFor(ACTIVE) = %d, want 3", got)
-	}
-	if got := srv.SessionsCreated(); got != 4 {
-		t.Errorf("SessionsCreated = %d, want 4", got)
+	if got := srv.SessionsCreatedFor("ACTIVE"); got != 5 {
+		t.Errorf("SessionsCreatedFor(ACTIVE) = %d, want 5", got)
 	}
 	if err := srv.FinishSession("nope"); err == nil {
 		t.Error("FinishSession of an unknown id: no error")
@@ -273,13 +321,16 @@ func TestSessionAnswersAndJWT(t *testing.T) {
 		wantKeys string // top-level keys of the answer, sorted
 	}{
 		{"deposit", "/api/v1/sessions", depositBody("d1", "USER01"), connect.KindDeposit, false, "expires_in,jwt"},
-		{"withdrawal on /v1/sessions", "/api/v1/v1/sessions", withdrawalBody("w1", "USER02"), connect.KindWithdrawal, false, "token"},
+		{"withdrawal (guide's scope) on /v1/sessions", "/api/v1/v1/sessions", withdrawalBody("w1", "USER02"), connect.KindWithdrawal, false, "token"},
+		{"withdrawal (OpenAPI's scope), answered flat", "/api/v1/sessions", withdrawalRequestBody("w2", "USER04"), connect.KindWithdrawal, false, "expires_in,jwt"},
 		{"deposit with numeric times", "/api/v1/sessions", depositBody("d2", "USER03"), connect.KindDeposit, true, "expires_in,jwt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newSandbox(t, connecttest.Options{NumericJWTTimes: tt.numeric, SessionTTL: 30 * time.Minute, OrganizationID: "org-7"})
-			a := doJSON(t, http.MethodPost, srv.URL+tt.path, tt.body, bearer(accessToken(t, srv)))
+			h := bearer(accessToken(t, srv))
+			h.Set("X-Connect-Client-Id", "org-7")
+			a := doJSON(t, http.MethodPost, srv.URL+tt.path, tt.body, h)
 			if a.status != http.StatusOK {
 				t.Fatalf("status %d: %s", a.status, a.body)
 			}
@@ -288,7 +339,7 @@ func TestSessionAnswersAndJWT(t *testing.T) {
 				t.Fatalf("answer keys %q, want %q: %s", got, tt.wantKeys, a.body)
 			}
 			inner := top
-			if tt.kind == connect.KindWithdrawal {
+			if _, nested := top["token"]; nested {
 				inner = decode[map[string]json.RawMessage](t, answer{body: top["token"]})
 				if got := sortedKeys(inner); got != "expires_in,jwt" {
 					t.Fatalf("token object keys %q: %s", got, a.body)
@@ -443,20 +494,22 @@ func TestSessionConcurrentRequests(t *testing.T) {
 		t.Fatalf("%d sessions for concurrent retries of one request, want 1", got)
 	}
 
-	// Different requests for one reference racing: exactly one wins, the rest see session_active.
+	// Different requests for one reference racing: every one opens a session, and all but the last are
+	// invalidated, so exactly one stays active.
 	distinct := run(func(i int) []byte { return depositBody(fmt.Sprint("race-", i), "RACE2") })
-	var ok, conflicts int
 	for _, a := range distinct {
-		switch a.status {
-		case http.StatusOK:
-			ok++
-		case http.StatusConflict:
-			conflicts++
-		default:
+		if a.status != http.StatusOK {
 			t.Fatalf("unexpected %d %s", a.status, a.body)
 		}
 	}
-	if ok != 1 || conflicts != n-1 || srv.SessionsCreatedFor("RACE2") != 1 {
-		t.Fatalf("%d ok, %d conflicts, %d sessions; want 1, %d, 1", ok, conflicts, srv.SessionsCreatedFor("RACE2"), n-1)
+	var live []string
+	for _, s := range srv.Sessions() {
+		if s.ReferenceID == "RACE2" && !s.Invalidated() {
+			live = append(live, s.ID)
+		}
+	}
+	if len(live) != 1 || srv.SessionsCreatedFor("RACE2") != n || srv.Stats().SessionsInvalidated != n-1 {
+		t.Fatalf("%d live sessions of %d, %d invalidated; want 1 of %d, %d", len(live), srv.SessionsCreatedFor("RACE2"),
+			srv.Stats().SessionsInvalidated, n, n-1)
 	}
 }

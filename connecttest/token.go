@@ -1,18 +1,24 @@
 package connecttest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/connectflow/connectflow/connect"
 )
 
-// tokenRequest is the token endpoint's body; other OAuth fields (grant_type, audience, ...) are accepted and ignored.
+// tokenRequest is the token endpoint's body: the Connect OpenAPI's five required fields.
 type tokenRequest struct {
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
+	ClientID       string `json:"client_id"`
+	ClientSecret   string `json:"client_secret"`
+	Audience       string `json:"audience"`
+	GrantType      string `json:"grant_type"`
+	OrganizationID string `json:"organization_id"`
 }
 
 type tokenAnswer struct {
@@ -21,21 +27,17 @@ type tokenAnswer struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
+// handleToken plays POST /oauth/token: 400 invalid_request for a missing field, 400 unsupported_grant_type for a
+// grant_type other than client_credentials, 400 invalid_request for another API's audience, 401 invalid_client
+// for unknown credentials or another organization's id; all in the OAuth shape {error, error_description}.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	var req tokenRequest
 	if _, err := readJSON(w, r, &req); err != nil {
 		s.oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	switch {
-	case req.ClientID == "":
-		s.oauthError(w, http.StatusBadRequest, "invalid_request", "client_id is required")
-		return
-	case req.ClientSecret == "":
-		s.oauthError(w, http.StatusBadRequest, "invalid_request", "client_secret is required")
-		return
-	case !secretsEqual(req.ClientID, s.opts.ClientID) || !secretsEqual(req.ClientSecret, s.opts.ClientSecret):
-		s.oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed: unknown client_id or wrong client_secret")
+	if status, code, msg := s.checkTokenRequest(req); status != 0 {
+		s.oauthError(w, status, code, msg)
 		return
 	}
 	token := rand.Text()
@@ -43,6 +45,35 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, http.StatusOK, tokenAnswer{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.opts.TokenTTL / time.Second)})
 }
+
+// checkTokenRequest returns the status, OAuth error code and description of a refused token request, or 0.
+func (s *Server) checkTokenRequest(req tokenRequest) (int, string, string) {
+	guide := s.opts.GuideTokenRequest && req.Audience == "" && req.GrantType == "" && req.OrganizationID == ""
+	var missing []string
+	for _, f := range []struct{ name, value string }{{"client_id", req.ClientID}, {"client_secret", req.ClientSecret},
+		{"audience", req.Audience}, {"grant_type", req.GrantType}, {"organization_id", req.OrganizationID}} {
+		if f.value == "" && !(guide && f.name != "client_id" && f.name != "client_secret") {
+			missing = append(missing, f.name)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return http.StatusBadRequest, "invalid_request", strings.Join(missing, ", ") + " required"
+	case guide:
+	case req.GrantType != connect.GrantTypeClientCredentials:
+		return http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials"
+	case req.Audience != s.audience():
+		return http.StatusBadRequest, "invalid_request", "audience is not this API's (" + s.audience() + ")"
+	}
+	if !secretsEqual(req.ClientID, s.opts.ClientID) || !secretsEqual(req.ClientSecret, s.opts.ClientSecret) ||
+		(!guide && req.OrganizationID != s.opts.OrganizationID) {
+		return http.StatusUnauthorized, "invalid_client", "client authentication failed: unknown client_id, wrong client_secret or another organization_id"
+	}
+	return 0, "", ""
+}
+
+// audience is the token audience the sandbox accepts.
+func (s *Server) audience() string { return cmp.Or(s.opts.Audience, s.URL) }
 
 // secretsEqual compares in constant time; hashing first hides the lengths too.
 func secretsEqual(got, want string) bool {

@@ -223,6 +223,9 @@ func (s *Server) Play(ctx context.Context, sessionID string, p Play) ([]Delivery
 	if !ok {
 		return nil, fmt.Errorf("connecttest: play: no session %q", sessionID)
 	}
+	if info.Invalidated() {
+		return nil, fmt.Errorf("%w: play %s (replaced by %s)", ErrSessionInvalidated, sessionID, info.ReplacedBy)
+	}
 	if p.Outcome == OutcomeUnexpected && info.Kind != connect.KindDeposit {
 		return nil, errors.New("connecttest: play: outcome unexpected applies to deposits only")
 	}

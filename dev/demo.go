@@ -95,7 +95,7 @@ func (d *demo) follow(ctx context.Context, in workflows.TransferInput) string {
 					step("%s", describe(rec, st))
 				}
 			}
-			if st.Status.Final() {
+			if st.Final() {
 				return d.finish(ctx, id, in.Kind, st.Status)
 			}
 		}

@@ -166,7 +166,7 @@ func TestSplitSandboxEnv(t *testing.T) {
 		want  string
 	}{
 		{"a variable nobody reads", append(sb.Env(), "CONNECT_REGION=eu"), "sandbox environment has CONNECT_REGION"},
-		{"a variable missing", sb.Env()[1:], "sandbox environment has 6 of the worker's 7"},
+		{"a variable missing", sb.Env()[1:], "sandbox environment has 7 of the worker's 8"},
 		{"a line without =", append(sb.Env(), "s3cr3t-value"), "sandbox environment line without '=' (12 bytes)"},
 	}
 	for _, tt := range drift {

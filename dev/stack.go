@@ -292,7 +292,8 @@ func (s *stack) startSandbox() error {
 // workerEnv lists the sandbox's variables the worker reads; the rest are the bridge's.
 var workerEnv = map[string]bool{
 	workerapp.EnvConnectAPIURL: true, workerapp.EnvConnectClientID: true, workerapp.EnvConnectClientSecret: true,
-	workerapp.EnvZeroHashAPIURL: true, workerapp.EnvZeroHashAPIKey: true, workerapp.EnvZeroHashAPISecret: true,
+	workerapp.EnvConnectOrganizationID: true,
+	workerapp.EnvZeroHashAPIURL:        true, workerapp.EnvZeroHashAPIKey: true, workerapp.EnvZeroHashAPISecret: true,
 	workerapp.EnvZeroHashPassphrase: true,
 }
 

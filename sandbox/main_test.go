@@ -90,7 +90,7 @@ func TestServeAndInterrupt(t *testing.T) {
 
 	env, printed := readEnv(t, stdout)
 	for _, name := range []string{"CONNECT_API_URL", "CONNECT_CLIENT_ID", "CONNECT_CLIENT_SECRET", "CONNECT_JWKS_URL",
-		"ZEROHASH_API_URL", "ZEROHASH_API_KEY", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE", "ZEROHASH_WEBHOOK_SECRET"} {
+		"CONNECT_ORGANIZATION_ID", "ZEROHASH_API_URL", "ZEROHASH_API_KEY", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE", "ZEROHASH_WEBHOOK_SECRET"} {
 		if env[name] == "" {
 			t.Errorf("no %s line in the banner:\n%s", name, printed)
 		}
@@ -133,7 +133,7 @@ func TestServeAndInterrupt(t *testing.T) {
 		wantErr bool
 	}{{"signed by the organization", org, false}, {"unsigned", nil, true}} {
 		c, err := connect.New(connect.Options{BaseURL: env["CONNECT_API_URL"], ClientID: env["CONNECT_CLIENT_ID"],
-			ClientSecret: env["CONNECT_CLIENT_SECRET"], OrgKey: tc.orgKey})
+			ClientSecret: env["CONNECT_CLIENT_SECRET"], OrganizationID: env["CONNECT_ORGANIZATION_ID"], OrgKey: tc.orgKey})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,12 @@
 // Command starter starts Connect transfers and onboarding from the command line, through package
 // starter/transfer, and prints the result as one JSON object on stdout:
 //
-//	starter deposit    -transfer-id T -reference-id R [-metadata k=v]... [-account-label L] [-await-ledger]
-//	starter withdrawal -transfer-id T -reference-id R -asset A -network N -amount X [-account-label L]
+//	starter deposit    -transfer-id T -reference-id R [-metadata k=v]... [-account-label L] [-await-ledger] [-if-busy supersede|refuse]
+//	starter withdrawal -transfer-id T -reference-id R -asset A -network N -amount X [-account-label L] [-if-busy ...]
 //	starter status     -kind deposit|withdrawal -transfer-id T
 //	starter onboarding -email E [-phone P]
 //	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
+//	starter serve      [-starter-addr A] ...: the transfer API over HTTP (package transferapi); "starter serve -h"
 //
 // Temporal is reached as the worker reaches it (envconfig, TEMPORAL_* variables, -temporal-* flags).
 // Exit status: 0 on success; 1 with a one-line "starter: ..." on stderr when the call fails; 2 for bad usage.
@@ -33,6 +34,7 @@ import (
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/starter/transfer"
+	"github.com/connectflow/connectflow/transferapi"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -51,6 +53,7 @@ commands:
   status       print a transfer's status and events
   onboarding   issue a Zero Hash onboarding token
   resolve      record an operator's decision on a stalled or timed-out transfer, or on a review
+  serve        serve the transfer API over HTTP for platform backends in any language (until SIGINT/SIGTERM)
 
 "starter <command> -h" lists the command's flags.
 `
@@ -83,6 +86,9 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, overview)
 		return 0
+	}
+	if name == "serve" {
+		return transferapi.Main(ctx, args[1:], env, stderr)
 	}
 	cmd, ok := commands[name]
 	if !ok {
@@ -173,6 +179,8 @@ func startCommand(kind connect.Kind) command {
 		fs.StringVar(&in.AccountLabel, "account-label", "", "Zero Hash account label")
 		fs.BoolVar(&in.AwaitLedger, "await-ledger", false,
 			"keep the transfer open after confirmed until its Zero Hash ledger movement arrives")
+		fs.StringVar((*string)(&in.IfBusy), "if-busy", string(workflows.IfBusySupersede),
+			"when another transfer of the reference awaits its user: supersede it, or refuse to start")
 		if kind == connect.KindWithdrawal {
 			fs.StringVar(&in.Asset, "asset", "", "asset to withdraw, e.g. BTC (required)")
 			fs.StringVar(&in.Network, "network", "", "network to withdraw on, e.g. bitcoin (required)")

@@ -63,6 +63,8 @@ func TestUsageErrorsExit2BeforeDialing(t *testing.T) {
 			nil, "must be key=value"},
 		{"metadata twice", []string{"deposit", "-transfer-id", "T1", "-reference-id", "R1", "-metadata", "a=1", "-metadata", "a=2"},
 			nil, `key "a" given twice`},
+		{"bad if-busy", []string{"deposit", "-transfer-id", "T1", "-reference-id", "R1", "-if-busy", "maybe"}, nil,
+			`if_busy: must be "supersede" or "refuse", got "maybe"`},
 		{"extra argument", []string{"deposit", "-transfer-id", "T1", "-reference-id", "R1", "now"}, nil, `unexpected argument "now"`},
 		{"zero timeout", []string{"deposit", "-transfer-id", "T1", "-reference-id", "R1", "-timeout", "0s"}, nil, "-timeout must be positive"},
 		{"status bad kind", []string{"status", "-kind", "refund", "-transfer-id", "T1"}, nil, "-kind must be deposit or withdrawal"},

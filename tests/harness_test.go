@@ -73,7 +73,8 @@ func (s *stack) workerConfig() workerapp.Config {
 	return workerapp.Config{
 		TaskQueue: taskQueue,
 		Connect: connect.Options{BaseURL: s.sandbox.URL + "/api/v1",
-			ClientID: connecttest.DefaultClientID, ClientSecret: connecttest.DefaultClientSecret},
+			ClientID: connecttest.DefaultClientID, ClientSecret: connecttest.DefaultClientSecret,
+			OrganizationID: connecttest.DefaultOrganizationID},
 		ZeroHash: zerohash.Options{BaseURL: s.sandbox.URL, APIKey: connecttest.DefaultAPIKey,
 			APISecret: connecttest.DefaultAPISecret, Passphrase: connecttest.DefaultPassphrase},
 	}

@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/connectflow/connectflow/workflows"
@@ -14,8 +16,14 @@ import (
 // historiesDir is where recorded histories live for the workflows package's replay test.
 const historiesDir = "../workflows/testdata/histories"
 
+// historySuffix names what the histories recorded now ran on: "_v1" is the transfer workflow on its state
+// machine (workflows.ChangeStateMachine version 1). Histories without a suffix ran on the code before. A change
+// under a new patch version bumps it, so the new code's histories are added next to the old ones.
+const historySuffix = "_v1"
+
 // checkReplay replays a finished workflow's real history against today's code, and with UPDATE_HISTORIES=1
-// records it for the workflows package's replay test, so later changes are checked against it.
+// records it for the workflows package's replay test, so later changes are checked against it. A history already
+// recorded under that name is never overwritten: histories are only added (docs/versioning.md).
 func (s *stack) checkReplay(workflowID, name string) {
 	s.t.Helper()
 	hist := &historypb.History{}
@@ -27,22 +35,34 @@ func (s *stack) checkReplay(workflowID, name string) {
 		}
 		hist.Events = append(hist.Events, ev)
 	}
+	// Encode first: replaying updates the started event's search attributes in place (the SDK's workflow info
+	// shares them), and the recorded history must be the one the server holds. Then replay what was encoded, as
+	// the workflows package's replay test will.
+	data, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	decoded, err := client.HistoryFromJSON(bytes.NewReader(data), client.HistoryJSONOptions{})
+	if err != nil {
+		s.t.Fatalf("history of %s does not decode: %v", workflowID, err)
+	}
 	r := worker.NewWorkflowReplayer()
 	workflows.Register(r)
-	if err := r.ReplayWorkflowHistory(nil, hist); err != nil {
+	if err := r.ReplayWorkflowHistory(nil, decoded); err != nil {
 		s.t.Fatalf("replay %s: %v", workflowID, err)
 	}
 	if os.Getenv("UPDATE_HISTORIES") != "1" {
 		return
 	}
-	data, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
-	if err != nil {
-		s.t.Fatal(err)
-	}
 	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(historiesDir, name+".json"), append(data, '\n'), 0o644); err != nil {
+	path := filepath.Join(historiesDir, name+historySuffix+".json")
+	if _, err := os.Stat(path); err == nil {
+		s.t.Logf("%s is recorded already: kept as it is", path)
+		return
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 }

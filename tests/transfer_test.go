@@ -200,7 +200,7 @@ func TestFiftyTransfersOneTokenRequest(t *testing.T) {
 }
 
 func TestForbiddenSessionFailsWithReadableReason(t *testing.T) {
-	s := newStack(t, connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeDepositSend}})
+	s := newStack(t, connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeDepositSend, connect.ScopeWithdrawalSend}})
 	s.startWorker()
 	_, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindWithdrawal, TransferID: "nope",
 		ReferenceID: "USER06", Asset: "BTC", Network: "bitcoin", Amount: "1"})
@@ -221,6 +221,10 @@ func TestForbiddenSessionFailsWithReadableReason(t *testing.T) {
 	st, err := s.transfers.Status(s.ctx(), connect.KindWithdrawal, "nope")
 	if err != nil || st.Status != workflows.StatusSessionFailed || !strings.Contains(st.FailureReason, "403") {
 		t.Fatalf("status: %+v, %v", st, err)
+	}
+	// The sandbox refused the default user:withdrawal:request: the reason names the setting that picks the other.
+	if !strings.Contains(st.FailureReason, "CONNECT_WITHDRAWAL_SCOPE=user:withdrawal:send") {
+		t.Fatalf("failure reason %q does not say which setting to change", st.FailureReason)
 	}
 	s.checkReplay(st.WorkflowID, "withdrawal_session_forbidden")
 }
@@ -244,4 +248,23 @@ func TestOnboardingTokenThroughSandbox(t *testing.T) {
 		t.Fatalf("onboarding workflow not listed: %v, %v", resp, err)
 	}
 	s.checkReplay(resp.GetExecutions()[0].GetExecution().GetWorkflowId(), "onboarding_retried")
+}
+
+// A session that expired before it reached the worker (the sandbox's clock two hours behind) ends the transfer
+// session_failed at once with a named reason, instead of a transfer that goes awaiting_user and expires at once.
+func TestUnusableSessionFailsWithReadableReason(t *testing.T) {
+	s := newStack(t, connecttest.Options{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }, TokenTTL: 4 * time.Hour})
+	s.startWorker()
+	_, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "late", ReferenceID: "USER09"})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != "ConnectSessionUnusable" {
+		t.Fatalf("want a ConnectSessionUnusable error, got %v", err)
+	}
+	st, err := s.transfers.Status(s.ctx(), connect.KindDeposit, "late")
+	if err != nil || st.Status != workflows.StatusSessionFailed || !strings.Contains(st.FailureReason, "before it arrived") {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	if got := s.sandbox.Count(connecttest.EndpointSessions); got != 1 {
+		t.Fatalf("an unusable session must not be retried: %d session requests", got)
+	}
 }

@@ -27,16 +27,17 @@ var testAPISecret = base64.StdEncoding.EncodeToString([]byte("zh-hmac-secret-val
 func workerEnv(t *testing.T) map[string]string {
 	home := t.TempDir()
 	return map[string]string{
-		"HOME":                  home,
-		"TEMPORAL_CONFIG_FILE":  filepath.Join(home, "absent.toml"),
-		"TEMPORAL_ADDRESS":      "127.0.0.1:1",
-		"CONNECT_API_URL":       "https://api.sandbox.connect.xyz/api/v1",
-		"CONNECT_CLIENT_ID":     "client-1",
-		"CONNECT_CLIENT_SECRET": testClientSecret,
-		"ZEROHASH_API_URL":      "https://api.cert.zerohash.com",
-		"ZEROHASH_API_KEY":      "zh-api-key-value",
-		"ZEROHASH_API_SECRET":   testAPISecret,
-		"ZEROHASH_PASSPHRASE":   testPassphrase,
+		"HOME":                    home,
+		"TEMPORAL_CONFIG_FILE":    filepath.Join(home, "absent.toml"),
+		"TEMPORAL_ADDRESS":        "127.0.0.1:1",
+		"CONNECT_API_URL":         "https://api.sandbox.connect.xyz/api/v1",
+		"CONNECT_CLIENT_ID":       "client-1",
+		"CONNECT_CLIENT_SECRET":   testClientSecret,
+		"CONNECT_ORGANIZATION_ID": "4789efea-e034-4e6f-b8a0-5289aacec427",
+		"ZEROHASH_API_URL":        "https://api.cert.zerohash.com",
+		"ZEROHASH_API_KEY":        "zh-api-key-value",
+		"ZEROHASH_API_SECRET":     testAPISecret,
+		"ZEROHASH_PASSPHRASE":     testPassphrase,
 	}
 }
 

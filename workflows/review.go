@@ -21,11 +21,13 @@ const (
 
 // Why an event went to review.
 const (
-	ReviewUnexpected      = "unexpected_deposit" // connect.deposit.unexpected
-	ReviewUnknownEvent    = "unknown_event"      // an event name the alias table does not know
-	ReviewNoTransfer      = "no_transfer"        // no transfer workflow matches the event
-	ReviewClosedConflict  = "closed_conflict"    // contradicts the final state of a closed transfer
-	ReviewUnmatchedLedger = "unmatched_ledger"   // a balance movement naming a Connect id no transfer has
+	ReviewUnexpected       = "unexpected_deposit" // connect.deposit.unexpected
+	ReviewUnknownEvent     = "unknown_event"      // an event name the alias table does not know
+	ReviewNoTransfer       = "no_transfer"        // no transfer workflow matches the event
+	ReviewClosedConflict   = "closed_conflict"    // contradicts the final state of a closed transfer
+	ReviewUnmatchedLedger  = "unmatched_ledger"   // a balance movement naming a Connect id no transfer has
+	ReviewTransferConflict = "transfer_conflict"  // an open transfer took an event that contradicts it
+	ReviewLedgerMismatch   = "ledger_mismatch"    // a movement whose asset or amount is not its transfer's, or a second one
 )
 
 // ReviewWorkflowID is one review per event: redeliveries of the event reach the same workflow.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/decimal"
 )
 
 // act is only used to name activity methods; the worker registers a real *activities.Activities.
@@ -27,44 +29,44 @@ var SessionActivityOptions = workflow.ActivityOptions{
 	},
 }
 
-// progress ranks the on-chain milestones so a late event never moves a transfer backwards.
-const (
-	progressNone = iota
-	progressInitiated
-	progressBroadcasted
-	progressFinal
-)
-
-func eventProgress(s connect.Status) int {
-	switch s {
-	case connect.StatusInitiated:
-		return progressInitiated
-	case connect.StatusBroadcasted:
-		return progressBroadcasted
-	case connect.StatusConfirmed, connect.StatusFailed:
-		return progressFinal
-	}
-	return progressNone
+// TemporalActivityOptions bound the activities that talk to Temporal itself (review): short attempts,
+// retried for a day, since the Temporal that runs the workflow is the one they call.
+var TemporalActivityOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 24 * time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+	},
 }
 
-// Effects an event can have on a transfer, kept in its record.
-const (
-	EffectApplied  = "applied"
-	EffectLate     = "late"     // behind the current state, or already covered by the final one
-	EffectIgnored  = "ignored"  // informational, or not about this transfer's lifecycle
-	EffectConflict = "conflict" // contradicts a final state or this transfer's Connect id: needs a person
-)
+// ChangeStateMachine is the change id (workflow.GetVersion) under which the transfer workflow runs on the state
+// machine of machine.go. Version 1 also upserts a search attribute only when its value changes, keeps a
+// deadline's timer while the deadline does not move, gives each timer a summary, supersedes older transfers of
+// the same reference, and sends conflicts to review. Transfers started before it (workflow.DefaultVersion) finish
+// on transfer_v0.go. docs/versioning.md walks through this patch as its worked example.
+const ChangeStateMachine = "transfer-state-machine"
 
-// transfer is the running state machine of one transfer workflow.
+// transfer is the running state of one transfer workflow; the rules are machine.go's.
 type transfer struct {
-	in          TransferInput
-	state       TransferState
-	progress    int
-	seen        map[string]int // dedupe key -> index in state.Events; only looked up, never iterated
-	sessionErr  error
-	resolved    workflow.Channel // the resolve update wakes the main loop through it
-	sessionAt   time.Time        // when the session was opened: the user's window starts here
-	confirmedAt time.Time        // when confirmed arrived: the ledger wait is measured from it
+	in         TransferInput
+	state      TransferState
+	clock      Clock
+	seen       map[string]int // dedupe key -> index in state.Events; only looked up, never iterated
+	sessionErr error
+	wake       workflow.Channel // the resolve update wakes the main loop through it
+	timer      *deadlineTimer
+	pending    int       // background activities (reviews) still running
+	details    string    // the current details last set, so they are set only when they change
+	indexed    [5]string // the search attribute values last upserted, in sync's order
+}
+
+// deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
+type deadlineTimer struct {
+	Deadline
+	future workflow.Future
+	cancel workflow.CancelFunc
 }
 
 // TransferWorkflow follows one Connect deposit or withdrawal from session to its final state.
@@ -72,61 +74,77 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if err := in.Validate(); err != nil {
 		return TransferResult{}, temporal.NewNonRetryableApplicationError("invalid transfer input: "+err.Error(), "InvalidTransferInput", nil)
 	}
+	// A patch: transfers that started before the state machine replay on the code they started on. The version
+	// is recorded (a marker) the first time this runs, so every later replay takes the same branch.
+	if workflow.GetVersion(ctx, ChangeStateMachine, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return transferWorkflowV0(ctx, in)
+	}
 	t := &transfer{
-		in:       in,
-		seen:     map[string]int{},
-		resolved: workflow.NewChannel(ctx),
+		in:    in,
+		seen:  map[string]int{},
+		wake:  workflow.NewChannel(ctx),
+		clock: Clock{Timeouts: in.Timeouts},
 		state: TransferState{
 			WorkflowID:  workflow.GetInfo(ctx).WorkflowExecution.ID,
 			Kind:        in.Kind,
 			TransferID:  in.TransferID,
 			ReferenceID: in.ReferenceID,
+			Status:      StatusCreatingSession,
 			Asset:       in.Asset,
 			Network:     in.Network,
 			Amount:      in.Amount,
+			AwaitLedger: in.AwaitLedger,
 			Events:      []EventRecord{},
 		},
 	}
 	if err := t.registerHandlers(ctx); err != nil {
 		return TransferResult{}, err
 	}
-	t.setStatus(ctx, StatusCreatingSession,
-		SearchTransferKind.ValueSet(string(in.Kind)), SearchConnectReferenceID.ValueSet(in.ReferenceID))
+	workflow.SetCurrentDetails(ctx, t.summary())
 
 	if err := t.createSession(ctx); err != nil {
 		t.sessionErr = err
 		t.state.FailureReason = err.Error()
-		t.setStatus(ctx, StatusSessionFailed)
+		t.step(ctx, EventSessionRefused)
+		t.sync(ctx)
 		if ferr := t.finish(ctx); ferr != nil {
 			return TransferResult{}, ferr
 		}
 		return TransferResult{}, err
 	}
-	t.setStatus(ctx, StatusAwaitingUser, SearchConnectSessionID.ValueSet(t.state.Session.SessionID))
+	t.step(ctx, EventSessionOpened)
+	t.sync(ctx)
 
 	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
 	sdk := workflow.GetSignalChannel(ctx, SignalSDKEvent)
 	ledger := workflow.GetSignalChannel(ctx, SignalLedger)
-	for !t.done() {
-		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	supersede := workflow.GetSignalChannel(ctx, SignalSupersede)
+	for !t.state.Final() {
+		t.armTimer(ctx)
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { t.receiveConnectEvent(ctx, c) })
 		sel.AddReceive(sdk, func(c workflow.ReceiveChannel, _ bool) { t.receiveSDKEvent(ctx, c) })
 		sel.AddReceive(ledger, func(c workflow.ReceiveChannel, _ bool) { t.receiveLedger(ctx, c) })
-		sel.AddReceive(t.resolved, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-		if at, name, next := t.deadline(); !at.IsZero() {
-			wait := max(at.Sub(workflow.Now(ctx)), 0)
-			sel.AddFuture(workflow.NewTimer(timerCtx, wait), func(f workflow.Future) {
+		sel.AddReceive(supersede, func(c workflow.ReceiveChannel, _ bool) { t.receiveSupersede(ctx, c) })
+		sel.AddReceive(t.wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		if tm := t.timer; tm != nil {
+			sel.AddFuture(tm.future, func(f workflow.Future) {
+				t.timer = nil
 				if f.Get(ctx, nil) == nil {
-					t.record(ctx, "timer:"+name, EventRecord{Source: "timer", Name: name, Effect: EffectApplied})
-					t.setStatus(ctx, next)
+					name := string(tm.On)
+					t.record(ctx, "timer:"+name, EventRecord{Source: "timer", Name: name, Effect: t.step(ctx, tm.On)})
 				}
 			})
 		}
 		sel.Select(ctx)
-		cancelTimer()
+		t.sync(ctx)
 	}
-	t.drainSignals(ctx, events, sdk, ledger)
+	if t.timer != nil {
+		t.timer.cancel()
+		t.timer = nil
+	}
+	t.drainSignals(ctx, events, sdk, ledger, supersede)
+	t.sync(ctx)
 	if err := t.finish(ctx); err != nil {
 		return t.result(), err
 	}
@@ -154,7 +172,7 @@ func (t *transfer) registerHandlers(ctx workflow.Context) error {
 
 // validateResolve accepts an operator's decision only on a transfer that waits for a person.
 func (t *transfer) validateResolve(_ workflow.Context, r Resolution) error {
-	if t.state.Status != StatusStalled && t.state.Status != StatusTimedOut {
+	if !Resolvable(t.state.Status) {
 		return temporal.NewApplicationError(fmt.Sprintf("transfer is %s: only a stalled or timed-out transfer can be resolved", t.state.Status), "NotResolvable")
 	}
 	return r.Validate()
@@ -164,13 +182,16 @@ func (t *transfer) validateResolve(_ workflow.Context, r Resolution) error {
 func (t *transfer) resolve(ctx workflow.Context, r Resolution) (TransferResult, error) {
 	r.At = workflow.Now(ctx)
 	t.state.Resolution = &r
-	t.record(ctx, "resolve", EventRecord{Source: "operator", Name: "resolve", Status: string(r.Outcome), Effect: EffectApplied})
-	t.setStatus(ctx, r.Outcome)
-	t.resolved.Send(ctx, nil)
+	t.record(ctx, "resolve", EventRecord{Source: "operator", Name: "resolve", Status: string(r.Outcome),
+		Effect: t.step(ctx, ResolveEvent(r.Outcome))})
+	t.sync(ctx)
+	t.wake.Send(ctx, nil)
 	return t.result(), nil
 }
 
 // createSession opens the Connect session; the workflow id is the request id, so every retry is the same request.
+// The same activity supersedes the other transfers of the reference still awaiting their user: Connect keeps one
+// session per reference, so theirs is invalid now.
 func (t *transfer) createSession(ctx workflow.Context) error {
 	metadata := maps.Clone(t.in.Metadata) // copying a map is order-independent
 	if metadata == nil {
@@ -188,16 +209,29 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 		Network:      t.in.Network,
 		Amount:       t.in.Amount,
 	}
-	var s connect.Session
+	open := activities.OpenSessionRequest{Session: req, Supersede: &activities.SignalMatchingRequest{
+		Query:   QueryAwaitingUser(t.in.ReferenceID),
+		Exclude: t.state.WorkflowID,
+		Signal:  SignalSupersede,
+		Arg:     Supersede{WorkflowID: t.state.WorkflowID, DedupeKey: "supersede:" + t.state.WorkflowID},
+	}}
+	var opened activities.OpenedSession
 	opts := SessionActivityOptions
 	opts.Summary = "Open Connect session: " + Summary(t.in.Kind, t.in.Amount, t.in.Asset, t.in.ReferenceID)
 	actx := workflow.WithActivityOptions(ctx, opts)
-	if err := workflow.ExecuteActivity(actx, act.CreateSession, req).Get(ctx, &s); err != nil {
+	if err := workflow.ExecuteActivity(actx, act.OpenSession, open).Get(ctx, &opened); err != nil {
 		return sessionFailure(err)
 	}
-	t.sessionAt = workflow.Now(ctx)
+	s := opened.Session
+	t.clock.SessionOpened = workflow.Now(ctx)
+	t.clock.SessionExpires = s.ExpiresAt
 	t.state.Session = &SessionInfo{SessionID: s.ID, AccountID: s.AccountID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}
+	t.state.SessionID = s.ID
 	t.record(ctx, "session:"+s.ID, EventRecord{Source: "connect", Name: "session.created", Effect: EffectApplied})
+	if opened.SupersedeError != "" {
+		t.record(ctx, "supersede-others", EventRecord{Source: "transfer", Name: "supersede_others",
+			Status: opened.SupersedeError, Effect: EffectIgnored})
+	}
 	return nil
 }
 
@@ -210,44 +244,45 @@ func sessionFailure(err error) error {
 	return temporal.NewNonRetryableApplicationError("Connect session not created: "+err.Error(), "ConnectSessionFailed", nil)
 }
 
-// done reports whether the transfer has nothing more to wait for.
-// A timed-out transfer stays open for an operator's resolve; a confirmed one may wait for its ledger movement.
-func (t *transfer) done() bool {
-	switch {
-	case t.state.Resolution != nil:
-		return true
-	case t.state.Status == StatusTimedOut:
-		return false
-	case t.state.Status == StatusConfirmed && t.in.AwaitLedger:
-		return false
+// step applies event e through the machine and does what the new status implies: it stamps initiation and
+// confirmation for the deadlines. It returns the event's effect.
+func (t *transfer) step(ctx workflow.Context, e Event) string {
+	from := t.state.Status
+	to, effect := Step(from, e, t.state.Facts())
+	if effect != EffectApplied || to == from {
+		return effect
 	}
-	return t.state.Status.Final()
+	now := workflow.Now(ctx)
+	if Progress(from) < Progress(StatusInitiated) && Progress(to) >= Progress(StatusInitiated) && t.state.InitiatedAt.IsZero() {
+		t.state.InitiatedAt = now
+		t.clock.Initiated = now
+	}
+	if e == EventConfirmed {
+		t.state.ConfirmedAt = now
+		t.clock.Confirmed = now
+	}
+	t.state.Status = to
+	return effect
 }
 
-// deadline returns the next timeout for the current status, its name, and the status it leads to.
-func (t *transfer) deadline() (time.Time, string, Status) {
-	switch t.state.Status {
-	case StatusAwaitingUser:
-		at := t.state.Session.ExpiresAt
-		if t.in.Timeouts.SessionExpiry > 0 {
-			at = t.sessionAt.Add(t.in.Timeouts.SessionExpiry)
-		}
-		return at, "session_expired", StatusExpired
-	case StatusInitiated, StatusBroadcasted:
-		return t.state.InitiatedAt.Add(orDefault(t.in.Timeouts.Stall, DefaultStallTimeout)), "stall_timeout", StatusStalled
-	case StatusStalled:
-		return t.state.InitiatedAt.Add(orDefault(t.in.Timeouts.ReviewHorizon, DefaultReviewHorizon)), "review_horizon", StatusTimedOut
-	case StatusConfirmed:
-		return t.confirmedAt.Add(orDefault(t.in.Timeouts.ReviewHorizon, DefaultReviewHorizon)), "ledger_horizon", StatusUnsettled
+// armTimer keeps one timer for the current deadline: a deadline that did not move keeps its timer; one that moved
+// or went away cancels it.
+func (t *transfer) armTimer(ctx workflow.Context) {
+	d := DeadlineOf(t.state.Status, t.state.Facts(), t.clock)
+	if t.timer != nil && (t.timer.At.Equal(d.At) && t.timer.On == d.On) {
+		return
 	}
-	return time.Time{}, "", ""
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
+	if t.timer != nil {
+		t.timer.cancel()
+		t.timer = nil
 	}
-	return def
+	if d.At.IsZero() {
+		return
+	}
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	wait := max(d.At.Sub(workflow.Now(ctx)), 0)
+	f := workflow.NewTimerWithOptions(timerCtx, wait, workflow.TimerOptions{Summary: d.Summary})
+	t.timer = &deadlineTimer{Deadline: d, future: f, cancel: cancel}
 }
 
 func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
@@ -262,77 +297,32 @@ func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveC
 		return
 	}
 	rec := EventRecord{Source: "connect", Name: ev.Name, Status: string(ev.Status), ReceivedAt: s.ReceivedAt}
-	rec.Effect = t.applyConnectEvent(ctx, ev)
+	e := EventOf(ev.Status)
+	switch {
+	case ev.Kind != "" && ev.Kind != t.in.Kind, e == "":
+		rec.Effect = EffectIgnored
+	case ev.TransferID != "" && t.state.ConnectTransferID != "" && ev.TransferID != t.state.ConnectTransferID:
+		rec.Effect = EffectConflict
+	default:
+		failedBefore := t.state.Status
+		rec.Effect = t.step(ctx, e)
+		if rec.Effect == EffectApplied || rec.Effect == EffectLate {
+			t.absorb(ev)
+		}
+		if rec.Effect == EffectApplied && t.state.Status == StatusFailed && failedBefore != StatusFailed {
+			t.state.FailureReason = ev.FailureReason
+		}
+	}
 	t.record(ctx, key, rec)
-}
-
-// applyConnectEvent moves the state machine forward for one new event and says what it did.
-func (t *transfer) applyConnectEvent(ctx workflow.Context, ev connect.Event) string {
-	if ev.Kind != "" && ev.Kind != t.in.Kind {
-		return EffectIgnored
+	if rec.Effect == EffectConflict && !Resolvable(t.state.Status) {
+		t.toReview(ctx, key, SignalReviewEvent, EventSignal{Event: ev, ReceivedAt: rec.ReceivedAt},
+			ReviewInput{Reason: ReviewTransferConflict, Kind: ev.Kind, ConnectTransferID: ev.TransferID, SessionID: ev.SessionID})
 	}
-	p := eventProgress(ev.Status)
-	if p == progressNone {
-		return EffectIgnored
-	}
-	if ev.TransferID != "" && t.state.ConnectTransferID != "" && ev.TransferID != t.state.ConnectTransferID {
-		return EffectConflict
-	}
-	if t.state.Status.Final() {
-		if t.covers(ev.Status) {
-			t.absorb(ctx, ev)
-			return EffectLate
-		}
-		return EffectConflict
-	}
-	t.absorb(ctx, ev)
-	if p <= t.progress {
-		return EffectLate
-	}
-	if t.progress == progressNone {
-		t.state.InitiatedAt = workflow.Now(ctx)
-	}
-	t.progress = p
-	switch ev.Status {
-	case connect.StatusInitiated:
-		t.setStatus(ctx, StatusInitiated)
-	case connect.StatusBroadcasted:
-		t.setStatus(ctx, StatusBroadcasted)
-	case connect.StatusFailed:
-		t.state.FailureReason = ev.FailureReason
-		t.setStatus(ctx, StatusFailed)
-	case connect.StatusConfirmed:
-		t.confirmedAt = workflow.Now(ctx)
-		if t.in.AwaitLedger && t.state.Ledger != nil {
-			t.setStatus(ctx, StatusSettled)
-		} else {
-			t.setStatus(ctx, StatusConfirmed)
-		}
-	}
-	return EffectApplied
-}
-
-// covers reports whether the transfer's final state already includes an event of status s.
-func (t *transfer) covers(s connect.Status) bool { return Covers(t.state.Status, s) }
-
-// Covers reports whether final state f already includes an event of status s (broadcasted after confirmed,
-// a redelivered confirmed). An event it does not cover contradicts it, and money may have moved: a person looks.
-func Covers(f Status, s connect.Status) bool {
-	switch f {
-	case StatusConfirmed, StatusSettled, StatusUnsettled:
-		return s == connect.StatusInitiated || s == connect.StatusBroadcasted || s == connect.StatusConfirmed
-	case StatusFailed:
-		return s == connect.StatusInitiated || s == connect.StatusBroadcasted || s == connect.StatusFailed
-	}
-	return false
 }
 
 // absorb fills what the transfer did not know yet from an event; it never overwrites a known value.
-func (t *transfer) absorb(ctx workflow.Context, ev connect.Event) {
-	if t.state.ConnectTransferID == "" && ev.TransferID != "" {
-		t.state.ConnectTransferID = ev.TransferID
-		t.upsert(ctx, SearchConnectTransferID.ValueSet(ev.TransferID))
-	}
+func (t *transfer) absorb(ev connect.Event) {
+	fill(&t.state.ConnectTransferID, ev.TransferID)
 	fill(&t.state.Asset, ev.Asset)
 	fill(&t.state.Network, ev.Network)
 	fill(&t.state.Amount, ev.Amount)
@@ -356,13 +346,36 @@ func (t *transfer) receiveSDKEvent(ctx workflow.Context, c workflow.ReceiveChann
 		return
 	}
 	rec := EventRecord{Source: "sdk", Name: e.Type, Status: e.Detail, Effect: EffectIgnored}
-	if e.Type == SDKTypeClose && t.state.Status == StatusAwaitingUser {
-		rec.Effect = EffectApplied
-		t.setStatus(ctx, StatusAbandoned)
+	if e.Type == SDKTypeClose {
+		if rec.Effect = t.step(ctx, EventUserClosed); rec.Effect == EffectConflict {
+			rec.Effect = EffectIgnored // closing the SDK moves no money
+		}
 	}
 	t.record(ctx, key, rec)
 }
 
+func (t *transfer) receiveSupersede(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var s Supersede
+	c.Receive(ctx, &s)
+	key := s.DedupeKey
+	if key == "" {
+		key = "supersede:" + s.WorkflowID
+	}
+	if t.duplicate(key) {
+		return
+	}
+	rec := EventRecord{Source: "transfer", Name: "superseded", Status: s.WorkflowID}
+	if rec.Effect = t.step(ctx, EventSuperseded); rec.Effect == EffectApplied {
+		t.state.SupersededBy = s.WorkflowID
+		t.state.FailureReason = "session replaced by a newer transfer for the same reference: " + s.WorkflowID
+	} else {
+		rec.Effect = EffectIgnored // the user went on with this session, or it ended already
+	}
+	t.record(ctx, key, rec)
+}
+
+// receiveLedger takes a Zero Hash movement: one whose asset or amount is not the transfer's (when the transfer
+// names them), or a second movement, is a conflict for review.
 func (t *transfer) receiveLedger(ctx workflow.Context, c workflow.ReceiveChannel) {
 	var m LedgerMovement
 	c.Receive(ctx, &m)
@@ -370,15 +383,44 @@ func (t *transfer) receiveLedger(ctx workflow.Context, c workflow.ReceiveChannel
 	if t.duplicate(key) {
 		return
 	}
-	rec := EventRecord{Source: "ledger", Name: m.MovementType, Effect: EffectIgnored}
-	if t.state.Ledger == nil {
-		t.state.Ledger = &m
-		rec.Effect = EffectApplied
-		if t.in.AwaitLedger && t.state.Status == StatusConfirmed {
-			t.setStatus(ctx, StatusSettled)
+	rec := EventRecord{Source: "ledger", Name: m.MovementType}
+	switch {
+	case !LedgerMatches(t.in, m):
+		rec.Effect = EffectConflict
+		rec.Status = string(EventLedgerMismatch)
+	case t.state.Ledger != nil:
+		rec.Effect = EffectConflict // a second movement for one transfer
+	default:
+		rec.Effect = t.step(ctx, EventLedger)
+		if rec.Effect == EffectApplied || rec.Effect == EffectLate {
+			t.state.Ledger = &m
 		}
 	}
 	t.record(ctx, key, rec)
+	if rec.Effect == EffectConflict && !Resolvable(t.state.Status) {
+		t.toReview(ctx, key, SignalLedger, m, ReviewInput{Reason: ReviewLedgerMismatch, Kind: t.in.Kind,
+			ConnectTransferID: t.state.ConnectTransferID, SessionID: t.state.SessionID})
+	}
+}
+
+// LedgerMatches reports whether movement m can settle a transfer started with in: its asset is the transfer's
+// (case-insensitive) and the size of its change is the transfer's amount (numerically: "0.50" matches "-0.5"),
+// each checked only when the transfer names it.
+func LedgerMatches(in TransferInput, m LedgerMovement) bool {
+	if in.Asset != "" && !strings.EqualFold(strings.TrimSpace(in.Asset), strings.TrimSpace(m.Asset)) {
+		return false
+	}
+	if in.Amount != "" {
+		want, err := decimal.Canonical(in.Amount)
+		if err != nil {
+			return false
+		}
+		got, err := decimal.Canonical(m.Change)
+		if err != nil || strings.TrimPrefix(got, "-") != strings.TrimPrefix(want, "-") {
+			return false
+		}
+	}
+	return true
 }
 
 // duplicate counts a redelivery against the first record of its key.
@@ -399,16 +441,38 @@ func (t *transfer) record(ctx workflow.Context, key string, rec EventRecord) {
 	t.state.Events = append(t.state.Events, rec)
 }
 
-func (t *transfer) setStatus(ctx workflow.Context, s Status, more ...temporal.SearchAttributeUpdate) {
-	t.state.Status = s
-	t.upsert(ctx, append(more, SearchTransferStatus.ValueSet(string(s)))...)
-	workflow.SetCurrentDetails(ctx, t.summary())
-}
-
-// upsert keeps search attributes current. A failure here is a bug in our attribute names, not worth the transfer.
-func (t *transfer) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
-	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-		workflow.GetLogger(ctx).Error("search attributes not updated", "error", err)
+// sync makes the search attributes and the UI's current details match the state. It upserts only the attributes
+// whose value changed since the workflow last upserted them, in one command, so a transfer costs one upsert per
+// change of a searchable value, not one per event. The first sync comes after the session activity: until then the
+// attributes the starter set at start (kind, reference, creating_session) stand. What was upserted is tracked in
+// the workflow's own state, never read back from the workflow's info, so a replay issues the same commands.
+func (t *transfer) sync(ctx workflow.Context) {
+	want := [...]struct {
+		key   temporal.SearchAttributeKeyKeyword
+		value string
+	}{
+		{SearchTransferKind, string(t.in.Kind)},
+		{SearchConnectReferenceID, t.in.ReferenceID},
+		{SearchTransferStatus, string(t.state.Status)},
+		{SearchConnectSessionID, t.state.SessionID},
+		{SearchConnectTransferID, t.state.ConnectTransferID},
+	}
+	var updates []temporal.SearchAttributeUpdate
+	for i, w := range want {
+		if w.value != "" && t.indexed[i] != w.value {
+			t.indexed[i] = w.value
+			updates = append(updates, w.key.ValueSet(w.value))
+		}
+	}
+	if len(updates) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			// A failure here is a bug in our attribute names, not worth the transfer.
+			workflow.GetLogger(ctx).Error("search attributes not updated", "error", err)
+		}
+	}
+	if d := t.summary(); d != t.details {
+		t.details = d
+		workflow.SetCurrentDetails(ctx, d)
 	}
 }
 
@@ -439,8 +503,37 @@ func Summary(kind connect.Kind, amount, asset, referenceID string) string {
 	return fmt.Sprintf("%s for %s", noun, referenceID)
 }
 
+// toReview hands an event the transfer cannot take (a conflict, when the transfer itself does not wait for a
+// person) to its review workflow (one per event, by its dedupe key),
+// starting the review if needed: the one way a transfer sends something to a person. It runs in the background.
+func (t *transfer) toReview(ctx workflow.Context, key, signal string, arg any, in ReviewInput) {
+	in.TransferWorkflowID = t.state.WorkflowID
+	req := activities.ReviewRequest{
+		WorkflowID:   ReviewWorkflowID(key),
+		WorkflowType: "ReviewWorkflow",
+		Signal:       signal,
+		SignalArg:    arg,
+		Input:        in,
+		Summary:      "Needs review: " + in.Reason,
+	}
+	opts := TemporalActivityOptions
+	opts.Summary = "Send to review (" + in.Reason + "): " + req.WorkflowID
+	t.background(ctx, "review", workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.OpenReview, req))
+}
+
+// background waits for f in its own coroutine; finish waits for every one before the workflow closes.
+func (t *transfer) background(ctx workflow.Context, what string, f workflow.Future) {
+	t.pending++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { t.pending-- }()
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error(what+" failed", "error", err)
+		}
+	})
+}
+
 // drainSignals records whatever was signalled before the workflow closes, so nothing Temporal accepted is lost.
-func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger workflow.ReceiveChannel) {
+func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) {
 	for {
 		switch {
 		case events.Len() > 0:
@@ -449,34 +542,24 @@ func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger workfl
 			t.receiveSDKEvent(ctx, sdk)
 		case ledger.Len() > 0:
 			t.receiveLedger(ctx, ledger)
+		case supersede.Len() > 0:
+			t.receiveSupersede(ctx, supersede)
 		default:
 			return
 		}
 	}
 }
 
-// finish waits for in-flight update handlers (the session update) so callers get their answer.
+// finish waits for background activities and in-flight update handlers (the session update) so callers get
+// their answer and every review is open before the workflow closes.
 func (t *transfer) finish(ctx workflow.Context) error {
-	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return workflow.Await(ctx, func() bool { return t.pending == 0 && workflow.AllHandlersFinished(ctx) })
 }
 
+// result is the state without the session, so without its JWT.
 func (t *transfer) result() TransferResult {
-	r := TransferResult{
-		Status:            t.state.Status,
-		Kind:              t.state.Kind,
-		TransferID:        t.state.TransferID,
-		ConnectTransferID: t.state.ConnectTransferID,
-		Asset:             t.state.Asset,
-		Network:           t.state.Network,
-		Amount:            t.state.Amount,
-		TxHash:            t.state.TxHash,
-		FailureReason:     t.state.FailureReason,
-		Ledger:            t.state.Ledger,
-		Resolution:        t.state.Resolution,
-		Events:            t.state.Events,
-	}
-	if t.state.Session != nil {
-		r.SessionID = t.state.Session.SessionID
-	}
+	r := t.state
+	r.Session = nil
+	r.Events = append([]EventRecord(nil), t.state.Events...)
 	return r
 }

@@ -2,7 +2,10 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +23,8 @@ const testSessionTTL = time.Hour
 
 type env struct {
 	*testsuite.TestWorkflowEnvironment
-	t *testing.T
+	t       *testing.T
+	reviews *[]activities.ReviewRequest // every review the workflow opened
 }
 
 func newEnv(t *testing.T) env {
@@ -29,12 +33,31 @@ func newEnv(t *testing.T) env {
 	e.RegisterWorkflow(TransferWorkflow)
 	e.RegisterWorkflow(OnboardingWorkflow)
 	e.RegisterActivity(&activities.Activities{})
-	return env{e, t}
+	// The activities that reach other workflows answer as a Temporal with no other transfer would.
+	reviews := &[]activities.ReviewRequest{}
+	var mu sync.Mutex // activities run on their own goroutines
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			*reviews = append(*reviews, req)
+			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
+		}).Maybe()
+	return env{e, t, reviews}
 }
 
-// sessionOK answers CreateSession like Connect does, echoing what the workflow asked for.
+// onSession answers the session activity with fn, as Connect would; superseding finds no other transfer.
+func (e env) onSession(fn func(context.Context, connect.SessionRequest) (connect.Session, error)) {
+	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
+			s, err := fn(ctx, req.Session)
+			return activities.OpenedSession{Session: s}, err
+		})
+}
+
+// sessionOK answers the session activity like Connect does, echoing what the workflow asked for.
 func (e env) sessionOK() {
-	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+	e.onSession(
 		func(_ context.Context, req connect.SessionRequest) (connect.Session, error) {
 			now := e.Now()
 			return connect.Session{JWT: "jwt-for-" + req.RequestID, ID: "sess-1", AccountID: "acct-1",
@@ -97,7 +120,7 @@ func effects(r TransferResult) []string {
 func TestDepositConfirmed(t *testing.T) {
 	e := newEnv(t)
 	var got connect.SessionRequest
-	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+	e.onSession(
 		func(_ context.Context, req connect.SessionRequest) (connect.Session, error) {
 			got = req
 			return connect.Session{JWT: "jwt", ID: "sess-1", ExpiresAt: e.Now().Add(testSessionTTL)}, nil
@@ -349,7 +372,7 @@ func TestCloseAfterInitiatingDoesNotAbandon(t *testing.T) {
 func TestSessionRefusedFailsAtOnceWithReadableReason(t *testing.T) {
 	e := newEnv(t)
 	calls := 0
-	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+	e.onSession(
 		func(_ context.Context, _ connect.SessionRequest) (connect.Session, error) {
 			calls++
 			return connect.Session{}, temporal.NewNonRetryableApplicationError("connect create session: HTTP 403 forbidden: scope not allowed", "ConnectForbidden", nil)
@@ -377,7 +400,7 @@ func TestSessionRefusedFailsAtOnceWithReadableReason(t *testing.T) {
 func TestSessionServerErrorsRetryThenSucceed(t *testing.T) {
 	e := newEnv(t)
 	calls := 0
-	e.OnActivity(act.CreateSession, mock.Anything, mock.Anything).Return(
+	e.onSession(
 		func(_ context.Context, req connect.SessionRequest) (connect.Session, error) {
 			calls++
 			if calls <= 2 {
@@ -440,3 +463,165 @@ func TestOnboardingRejectsBadEmail(t *testing.T) {
 
 // startTime is when the session was recorded, the first event of every transfer.
 func (e env) startTime(r TransferResult) time.Time { return r.Events[0].ReceivedAt }
+
+func TestSupersededWhileAwaitingTheUser(t *testing.T) {
+	e := newEnv(t)
+	var asked activities.OpenSessionRequest
+	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
+			asked = req
+			return activities.OpenedSession{Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)},
+				SupersedeError: "list: unavailable"}, nil
+		})
+	sup := Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer"}
+	e.signalAt(time.Minute, SignalSupersede, sup, sup)
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusSuperseded, r.Status)
+	require.Equal(t, "deposit-newer", r.SupersededBy)
+	require.True(t, r.Final())
+	require.Nil(t, r.Session, "the result carries no JWT")
+	require.Equal(t, "sess-1", r.SessionID)
+	require.Equal(t, []string{"connect::applied", "transfer:list: unavailable:ignored", "transfer:deposit-newer:applied"}, effects(r))
+	// The session activity supersedes the other transfers of the reference still awaiting their user.
+	require.NotNil(t, asked.Supersede)
+	require.Equal(t, QueryAwaitingUser("USER01"), asked.Supersede.Query)
+	require.Equal(t, "default-test-workflow-id", asked.Supersede.Exclude)
+	require.Equal(t, SignalSupersede, asked.Supersede.Signal)
+}
+
+func TestSupersedeAfterInitiatingIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(2*time.Minute, SignalSupersede, Supersede{WorkflowID: "deposit-newer"})
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Empty(t, r.SupersededBy)
+	require.Equal(t, []string{"connect::applied", "connect:initiated:applied", "transfer:deposit-newer:ignored", "connect:confirmed:applied"}, effects(r))
+}
+
+func TestMismatchedLedgerIsAConflictForReview(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := TransferInput{Kind: connect.KindWithdrawal, TransferID: "w-1", ReferenceID: "USER01", Asset: "BTC", Network: "bitcoin",
+		Amount: "0.5", AwaitLedger: true}
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindWithdrawal, connect.StatusConfirmed))
+	e.signalAt(2*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "-0.5"},
+		LedgerMovement{MovementID: "m-small", Asset: "BTC", Change: "-0.4"})
+	e.signalAt(3*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-ok", Asset: "btc", Change: "-0.500"})
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusSettled, r.Status)
+	require.Equal(t, "m-ok", r.Ledger.MovementID)
+	require.Equal(t, []string{"connect::applied", "connect:confirmed:applied", "ledger:ledger_mismatch:conflict",
+		"ledger:ledger_mismatch:conflict", "ledger::applied"}, effects(r))
+	reviews := *e.reviews
+	require.Len(t, reviews, 2)
+	if reviews[0].WorkflowID != ReviewWorkflowID("ledger:m-eth") {
+		reviews[0], reviews[1] = reviews[1], reviews[0] // the two run side by side
+	}
+	require.Equal(t, ReviewWorkflowID("ledger:m-eth"), reviews[0].WorkflowID)
+	require.Equal(t, ReviewWorkflowID("ledger:m-small"), reviews[1].WorkflowID)
+	require.Equal(t, "ReviewWorkflow", reviews[0].WorkflowType)
+	require.Equal(t, SignalLedger, reviews[0].Signal)
+	var rin ReviewInput
+	require.NoError(t, json.Unmarshal(reviews[0].Input.(json.RawMessage), &rin))
+	require.Equal(t, ReviewLedgerMismatch, rin.Reason)
+	require.Equal(t, "default-test-workflow-id", rin.TransferWorkflowID)
+	var mv LedgerMovement
+	require.NoError(t, json.Unmarshal(reviews[0].SignalArg.(json.RawMessage), &mv))
+	require.Equal(t, "m-eth", mv.MovementID)
+}
+
+func TestLedgerMatches(t *testing.T) {
+	in := TransferInput{Asset: "BTC", Amount: "0.013"}
+	for m, want := range map[LedgerMovement]bool{
+		{Asset: "BTC", Change: "0.013"}:   true,
+		{Asset: "btc", Change: "-0.0130"}: true,
+		{Asset: "BTC", Change: "13e-3"}:   true,
+		{Asset: "ETH", Change: "0.013"}:   false,
+		{Asset: "BTC", Change: "0.0131"}:  false,
+		{Asset: "BTC", Change: "abc"}:     false,
+		{Asset: "BTC"}:                    false,
+	} {
+		if got := LedgerMatches(in, m); got != want {
+			t.Errorf("LedgerMatches(%+v) = %v, want %v", m, got, want)
+		}
+	}
+	if !LedgerMatches(TransferInput{}, LedgerMovement{Asset: "ETH", Change: "7"}) {
+		t.Error("a transfer that names no asset or amount takes any movement")
+	}
+}
+
+// Random orders of a transfer's events, each sent up to three times, with SDK callbacks, a supersede and a ledger
+// movement mixed in: whatever the order, the workflow never moves backwards, records each event once (redeliveries
+// only count), and ends in the final status its outcome implies.
+func TestRandomEventOrdersKeepTheInvariants(t *testing.T) {
+	for seed := range uint64(60) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		e := newEnv(t)
+		e.sessionOK()
+		in := deposit()
+		in.AwaitLedger = r.IntN(2) == 0
+		outcome := []connect.Status{connect.StatusConfirmed, connect.StatusFailed}[r.IntN(2)]
+		var sends []any
+		for _, st := range []connect.Status{connect.StatusInitiated, connect.StatusBroadcasted, outcome} {
+			for range 1 + r.IntN(3) {
+				sends = append(sends, ev(connect.KindDeposit, st))
+			}
+		}
+		sends = append(sends, SDKEvent{Type: SDKTypeEvent, Detail: "loaded", DedupeKey: "sdk-loaded"})
+		r.Shuffle(len(sends), func(i, j int) { sends[i], sends[j] = sends[j], sends[i] })
+		last := -1
+		for i, p := range sends {
+			at := time.Duration(i+1) * time.Minute
+			name := SignalConnectEvent
+			if _, ok := p.(SDKEvent); ok {
+				name = SignalSDKEvent
+			}
+			e.signalAt(at, name, p)
+			e.RegisterDelayedCallback(func() {
+				st := e.state()
+				if st.Progress() < last {
+					t.Errorf("seed %d: moved backwards to %s", seed, st.Status)
+				}
+				last = st.Progress()
+			}, at+time.Second)
+		}
+		if in.AwaitLedger {
+			e.signalAt(time.Duration(len(sends)+1)*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1", Change: "0.013"})
+		}
+		e.ExecuteWorkflow(TransferWorkflow, in)
+		res := e.result()
+		want := StatusFailed
+		if outcome == connect.StatusConfirmed {
+			want = StatusConfirmed
+			if in.AwaitLedger {
+				want = StatusSettled
+			}
+		}
+		// A failed transfer awaiting its ledger closes at failed; the movement after close is not taken.
+		if res.Status != want || !res.Final() {
+			t.Fatalf("seed %d: ended %s, want %s (events %v)", seed, res.Status, want, effects(res))
+		}
+		seen := map[string]bool{}
+		applied := map[string]int{}
+		for _, rec := range res.Events {
+			if seen[rec.DedupeKey] {
+				t.Fatalf("seed %d: %s recorded twice", seed, rec.DedupeKey)
+			}
+			seen[rec.DedupeKey] = true
+			if rec.Effect == EffectApplied && rec.Source == "connect" && rec.Status != "" {
+				applied[rec.Status]++
+			}
+		}
+		for st, n := range applied {
+			if n > 1 {
+				t.Fatalf("seed %d: %s applied %d times", seed, st, n)
+			}
+		}
+	}
+}

@@ -19,6 +19,7 @@ const (
 	SignalConnectEvent = "connect-event" // a verified Connect webhook: EventSignal
 	SignalSDKEvent     = "sdk-event"     // an Auth SDK callback relayed by the frontend: SDKEvent
 	SignalLedger       = "ledger"        // a Zero Hash balance movement for this transfer: LedgerMovement
+	SignalSupersede    = "supersede"     // a newer transfer for the same reference opened its session: Supersede
 	UpdateSession      = "session"       // waits for the Connect session and returns SessionInfo
 	QueryState         = "state"         // returns TransferState
 )
@@ -40,36 +41,6 @@ var (
 
 // SearchAttributeNames lists the custom search attributes a namespace needs (all Keyword).
 var SearchAttributeNames = []string{"TransferKind", "TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID"}
-
-// Status is where a transfer stands. The happy path follows the guide:
-// awaiting_user -> initiated -> broadcasted -> confirmed | failed.
-type Status string
-
-const (
-	StatusCreatingSession Status = "creating_session"
-	StatusSessionFailed   Status = "session_failed" // Connect refused the session; no money moved
-	StatusAwaitingUser    Status = "awaiting_user"
-	StatusInitiated       Status = "initiated"
-	StatusBroadcasted     Status = "broadcasted"
-	StatusStalled         Status = "stalled" // initiated, no final event within the stall timeout; still waiting
-	StatusConfirmed       Status = "confirmed"
-	StatusFailed          Status = "failed"
-	StatusExpired         Status = "expired"   // the session expired before the user initiated
-	StatusAbandoned       Status = "abandoned" // the user closed the SDK before initiating
-	StatusTimedOut        Status = "timed_out" // no final event within the review horizon: open until a person resolves it
-	StatusSettled         Status = "settled"   // confirmed and the Zero Hash ledger movement arrived
-	StatusUnsettled       Status = "unsettled" // confirmed, but no ledger movement within the review horizon
-)
-
-// Final reports whether a transfer in status s will not change any more.
-func (s Status) Final() bool {
-	switch s {
-	case StatusConfirmed, StatusFailed, StatusExpired, StatusAbandoned, StatusTimedOut, StatusSettled,
-		StatusUnsettled, StatusSessionFailed:
-		return true
-	}
-	return false
-}
 
 // Defaults for the per-transfer timeouts.
 const (
@@ -100,7 +71,18 @@ type TransferInput struct {
 	// AwaitLedger keeps a confirmed transfer open until its Zero Hash balance movement arrives (then settled).
 	AwaitLedger bool     `json:"await_ledger,omitempty"`
 	Timeouts    Timeouts `json:"timeouts,omitzero"`
+	// IfBusy says what starting does when another transfer for the same reference still awaits its user:
+	// supersede it (the default: Connect keeps one session per reference) or refuse to start (transfer.ErrBusy).
+	IfBusy IfBusy `json:"if_busy,omitempty"`
 }
+
+// IfBusy is a start option: what to do when the reference has a transfer awaiting its user.
+type IfBusy string
+
+const (
+	IfBusySupersede IfBusy = "supersede" // the default: the older transfer ends superseded
+	IfBusyRefuse    IfBusy = "refuse"    // nothing starts; the caller gets transfer.ErrBusy naming the busy transfer
+)
 
 // Validate reports the first thing wrong with the input, naming the field.
 func (in TransferInput) Validate() error {
@@ -118,6 +100,9 @@ func (in TransferInput) Validate() error {
 		if _, taken := in.Metadata[k]; taken {
 			return fmt.Errorf("metadata: key %q is reserved by connectflow", k)
 		}
+	}
+	if in.IfBusy != "" && in.IfBusy != IfBusySupersede && in.IfBusy != IfBusyRefuse {
+		return fmt.Errorf("if_busy: must be %q or %q, got %q", IfBusySupersede, IfBusyRefuse, in.IfBusy)
 	}
 	if in.Timeouts.SessionExpiry < 0 || in.Timeouts.Stall < 0 || in.Timeouts.ReviewHorizon < 0 {
 		return fmt.Errorf("timeouts: must not be negative")
@@ -160,6 +145,13 @@ type SDKEvent struct {
 	DedupeKey string `json:"dedupe_key"`
 }
 
+// Supersede tells a transfer still awaiting its user that a newer transfer for the same reference opened a
+// session, which invalidated this one's at Connect.
+type Supersede struct {
+	WorkflowID string `json:"workflow_id"` // the superseding transfer
+	DedupeKey  string `json:"dedupe_key"`  // one per superseding transfer: "supersede:<its workflow id>"
+}
+
 // LedgerMovement is the Zero Hash balance movement that settles a transfer.
 type LedgerMovement struct {
 	MovementID   string    `json:"movement_id"`
@@ -181,31 +173,17 @@ type EventRecord struct {
 	Duplicates int    `json:"duplicates,omitempty"`
 }
 
-// TransferState is the workflow's whole record, returned by QueryState.
+// TransferState is the workflow's whole record: QueryState returns it, and a finished workflow returns it as its
+// result without the session (so without the JWT). Its JSON is a superset of what closed workflows returned
+// before (TransferResult's fields and names are unchanged): workflows/result_test.go checks it against the
+// recorded histories.
 type TransferState struct {
-	WorkflowID        string          `json:"workflow_id"`
+	WorkflowID        string          `json:"workflow_id,omitempty"`
 	Kind              connect.Kind    `json:"kind"`
 	TransferID        string          `json:"transfer_id"`
-	ReferenceID       string          `json:"reference_id"`
+	ReferenceID       string          `json:"reference_id,omitempty"`
 	Status            Status          `json:"status"`
-	Session           *SessionInfo    `json:"session,omitempty"`
-	ConnectTransferID string          `json:"connect_transfer_id,omitempty"`
-	Asset             string          `json:"asset,omitempty"`
-	Network           string          `json:"network,omitempty"`
-	Amount            string          `json:"amount,omitempty"`
-	TxHash            string          `json:"tx_hash,omitempty"`
-	FailureReason     string          `json:"failure_reason,omitempty"`
-	Ledger            *LedgerMovement `json:"ledger,omitempty"`
-	InitiatedAt       time.Time       `json:"initiated_at,omitzero"`
-	Resolution        *Resolution     `json:"resolution,omitempty"`
-	Events            []EventRecord   `json:"events"`
-}
-
-// TransferResult is what a finished transfer workflow returns: its state without the session JWT.
-type TransferResult struct {
-	Status            Status          `json:"status"`
-	Kind              connect.Kind    `json:"kind"`
-	TransferID        string          `json:"transfer_id"`
+	Session           *SessionInfo    `json:"session,omitempty"` // in query answers only: it holds the JWT
 	SessionID         string          `json:"session_id,omitempty"`
 	ConnectTransferID string          `json:"connect_transfer_id,omitempty"`
 	Asset             string          `json:"asset,omitempty"`
@@ -214,6 +192,24 @@ type TransferResult struct {
 	TxHash            string          `json:"tx_hash,omitempty"`
 	FailureReason     string          `json:"failure_reason,omitempty"`
 	Ledger            *LedgerMovement `json:"ledger,omitempty"`
+	AwaitLedger       bool            `json:"await_ledger,omitempty"`
+	InitiatedAt       time.Time       `json:"initiated_at,omitzero"`
+	ConfirmedAt       time.Time       `json:"confirmed_at,omitzero"`
+	SupersededBy      string          `json:"superseded_by,omitempty"` // the workflow id of the newer transfer
 	Resolution        *Resolution     `json:"resolution,omitempty"`
 	Events            []EventRecord   `json:"events"`
 }
+
+// TransferResult is what a finished transfer workflow returns: its state without the session JWT.
+type TransferResult = TransferState
+
+// Facts are the state's facts the machine's transitions depend on.
+func (st TransferState) Facts() Facts {
+	return Facts{AwaitLedger: st.AwaitLedger, HasLedger: st.Ledger != nil, Resolved: st.Resolution != nil}
+}
+
+// Final reports whether the transfer will not change any more (machine.go's Final).
+func (st TransferState) Final() bool { return Final(st.Status, st.Facts()) }
+
+// Progress is how far along the transfer is, derived from its status.
+func (st TransferState) Progress() int { return Progress(st.Status) }

@@ -22,6 +22,10 @@ const (
 	EnvConnectClientID          = "CONNECT_CLIENT_ID"
 	EnvConnectClientSecret      = "CONNECT_CLIENT_SECRET"
 	EnvConnectOrgKeyFile        = "CONNECT_ORG_KEY_FILE"
+	EnvConnectOrganizationID    = "CONNECT_ORGANIZATION_ID"
+	EnvConnectAudience          = "CONNECT_AUDIENCE"
+	EnvConnectWithdrawalScope   = connect.WithdrawalScopeSetting // "CONNECT_WITHDRAWAL_SCOPE"
+	EnvConnectSignRequests      = "CONNECT_SIGN_REQUESTS"
 	EnvZeroHashAPIURL           = "ZEROHASH_API_URL"
 	EnvZeroHashAPIKey           = "ZEROHASH_API_KEY"
 	EnvZeroHashAPISecret        = "ZEROHASH_API_SECRET"
@@ -35,8 +39,10 @@ const (
 // Config is what New needs to build a worker.
 type Config struct {
 	TaskQueue string
-	Connect   connect.Options  // BaseURL, ClientID and ClientSecret required; OrgKey signs requests when set
-	ZeroHash  zerohash.Options // every field but HTTPClient and Now required
+	// Connect: BaseURL, ClientID, ClientSecret and OrganizationID required; OrgKey signs requests when set and is
+	// required with RequireSignature; WithdrawalScope "" or one of connect.WithdrawalScopes.
+	Connect  connect.Options
+	ZeroHash zerohash.Options // every field but HTTPClient and Now required
 	// MaxConcurrentActivities caps activities running at once on this worker; 0 keeps the SDK's default.
 	MaxConcurrentActivities int
 	// Deployment makes the worker a Worker Deployment version; its zero value is an unversioned worker.
@@ -53,7 +59,11 @@ func (c Config) Validate() error {
 		{EnvConnectAPIURL, baseURL(c.Connect.BaseURL)},
 		{EnvConnectClientID, text(c.Connect.ClientID)},
 		{EnvConnectClientSecret, text(c.Connect.ClientSecret)},
+		{EnvConnectOrganizationID, text(c.Connect.OrganizationID)},
+		{EnvConnectAudience, optionalText(c.Connect.Audience)},
+		{EnvConnectWithdrawalScope, connect.CheckWithdrawalScope(c.Connect.WithdrawalScope)},
 		{EnvConnectOrgKeyFile, orgKey(c.Connect)},
+		{EnvConnectSignRequests, signRequests(c.Connect)},
 		{EnvZeroHashAPIURL, baseURL(c.ZeroHash.BaseURL)},
 		{EnvZeroHashAPIKey, text(c.ZeroHash.APIKey)},
 		{EnvZeroHashAPISecret, apiSecret(c.ZeroHash.APISecret)},
@@ -86,6 +96,21 @@ func baseURL(v string) error {
 		return settings.ErrRequired
 	}
 	return settings.CheckURL(v)
+}
+
+func optionalText(v string) error {
+	if v == "" {
+		return nil
+	}
+	return settings.CheckText(v)
+}
+
+// signRequests fails when signed requests are required but no organization key is configured.
+func signRequests(o connect.Options) error {
+	if o.RequireSignature && o.OrgKey == nil {
+		return fmt.Errorf("is true but %s is not set: signed requests need the organization's private key", EnvConnectOrgKeyFile)
+	}
+	return nil
 }
 
 func orgKey(o connect.Options) error {
@@ -138,8 +163,23 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "Connect API client_id"})
 	s.Secret(&w.Connect.ClientSecret, settings.Spec{Env: EnvConnectClientSecret, Required: true,
 		Usage: "Connect API client_secret"})
+	s.String(&w.Connect.OrganizationID, settings.Spec{Env: EnvConnectOrganizationID, Required: true,
+		Usage: "Connect organization_id (from Zero Hash): sent in the token request and as x-connect-client-id"})
+	s.String(&w.Connect.Audience, settings.Spec{Env: EnvConnectAudience,
+		Usage: "token request audience; unset uses the scheme and host of CONNECT_API_URL"})
+	s.Func(settings.Spec{Env: EnvConnectWithdrawalScope, Default: string(connect.DefaultWithdrawalScope),
+		Usage: "withdrawal session scope: user:withdrawal:request (the OpenAPI's) or user:withdrawal:send (the guide's)"},
+		"scope", func(raw string) error {
+			if err := connect.CheckWithdrawalScope(connect.Scope(raw)); err != nil {
+				return err
+			}
+			w.Connect.WithdrawalScope = connect.Scope(raw)
+			return nil
+		})
 	s.RSAPrivateKeyFile(&w.Connect.OrgKey, settings.Spec{Env: EnvConnectOrgKeyFile,
 		Usage: "PEM RSA private key (PKCS#1 or PKCS#8) that signs Connect requests; unset sends them unsigned"})
+	s.Bool(&w.Connect.RequireSignature, settings.Spec{Env: EnvConnectSignRequests, Default: "false",
+		Usage: "require signed Connect requests: the worker does not start without CONNECT_ORG_KEY_FILE"})
 	s.URL(&w.ZeroHash.BaseURL, settings.Spec{Env: EnvZeroHashAPIURL, Required: true,
 		Usage: "Zero Hash platform API base URL, e.g. https://api.cert.zerohash.com"})
 	s.Secret(&w.ZeroHash.APIKey, settings.Spec{Env: EnvZeroHashAPIKey, Required: true,

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -26,6 +27,8 @@ const (
 	testPassphrase   = "zh-pass-value"
 )
 
+const testOrganizationID = "4789efea-e034-4e6f-b8a0-5289aacec427"
+
 var testAPISecret = base64.StdEncoding.EncodeToString([]byte("zh-hmac-secret-value"))
 
 func secrets() []string { return []string{testClientSecret, testAPIKey, testPassphrase, testAPISecret} }
@@ -33,14 +36,15 @@ func secrets() []string { return []string{testClientSecret, testAPIKey, testPass
 // goodEnv is a complete worker environment; TEMPORAL_CONFIG_FILE points nowhere so no real profile leaks in.
 func goodEnv(t *testing.T) settings.MapEnv {
 	return settings.MapEnv{
-		"TEMPORAL_CONFIG_FILE": filepath.Join(t.TempDir(), "absent.toml"),
-		EnvConnectAPIURL:       "https://api.sandbox.connect.xyz/api/v1",
-		EnvConnectClientID:     "client-1",
-		EnvConnectClientSecret: testClientSecret,
-		EnvZeroHashAPIURL:      "https://api.cert.zerohash.com",
-		EnvZeroHashAPIKey:      testAPIKey,
-		EnvZeroHashAPISecret:   testAPISecret,
-		EnvZeroHashPassphrase:  testPassphrase,
+		"TEMPORAL_CONFIG_FILE":   filepath.Join(t.TempDir(), "absent.toml"),
+		EnvConnectAPIURL:         "https://api.sandbox.connect.xyz/api/v1",
+		EnvConnectClientID:       "client-1",
+		EnvConnectClientSecret:   testClientSecret,
+		EnvConnectOrganizationID: testOrganizationID,
+		EnvZeroHashAPIURL:        "https://api.cert.zerohash.com",
+		EnvZeroHashAPIKey:        testAPIKey,
+		EnvZeroHashAPISecret:     testAPISecret,
+		EnvZeroHashPassphrase:    testPassphrase,
 	}
 }
 
@@ -60,7 +64,8 @@ func TestLoadSettingsFromEnv(t *testing.T) {
 		w.ZeroHash.BaseURL != env[EnvZeroHashAPIURL] || w.ZeroHash.APIKey != testAPIKey ||
 		w.ZeroHash.APISecret != testAPISecret || w.ZeroHash.Passphrase != testPassphrase ||
 		w.MaxConcurrentActivities != 50 || st.MetricsAddr != ":9090" || !st.RegisterSearchAttributes ||
-		st.LogLevel.String() != "DEBUG" {
+		st.LogLevel.String() != "DEBUG" || w.Connect.OrganizationID != testOrganizationID ||
+		w.Connect.WithdrawalScope != connect.ScopeWithdrawalRequest || w.Connect.Audience != "" || w.Connect.RequireSignature {
 		t.Fatalf("settings not loaded as given: %+v", st)
 	}
 	opts, err := st.Temporal.ClientOptions()
@@ -113,6 +118,29 @@ func TestLoadSettingsOrgKeyPKCS1AndPKCS8(t *testing.T) {
 	}
 }
 
+func TestLoadSettingsConnectContract(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "org.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testKey(t))}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := goodEnv(t)
+	env[EnvConnectWithdrawalScope] = "user:withdrawal:send"
+	env[EnvConnectAudience] = "https://api.cert.connect.xyz"
+	env[EnvConnectSignRequests] = "true"
+	env[EnvConnectOrgKeyFile] = path
+	st, err := LoadSettings(nil, env, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("LoadSettings: %v", err)
+	}
+	c := st.Worker.Connect
+	if c.WithdrawalScope != connect.ScopeWithdrawalSend || c.Audience != "https://api.cert.connect.xyz" || !c.RequireSignature || c.OrgKey == nil {
+		t.Fatalf("Connect options %+v, want the guide's scope, the audience, required signing with the key", c)
+	}
+	if connect.WithdrawalScopeSetting != EnvConnectWithdrawalScope {
+		t.Fatalf("the connect client's scope hints name %s, the worker's setting is %s", connect.WithdrawalScopeSetting, EnvConnectWithdrawalScope)
+	}
+}
+
 func TestLoadSettingsNamesEachBadVariable(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -122,6 +150,12 @@ func TestLoadSettingsNamesEachBadVariable(t *testing.T) {
 	}{
 		{"missing client id", func(e settings.MapEnv) { delete(e, EnvConnectClientID) }, EnvConnectClientID, "required"},
 		{"missing client secret", func(e settings.MapEnv) { delete(e, EnvConnectClientSecret) }, EnvConnectClientSecret, "required"},
+		{"missing organization id", func(e settings.MapEnv) { delete(e, EnvConnectOrganizationID) }, EnvConnectOrganizationID, "required"},
+		{"unknown withdrawal scope", func(e settings.MapEnv) { e[EnvConnectWithdrawalScope] = "user:withdrawal:all" }, EnvConnectWithdrawalScope, "is not a withdrawal scope: use user:withdrawal:request"},
+		{"deposit scope for withdrawals", func(e settings.MapEnv) { e[EnvConnectWithdrawalScope] = "user:deposit:send" }, EnvConnectWithdrawalScope, "is not a withdrawal scope"},
+		{"signed requests without a key", func(e settings.MapEnv) { e[EnvConnectSignRequests] = "true" }, EnvConnectSignRequests, "is true but CONNECT_ORG_KEY_FILE is not set"},
+		{"sign requests not a bool", func(e settings.MapEnv) { e[EnvConnectSignRequests] = "yes please" }, EnvConnectSignRequests, "true or false"},
+		{"audience with a newline", func(e settings.MapEnv) { e[EnvConnectAudience] = "https://api.connect.xyz\n" }, EnvConnectAudience, "control character"},
 		{"missing zero hash url", func(e settings.MapEnv) { e[EnvZeroHashAPIURL] = "" }, EnvZeroHashAPIURL, "required"},
 		{"connect url not absolute", func(e settings.MapEnv) { e[EnvConnectAPIURL] = "api.sandbox.connect.xyz" }, EnvConnectAPIURL, "absolute URL"},
 		{"zero hash url plain http", func(e settings.MapEnv) { e[EnvZeroHashAPIURL] = "http://api.cert.zerohash.com" }, EnvZeroHashAPIURL, "must use https"},
@@ -154,7 +188,9 @@ func TestLoadSettingsHelpShowsNamesNotSecrets(t *testing.T) {
 		t.Fatalf("LoadSettings(-h) = %v, want flag.ErrHelp", err)
 	}
 	for _, want := range []string{"-connect-client-id", "env CONNECT_CLIENT_ID, required", "-temporal-address",
-		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "env METRICS_ADDR", "env CONNECT_ORG_KEY_FILE"} {
+		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "env METRICS_ADDR", "env CONNECT_ORG_KEY_FILE",
+		"env CONNECT_ORGANIZATION_ID, required", "env CONNECT_WITHDRAWAL_SCOPE, default user:withdrawal:request",
+		"env CONNECT_AUDIENCE", "env CONNECT_SIGN_REQUESTS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -181,6 +217,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no connect url", func(c *Config) { c.Connect.BaseURL = "" }, EnvConnectAPIURL, "required"},
 		{"connect url with credentials", func(c *Config) { c.Connect.BaseURL = "https://id:" + testClientSecret + "@connect.example" }, EnvConnectAPIURL, "credentials"},
 		{"no client id", func(c *Config) { c.Connect.ClientID = "" }, EnvConnectClientID, "required"},
+		{"no organization id", func(c *Config) { c.Connect.OrganizationID = "" }, EnvConnectOrganizationID, "required"},
+		{"bad withdrawal scope", func(c *Config) { c.Connect.WithdrawalScope = "user:recovery:send" }, EnvConnectWithdrawalScope, "not a withdrawal scope"},
+		{"signature required, no key", func(c *Config) { c.Connect.RequireSignature = true }, EnvConnectSignRequests, "CONNECT_ORG_KEY_FILE"},
 		{"client secret with space", func(c *Config) { c.Connect.ClientSecret = testClientSecret + " " }, EnvConnectClientSecret, "white space"},
 		{"small org key", func(c *Config) { c.Connect.OrgKey = small }, EnvConnectOrgKeyFile, "1024 bits"},
 		{"zero hash url query", func(c *Config) { c.ZeroHash.BaseURL = "https://api.cert.zerohash.com?x=1" }, EnvZeroHashAPIURL, "query"},
@@ -206,7 +245,7 @@ func TestConfigValidate(t *testing.T) {
 	t.Run("every problem at once", func(t *testing.T) {
 		err := Config{}.Validate()
 		for _, env := range []string{settings.EnvTemporalTaskQueue, EnvConnectAPIURL, EnvConnectClientID,
-			EnvConnectClientSecret, EnvZeroHashAPIURL, EnvZeroHashAPIKey, EnvZeroHashAPISecret, EnvZeroHashPassphrase} {
+			EnvConnectClientSecret, EnvConnectOrganizationID, EnvZeroHashAPIURL, EnvZeroHashAPIKey, EnvZeroHashAPISecret, EnvZeroHashPassphrase} {
 			if err == nil || !strings.Contains(err.Error(), env+" (flag -"+settings.FlagName(env)+"): required") {
 				t.Errorf("error %v does not name %s", err, env)
 			}

@@ -34,7 +34,7 @@ func New(c client.Client, cfg Config, logger *slog.Logger) (worker.Worker, error
 	w := worker.New(c, cfg.TaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
 		DeploymentOptions: cfg.Deployment.Options()})
 	workflows.Register(behaviorRegistry{w}) // the same list the replay tests use, each with its VersioningBehavior
-	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient})
+	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient, Temporal: c})
 	logger.Info("worker configured",
 		"task_queue", cfg.TaskQueue,
 		"connect_api_url", cfg.Connect.BaseURL,

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -50,13 +51,37 @@ type Started struct {
 	Status workflows.Status `json:"status,omitempty"`
 }
 
+// ErrBusy is what Start returns (wrapped in a *BusyError) for a transfer started with if_busy=refuse while
+// another transfer of the same reference still awaits its user. Nothing was started.
+var ErrBusy = errors.New("another transfer of this reference awaits its user")
+
+// BusyError names the transfer that makes a reference busy; errors.Is(err, ErrBusy) holds.
+type BusyError struct {
+	WorkflowID string // the transfer awaiting its user
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%s: %s (if_busy=%s)", ErrBusy, e.WorkflowID, workflows.IfBusyRefuse)
+}
+
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
 // Start starts the transfer's workflow, or joins the one that exists for the same kind and transfer id, and
 // waits until its Connect session is open. It never opens a second session for one transfer.
+//
+// Connect keeps one session per reference: the new session invalidates an older one, and the transfer that
+// awaited its user there ends superseded. With in.IfBusy = refuse, Start instead returns a *BusyError (ErrBusy)
+// naming that transfer, before anything starts. The check reads Temporal's visibility, which lags by a moment.
 func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started, error) {
 	if err := in.Validate(); err != nil {
 		return Started{}, fmt.Errorf("invalid transfer: %w", err)
 	}
 	id := workflows.WorkflowID(in.Kind, in.TransferID)
+	if in.IfBusy == workflows.IfBusyRefuse {
+		if err := c.refuseIfBusy(ctx, id, in.ReferenceID); err != nil {
+			return Started{}, err
+		}
+	}
 	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                c.taskQueue,
@@ -90,6 +115,21 @@ func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started
 		return Started{}, fmt.Errorf("%s: %w", id, err)
 	}
 	return Started{WorkflowID: id, RunID: handle.RunID(), SessionID: s.SessionID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}, nil
+}
+
+// refuseIfBusy returns a *BusyError when a transfer of reference other than id awaits its user.
+func (c *Client) refuseIfBusy(ctx context.Context, id, reference string) error {
+	resp, err := c.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: workflows.QueryAwaitingUser(reference), PageSize: 10})
+	if err != nil {
+		return fmt.Errorf("check whether reference is busy: %w", err)
+	}
+	for _, ex := range resp.GetExecutions() {
+		if other := ex.GetExecution().GetWorkflowId(); other != id {
+			return &BusyError{WorkflowID: other}
+		}
+	}
+	return nil
 }
 
 // staticDetails is the fixed part of what an operator reads in the UI; the workflow keeps the current part.

@@ -225,7 +225,7 @@ func checkSessionCounts(ev evidence, c *check) {
 	for _, d := range ev.transfers {
 		wid := d.plan.workflowID()
 		c.examined++
-		ids := byRequest[wid]
+		ids := byRequest[connect.SessionRequestID(wid)] // the request_id the worker derives from the workflow id
 		switch {
 		case len(ids) != 1:
 			c.fail("%s: %d sessions opened for it", wid, len(ids))
@@ -290,7 +290,7 @@ func checkDeliveries(ev evidence, bySession map[string]*driven, lost, unaccepted
 				why = "answered " + outcome + ", no review holds it"
 			case outcome == "acknowledged" && d != nil:
 				rec := ev.records[d.plan.workflowID()]
-				ok = !rec.running && workflows.Covers(rec.status, e.Status)
+				ok = !rec.running && workflows.Covers(rec.status, workflows.EventOf(e.Status))
 				t.afterClose++
 				why = fmt.Sprintf("answered acknowledged, but %s is %s (running=%v)", d.plan.workflowID(), rec.status, rec.running)
 			default:

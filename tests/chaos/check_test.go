@@ -51,7 +51,7 @@ func cleanEvidence() evidence {
 		records:   map[string]transferRecord{testWID: rec},
 		missing:   map[string]string{},
 		reviews:   map[string]workflows.ReviewState{},
-		sessions:  []connecttest.SessionInfo{{ID: testSession, Kind: connect.KindDeposit, RequestID: testWID, ReferenceID: testRef, TransferID: testConnect}},
+		sessions:  []connecttest.SessionInfo{{ID: testSession, Kind: connect.KindDeposit, RequestID: connect.SessionRequestID(testWID), ReferenceID: testRef, TransferID: testConnect}},
 		stats:     connecttest.Stats{SessionsByReference: map[string]int64{testRef: 1}},
 		deliveries: []connecttest.Delivery{
 			delivery(connect.StatusInitiated, answered("signaled")),
@@ -126,7 +126,7 @@ func TestVerify(t *testing.T) {
 			ev.records[testWID] = r
 		}, []string{checkTwice}},
 		{"two sessions for one transfer", func(ev *evidence) {
-			ev.sessions = append(ev.sessions, connecttest.SessionInfo{ID: "s2", RequestID: testWID, ReferenceID: testRef})
+			ev.sessions = append(ev.sessions, connecttest.SessionInfo{ID: "s2", RequestID: connect.SessionRequestID(testWID), ReferenceID: testRef})
 		}, []string{checkSessions}},
 		{"the second start got another session", func(ev *evidence) {
 			ev.transfers[0].plan.StartTwice = true

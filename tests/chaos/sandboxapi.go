@@ -120,8 +120,10 @@ type orphanClient struct {
 	connect *connect.Client
 }
 
-func newOrphanClient(apiURL, clientID, clientSecret string) (*orphanClient, error) {
-	c, err := connect.New(connect.Options{BaseURL: apiURL, ClientID: clientID, ClientSecret: clientSecret})
+// audience is the sandbox's own base URL: apiURL goes through the tap, whose origin the sandbox does not accept.
+func newOrphanClient(apiURL, clientID, clientSecret, organizationID, audience string) (*orphanClient, error) {
+	c, err := connect.New(connect.Options{BaseURL: apiURL, ClientID: clientID, ClientSecret: clientSecret,
+		OrganizationID: organizationID, Audience: audience})
 	if err != nil {
 		return nil, err
 	}

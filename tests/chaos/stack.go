@@ -297,7 +297,10 @@ func waitReady(ctx context.Context, p *proc, url string) error {
 func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 	env := append(s.temporalEnv(), "LOG_LEVEL=debug") // the most a worker ever logs is what the scan reads
 	env = append(env, s.sandboxVars("CONNECT_API_URL", "CONNECT_CLIENT_ID", "CONNECT_CLIENT_SECRET",
-		"ZEROHASH_API_URL", "ZEROHASH_API_KEY", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE")...)
+		"CONNECT_ORGANIZATION_ID", "ZEROHASH_API_URL", "ZEROHASH_API_KEY", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE")...)
+	// The worker reaches the sandbox through the tap, so the audience it would derive from CONNECT_API_URL is the
+	// tap's: name the sandbox's own, as an organization behind a proxy would.
+	env = append(env, "CONNECT_AUDIENCE="+s.sandboxURL)
 	p, err := s.start("worker", nil, env)
 	if err != nil {
 		return nil, err

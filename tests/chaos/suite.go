@@ -107,7 +107,8 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	}
 	defer tc.Close()
 
-	orphans, err := newOrphanClient(tp.url+"/api/v1", st.secrets.clientID, st.secrets.clientSecret)
+	orphans, err := newOrphanClient(tp.url+"/api/v1", st.secrets.clientID, st.secrets.clientSecret,
+		st.sandboxEnv["CONNECT_ORGANIZATION_ID"], st.sandboxURL)
 	if err != nil {
 		return rep, err
 	}

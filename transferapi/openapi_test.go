@@ -1,0 +1,121 @@
+package transferapi_test
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/connectflow/connectflow/transferapi"
+	"github.com/connectflow/connectflow/transferapi/transferapitest"
+)
+
+var ginParam = regexp.MustCompile(`:([a-z_]+)`)
+
+// TestOpenAPIMatchesRouter: every route is documented, every documented route is served.
+func TestOpenAPIMatchesRouter(t *testing.T) {
+	spec, err := transferapitest.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi version %v", spec.Doc["openapi"])
+	}
+	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	auth, err := transferapi.NewAuthenticator(mustTokens(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := transferapi.New(transferapi.Options{Temporal: c, Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []string
+	for _, r := range srv.Routes() {
+		served = append(served, ginParam.ReplaceAllString(r, "{$1}"))
+	}
+	sort.Strings(served)
+	documented := spec.Operations()
+	for _, r := range served {
+		if !slices.Contains(documented, r) {
+			t.Errorf("served but not documented: %s", r)
+		}
+	}
+	for _, r := range documented {
+		if !slices.Contains(served, r) {
+			t.Errorf("documented but not served: %s", r)
+		}
+	}
+	if len(served) != 14 {
+		t.Errorf("%d routes served, want the issue's 14: %v", len(served), served)
+	}
+}
+
+// TestOpenAPIExamplesValid validates every example of the document against the schema beside it, and requires an
+// example for every request body and every JSON answer.
+func TestOpenAPIExamplesValid(t *testing.T) {
+	spec, err := transferapitest.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	var walk func(ptr string, v any)
+	walk = func(ptr string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		if _, isMedia := m["schema"]; isMedia && (strings.HasSuffix(ptr, "/application~1json") || strings.HasSuffix(ptr, "/application~1problem+json")) {
+			examples, _ := m["examples"].(map[string]any)
+			if len(examples) == 0 && !strings.Contains(ptr, "openapi.json") {
+				t.Errorf("%s: no example", ptr)
+			}
+			for name, ex := range examples {
+				value := ex.(map[string]any)["value"]
+				if err := spec.Validate(ptr+"/schema", value); err != nil {
+					t.Errorf("%s example %s: %v", ptr, name, err)
+				}
+				checked++
+			}
+		}
+		for k, child := range m {
+			walk(ptr+"/"+strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1"), child)
+		}
+	}
+	walk("", spec.Doc)
+	if checked < 30 {
+		t.Fatalf("only %d examples checked", checked)
+	}
+	// Every problem type the API answers with is documented, except the router's own.
+	doc := string(transferapi.OpenAPI)
+	for _, typ := range transferapi.ProblemTypes() {
+		switch typ {
+		case transferapi.TypeNotFound, transferapi.TypeMethodNotAllowed, transferapi.TypeInternal:
+			continue
+		}
+		if !strings.Contains(doc, fmt.Sprintf("%q", typ)) {
+			t.Errorf("problem type %s appears in no example", typ)
+		}
+	}
+	// A wrong example is caught: the check can fail.
+	if err := spec.Validate("/components/schemas/StartRequest", map[string]any{"transfer_id": "x", "colour": "red"}); err == nil {
+		t.Fatal("an unknown field must fail StartRequest")
+	}
+}
+
+func mustTokens(t *testing.T) []transferapi.Token {
+	t.Helper()
+	toks, err := transferapi.ParseTokens("backend:" + tokenA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
