@@ -90,8 +90,14 @@ type waitingTransfer struct {
 
 // startTransfer starts a deposit through the starter library and returns it once its Connect session is open.
 func (s *stack) startTransfer(ctx context.Context, transferID string) (waitingTransfer, error) {
-	started, err := s.starter.Start(ctx, workflows.TransferInput{Kind: connect.KindDeposit, TransferID: transferID,
+	return s.startTransferInput(ctx, workflows.TransferInput{Kind: connect.KindDeposit, TransferID: transferID,
 		ReferenceID: "REF-" + transferID})
+}
+
+// startTransferInput starts any transfer through the starter library and returns it once its session is open.
+func (s *stack) startTransferInput(ctx context.Context, in workflows.TransferInput) (waitingTransfer, error) {
+	transferID := in.TransferID
+	started, err := s.starter.Start(ctx, in)
 	if err != nil {
 		return waitingTransfer{}, err
 	}

@@ -3,7 +3,7 @@
 //
 //  1. signal ingest: signed webhooks through the bridge over HTTP vs raw SignalWorkflow, into waiting transfers;
 //  2. transfers: full transfers (sandbox session, three webhooks through the bridge) vs a minimal workflow of the
-//     same shape;
+//     same shape, and the Temporal Cloud Actions per transfer counted in their histories;
 //  3. the worker's access-token requests per 1,000 transfers and per token lifetime;
 //  4. transfers waiting for webhooks in one worker: start rate, worker memory per transfer, responsiveness;
 //  5. the CPU cost of verifying a webhook, beside the crypto/rsa verify floor.
@@ -130,6 +130,9 @@ func measure(ctx context.Context, cfg config.Config, r *report.Report, log *slog
 	if cfg.Has(config.ScenarioTransfers) {
 		if r.Transfers, err = s.transfers(ctx); err != nil {
 			return fmt.Errorf("transfers: %w", err)
+		}
+		if r.Actions, err = s.actions(ctx); err != nil {
+			return fmt.Errorf("actions per transfer: %w", err)
 		}
 	}
 	if cfg.Has(config.ScenarioWaiting) {

@@ -175,6 +175,7 @@ func (s *stack) workerEnv(temporalEnv []string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		ours := strings.HasPrefix(name, "CONNECT_") || strings.HasPrefix(name, "ZEROHASH_") ||
 			strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "CONNECTFLOW_") ||
+			strings.HasPrefix(name, "WORKER_") || // unversioned: nothing would make a bench version current
 			name == workerapp.EnvMetricsAddr || name == workerapp.EnvMaxConcurrentActivities ||
 			name == workerapp.EnvRegisterSearchAttributes || name == workerapp.EnvLogLevel
 		keep := external && (strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "CONNECTFLOW_CODEC_"))

@@ -130,6 +130,9 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		err = w.Start()
 		if err == nil {
 			ready.MarkStarted()
+			ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+			workerapp.LogRouting(ctx, c, st.Worker.Deployment, logger) // with WORKER_VERSIONING: is this version current?
+			cancel()
 			<-interrupt
 			ready.MarkStopped()
 			w.Stop()

@@ -55,6 +55,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			b.WriteString("\n")
 		}
 	}
+	if a := r.Actions; a != nil {
+		a.table(&b, r.Transfers)
+	}
 	if wt := r.Waiting; wt != nil {
 		wt.table(&b)
 	}

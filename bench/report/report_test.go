@@ -169,6 +169,8 @@ func TestGoals(t *testing.T) {
 		"signal ingest added p99, 16 at a time":  false, // +3 ms
 		"signal ingest added p99, one at a time": false, // +1 ms, but a signal failed
 		"transfer throughput":                    true,  // 0.91x
+		"transfer throughput (issue 12)":         false, // 0.91x < 0.95x
+		"CPU per transfer (issue 12)":            false, // 1.20x > 1.15x
 		"token requests":                         true,
 		"waiting transfers":                      true,
 	}
@@ -268,7 +270,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Ingest.Ratio != r.Ingest.Ratio || got.Waiting.PerTransfer != r.Waiting.PerTransfer ||
-		got.Tokens.PerLifetimePerWorker != 1 || len(got.Goals) != 6 || !got.Started.Equal(r.Started) {
+		got.Tokens.PerLifetimePerWorker != 1 || len(got.Goals) != 8 || !got.Started.Equal(r.Started) {
 		t.Errorf("round trip lost data: %+v", got)
 	}
 	var raw map[string]any

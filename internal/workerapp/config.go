@@ -50,6 +50,8 @@ type Config struct {
 	// ReconcileEvery is the interval of the Zero Hash reconciliation schedule EnsureReconcileSchedule keeps;
 	// 0 turns it off (pauses an existing schedule).
 	ReconcileEvery time.Duration
+	// Deployment makes the worker a Worker Deployment version; its zero value is an unversioned worker.
+	Deployment Deployment
 }
 
 // Validate reports every missing or malformed field, each as a *settings.Error naming the variable that sets it.
@@ -73,6 +75,11 @@ func (c Config) Validate() error {
 		{EnvZeroHashPassphrase, text(c.ZeroHash.Passphrase)},
 		{EnvMaxConcurrentActivities, nonNegative(c.MaxConcurrentActivities)},
 	}
+	nameErr, buildErr := c.Deployment.check()
+	checks = append(checks, []struct {
+		env string
+		err error
+	}{{EnvWorkerDeploymentName, nameErr}, {EnvWorkerBuildID, buildErr}}...)
 	var problems []error
 	for _, check := range checks {
 		if check.err != nil {
@@ -199,10 +206,24 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 	s.Bool(&st.RegisterSearchAttributes, settings.Spec{Env: EnvRegisterSearchAttributes, Default: "true",
 		Usage: "add missing search attributes to the namespace at start"})
 	s.Level(&st.LogLevel, settings.Spec{Env: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error"})
+	s.Bool(&w.Deployment.UseVersioning, settings.Spec{Env: EnvWorkerVersioning, Default: "false",
+		Usage: "run as the Worker Deployment version WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID: transfers stay on the version that started them; a version gets work once it is made current (README)"})
+	s.String(&w.Deployment.Name, settings.Spec{Env: EnvWorkerDeploymentName, Default: DefaultDeploymentName,
+		Usage: "Worker Deployment this worker belongs to, with WORKER_VERSIONING"})
+	s.String(&w.Deployment.BuildID, settings.Spec{Env: EnvWorkerBuildID,
+		Usage: "this build's id in the deployment, with WORKER_VERSIONING; unset: the binary's VCS revision, else its module version, else a hash of the executable"})
 	if err := s.Parse(args); err != nil {
 		return nil, err
 	}
 	w.TaskQueue = st.Temporal.TaskQueue
+	if w.Deployment.UseVersioning && w.Deployment.BuildID == "" {
+		id, err := DefaultBuildID()
+		if err != nil {
+			return nil, &settings.Error{Env: EnvWorkerBuildID, Flag: settings.FlagName(EnvWorkerBuildID),
+				Err: fmt.Errorf("not set, and no default from the build: %w", err)}
+		}
+		w.Deployment.BuildID = id
+	}
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
