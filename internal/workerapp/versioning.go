@@ -99,10 +99,13 @@ func versionField(v string, isName bool) error {
 //   - ReviewWorkflow: AutoUpgrade. A review waits for an operator for as long as it takes; pinning it would keep
 //     every old version alive until its last review is resolved. It moves to the current version at its next
 //     workflow task, so a change to it must replay (a workflow.GetVersion patch).
+//   - ReconcileCursorWorkflow: AutoUpgrade. It never ends (it continues as new), so pinned it would hold its
+//     version forever; the same replay rule applies.
+//   - ReconcileWorkflow: Pinned. One scheduled run lives minutes.
 //
 // Anything else gets the worker's default, Pinned.
 func VersioningBehavior(wf any) workflow.VersioningBehavior {
-	if sameFunc(wf, workflows.ReviewWorkflow) {
+	if sameFunc(wf, workflows.ReviewWorkflow) || sameFunc(wf, workflows.ReconcileCursorWorkflow) {
 		return workflow.VersioningBehaviorAutoUpgrade
 	}
 	return workflow.VersioningBehaviorPinned

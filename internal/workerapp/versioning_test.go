@@ -158,6 +158,9 @@ func TestVersioningBehaviorPerWorkflow(t *testing.T) {
 		{"transfer", workflows.TransferWorkflow, workflow.VersioningBehaviorPinned},
 		{"onboarding", workflows.OnboardingWorkflow, workflow.VersioningBehaviorPinned},
 		{"review", workflows.ReviewWorkflow, workflow.VersioningBehaviorAutoUpgrade},
+		// The cursor never ends (continue-as-new): pinned, it would keep its version from ever draining.
+		{"reconcile cursor", workflows.ReconcileCursorWorkflow, workflow.VersioningBehaviorAutoUpgrade},
+		{"reconcile run", workflows.ReconcileWorkflow, workflow.VersioningBehaviorPinned},
 		{"not a function", "ReviewWorkflow", workflow.VersioningBehaviorPinned},
 	} {
 		if got := VersioningBehavior(tc.wf); got != tc.want {
