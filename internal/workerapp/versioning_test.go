@@ -183,6 +183,10 @@ func (r *recordingRegistry) RegisterWorkflowWithOptions(wf any, opts workflow.Re
 		r.got["OnboardingWorkflow"] = opts.VersioningBehavior
 	case sameFunc(wf, workflows.ReviewWorkflow):
 		r.got["ReviewWorkflow"] = opts.VersioningBehavior
+	case sameFunc(wf, workflows.ReconcileWorkflow):
+		r.got["ReconcileWorkflow"] = opts.VersioningBehavior
+	case sameFunc(wf, workflows.ReconcileCursorWorkflow):
+		r.got["ReconcileCursorWorkflow"] = opts.VersioningBehavior
 	default:
 		r.got["other"] = opts.VersioningBehavior
 	}
@@ -198,6 +202,9 @@ func TestEveryRegisteredWorkflowGetsItsBehavior(t *testing.T) {
 		"TransferWorkflow":   workflow.VersioningBehaviorPinned,
 		"OnboardingWorkflow": workflow.VersioningBehaviorPinned,
 		"ReviewWorkflow":     workflow.VersioningBehaviorAutoUpgrade,
+		"ReconcileWorkflow":  workflow.VersioningBehaviorPinned,
+		// It never ends (continue-as-new): pinned, it would keep its version from ever draining.
+		"ReconcileCursorWorkflow": workflow.VersioningBehaviorAutoUpgrade,
 	}
 	if len(r.got) != len(want) {
 		t.Fatalf("registered %v, want exactly %v (a new workflow needs its behavior decided here)", r.got, want)
