@@ -38,7 +38,7 @@ run_matrix() { # shards, then worker counts
 	local first=""
 	for i in $(seq "$nodes"); do
 		local port=$((17300 + i))
-		"$bin/dev" -server-only -postgres "$dsn" -history-shards "$shards" -temporal-port "$port" -ui-port 0 \
+		"$bin/dev" -server-only -postgres "$dsn" -history-shards "$shards" -temporal-port "$port" -ui-port 0 -codec-port 0 \
 			>"$out/node-$shards-$i.stdout" 2>"$out/node-$shards-$i.stderr" &
 		pids+=($!)
 		for _ in $(seq 300); do

@@ -172,7 +172,7 @@ func (s *stack) startNode(ctx context.Context, i int) error {
 	c := s.cluster
 	_, port, _ := net.SplitHostPort(c.nodeAddrs[i])
 	p, err := s.start("dev", []string{"-server-only", "-postgres", c.dsn, "-history-shards", strconv.Itoa(s.cfg.historyShards),
-		"-ip", "127.0.0.1", "-temporal-port", port, "-ui-port", "0", "-server-log-level", "warn", "-log-level", "info"}, nil)
+		"-ip", "127.0.0.1", "-temporal-port", port, "-ui-port", "0", "-codec-port", "0", "-server-log-level", "warn", "-log-level", "info"}, nil)
 	if err != nil {
 		return err
 	}
