@@ -59,7 +59,8 @@ type transfer struct {
 	timer      *deadlineTimer
 	pending    int       // background activities (reviews) still running
 	details    string    // the current details last set, so they are set only when they change
-	indexed    [5]string // the search attribute values last upserted, in sync's order
+	indexed    [6]string // the search attribute values last upserted, in sync's order
+	notify     notifier  // notifications to the platform (notify.go)
 }
 
 // deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
@@ -101,6 +102,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		return TransferResult{}, err
 	}
 	workflow.SetCurrentDetails(ctx, t.summary())
+	t.startNotifications(ctx)
 
 	if err := t.createSession(ctx); err != nil {
 		t.sessionErr = err
@@ -142,6 +144,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if t.timer != nil {
 		t.timer.cancel()
 		t.timer = nil
+	}
+	if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
+		return t.result(), err
 	}
 	t.drainSignals(ctx, events, sdk, ledger, supersede)
 	t.sync(ctx)
@@ -262,6 +267,7 @@ func (t *transfer) step(ctx workflow.Context, e Event) string {
 		t.clock.Confirmed = now
 	}
 	t.state.Status = to
+	t.changed(ctx, from, to)
 	return effect
 }
 
@@ -447,6 +453,7 @@ func (t *transfer) record(ctx workflow.Context, key string, rec EventRecord) {
 // attributes the starter set at start (kind, reference, creating_session) stand. What was upserted is tracked in
 // the workflow's own state, never read back from the workflow's info, so a replay issues the same commands.
 func (t *transfer) sync(ctx workflow.Context) {
+	t.queueNotifications()
 	want := [...]struct {
 		key   temporal.SearchAttributeKeyKeyword
 		value string
@@ -456,6 +463,7 @@ func (t *transfer) sync(ctx workflow.Context) {
 		{SearchTransferStatus, string(t.state.Status)},
 		{SearchConnectSessionID, t.state.SessionID},
 		{SearchConnectTransferID, t.state.ConnectTransferID},
+		{SearchPlatformNotified, t.platformNotified()},
 	}
 	var updates []temporal.SearchAttributeUpdate
 	for i, w := range want {
@@ -487,6 +495,9 @@ func (t *transfer) summary() string {
 	}
 	if t.state.FailureReason != "" {
 		s += ": " + t.state.FailureReason
+	}
+	if t.platformNotified() == PlatformNotifiedPending {
+		s += " (platform not notified yet)"
 	}
 	return s
 }
@@ -553,7 +564,9 @@ func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, super
 // finish waits for background activities and in-flight update handlers (the session update) so callers get
 // their answer and every review is open before the workflow closes.
 func (t *transfer) finish(ctx workflow.Context) error {
-	return workflow.Await(ctx, func() bool { return t.pending == 0 && workflow.AllHandlersFinished(ctx) })
+	return workflow.Await(ctx, func() bool {
+		return t.pending == 0 && workflow.AllHandlersFinished(ctx) && t.notificationsIdle()
+	})
 }
 
 // result is the state without the session, so without its JWT.

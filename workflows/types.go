@@ -40,7 +40,8 @@ var (
 )
 
 // SearchAttributeNames lists the custom search attributes a namespace needs (all Keyword).
-var SearchAttributeNames = []string{"TransferKind", "TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID"}
+var SearchAttributeNames = []string{"TransferKind", "TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID",
+	"PlatformNotified"}
 
 // Defaults for the per-transfer timeouts.
 const (
@@ -197,7 +198,10 @@ type TransferState struct {
 	ConfirmedAt       time.Time       `json:"confirmed_at,omitzero"`
 	SupersededBy      string          `json:"superseded_by,omitempty"` // the workflow id of the newer transfer
 	Resolution        *Resolution     `json:"resolution,omitempty"`
-	Events            []EventRecord   `json:"events"`
+	// Notifications is set when the transfer notifies the platform (PLATFORM_WEBHOOK_URL): what was sent and
+	// acknowledged, and whether the final outcome is still waiting for the platform.
+	Notifications *NotificationState `json:"notifications,omitempty"`
+	Events        []EventRecord      `json:"events"`
 }
 
 // TransferResult is what a finished transfer workflow returns: its state without the session JWT.
