@@ -33,11 +33,13 @@ func New(c client.Client, cfg Config, logger *slog.Logger) (worker.Worker, error
 	}
 	w := worker.New(c, cfg.TaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities})
 	workflows.Register(w) // the same list the replay tests use
-	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient, Temporal: c})
+	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient, Temporal: c,
+		Platform: cfg.Platform.platform()})
 	logger.Info("worker configured",
 		"task_queue", cfg.TaskQueue,
 		"connect_api_url", cfg.Connect.BaseURL,
 		"connect_request_signing", cfg.Connect.OrgKey != nil,
-		"zerohash_api_url", cfg.ZeroHash.BaseURL)
+		"zerohash_api_url", cfg.ZeroHash.BaseURL,
+		"platform_notifications", cfg.Platform.URL != "")
 	return w, nil
 }
