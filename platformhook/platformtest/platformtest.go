@@ -51,8 +51,8 @@ type Entry struct {
 
 // Fault is what the receiver does to one delivery instead of applying it.
 type Fault struct {
-	Status     int           // answer this status (e.g. 500); 0 with Hang only hangs
-	RetryAfter string        // a Retry-After header to send with Status
+	Status     int    // answer this status (e.g. 500); 0 with Hang only hangs
+	RetryAfter string // a Retry-After header to send with Status
 	// Hang, without Status, applies the delivery and then answers only after this long, so the sender times out
 	// and redelivers what the platform already applied: the case webhook-id dedupe exists for.
 	Hang time.Duration
