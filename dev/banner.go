@@ -21,6 +21,7 @@ const (
 	rowBridge   = "Webhook bridge"
 	rowMetrics  = "Worker metrics"
 	rowCodec    = "Codec server"
+	rowPlatform = "Demo platform"
 )
 
 // readyLine ends the banner: everything is up.
@@ -63,6 +64,8 @@ func writeParts(b *strings.Builder, s *stack) {
 		row(rowBridge, fmt.Sprintf("%s  (takes the sandbox's webhooks at %s and %s)", s.bridgeURL,
 			bridge.PathConnectDeposits, bridge.PathConnectWithdrawals))
 		row(rowMetrics, s.metricsURL)
+		row(rowPlatform, fmt.Sprintf("%s  (verifies the worker's notifications at %s; ledger at %s, faults via POST %s)",
+			s.platformURL, platformWebhookPath, platformLedgerPath, platformFaultsPath))
 	}
 }
 

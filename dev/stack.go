@@ -25,6 +25,7 @@ import (
 	"github.com/connectflow/connectflow/dev/embedded"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/internal/workerapp"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -63,7 +64,10 @@ type stack struct {
 	metricsURL string
 	codecURL   string // empty without payload encryption
 	codecToken string
-	env        []envGroup
+	// platform is the demo platform receiving the worker's notifications (platform.go).
+	platform    *platformtest.Receiver
+	platformURL string
+	env         []envGroup
 }
 
 // envGroup is a block of the environment the banner prints for other processes.
@@ -126,6 +130,9 @@ func (s *stack) start(ctx context.Context, serverLog *slog.Logger) error {
 		return nil
 	}
 	if err := s.startSandbox(); err != nil {
+		return err
+	}
+	if err := s.startPlatform(); err != nil {
 		return err
 	}
 	if err := s.startWorker(); err != nil {

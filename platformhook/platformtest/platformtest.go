@@ -61,8 +61,6 @@ type Fault struct {
 // Receiver is an http.Handler for the platform's webhook endpoint.
 type Receiver struct {
 	secrets []platformhook.Secret
-	// OnApply, when set, is called (outside the lock) for each newly applied entry, e.g. to print it.
-	OnApply func(Entry)
 
 	mu       sync.Mutex
 	ledger   []Entry
@@ -74,6 +72,14 @@ type Receiver struct {
 	down     bool
 	failRate float64
 	rnd      func() float64
+	onApply  func(Entry)
+}
+
+// OnApply sets a function called (outside the lock) for each newly applied entry, e.g. to print it.
+func (r *Receiver) OnApply(f func(Entry)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onApply = f
 }
 
 // New returns a receiver that verifies with secrets.
@@ -145,8 +151,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, problem, http.StatusConflict)
 		return
 	}
-	if applied && r.OnApply != nil {
-		r.OnApply(entry)
+	r.mu.Lock()
+	onApply := r.onApply
+	r.mu.Unlock()
+	if applied && onApply != nil {
+		onApply(entry)
 	}
 	if fault != nil && fault.Hang > 0 {
 		wait(req, fault.Hang)
