@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ import (
 var (
 	demoOpened   = regexp.MustCompile(`^demo: (deposit|withdrawal) +(\S+)  session opened \(session (\S+)\)  (\S+)$`)
 	demoFinished = regexp.MustCompile(`^demo: finished: (.*)$`)
+	demoLedger   = regexp.MustCompile(`^platform: ledger: `)
 )
 
 // demoTransfer is one demo transfer as the dev command printed it.
@@ -66,6 +68,15 @@ func waitDemo(t *testing.T, p *devProcess) map[string]demoTransfer {
 		if want := p.rows["Temporal UI"] + "/namespaces/default/workflows/" + tr.workflowID; tr.link != want {
 			t.Fatalf("%s link %q, want %q", tr.kind, tr.link, want)
 		}
+	}
+	// The demo platform verified the worker's notifications and credited the deposit once; its ledger comes last.
+	if !slices.Contains(lines, "platform: credited demo-user-1 0.013 BTC (once)") {
+		t.Fatalf("the demo platform did not credit the deposit once:\n%s", strings.Join(lines, "\n"))
+	}
+	ledger := p.waitLine(demoLedger, 10*time.Second)
+	if last := ledger[len(ledger)-1]; !strings.Contains(last, "platform: ledger: 8 notifications applied once each") ||
+		strings.Count(last, "credited demo-user-1 0.013 BTC") != 1 {
+		t.Fatalf("demo platform ledger: %q", last)
 	}
 	return out
 }
