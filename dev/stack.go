@@ -67,6 +67,8 @@ type stack struct {
 	// platform is the demo platform receiving the worker's notifications (platform.go).
 	platform    *platformtest.Receiver
 	platformURL string
+	apiURL      string // the transfer API (api.go)
+	apiToken    string // its bearer token, made for this run
 	env         []envGroup
 }
 
@@ -136,6 +138,9 @@ func (s *stack) start(ctx context.Context, serverLog *slog.Logger) error {
 		return err
 	}
 	if err := s.startWorker(); err != nil {
+		return err
+	}
+	if err := s.startAPI(); err != nil {
 		return err
 	}
 	if err := s.startBridge(ctx); err != nil {
