@@ -325,3 +325,54 @@ func TestPlatformNotificationsUnderFailures(t *testing.T) {
 	}
 	t.Logf("%d deliveries for %d notifications", p.Attempts(), len(p.Ledger()))
 }
+
+// TestPlatformNotifiedOfRefusedSessionAndResolution: a session Connect refused ends in withdrawal.session_failed
+// (the platform releases its hold), and an operator's resolution reaches the platform naming the operator.
+func TestPlatformNotifiedOfRefusedSessionAndResolution(t *testing.T) {
+	s := newStack(t, connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeDepositSend, connect.ScopeWithdrawalSend}})
+	p := newPlatform(t)
+	s.startNotifyingWorker(p, time.Minute, time.Second)
+
+	if _, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindWithdrawal, TransferID: "refused",
+		ReferenceID: "USER-N3", Asset: "BTC", Network: "bitcoin", Amount: "1"}); err == nil {
+		t.Fatal("the sandbox should refuse the withdrawal session")
+	}
+	if _, err := s.result(connect.KindWithdrawal, "refused"); err == nil {
+		t.Fatal("the refused transfer's workflow should fail")
+	}
+	refused := p.Of("withdrawal-refused")
+	if len(refused) != 1 || refused[0].Message.Type != "withdrawal.session_failed" || refused[0].Action != "release" ||
+		refused[0].Message.Data.PreviousStatus != "creating_session" || !strings.Contains(refused[0].Message.Data.FailureReason, "403") {
+		t.Fatalf("refused session notifications: %+v", refused)
+	}
+
+	in := workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "resolved", ReferenceID: "USER-N4",
+		Timeouts: workflows.Timeouts{Stall: time.Second, ReviewHorizon: 2 * time.Second}}
+	st, err := s.transfers.Start(s.ctx(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.signal(connect.KindDeposit, "resolved", event(connect.KindDeposit, connect.StatusInitiated, "cx-res", st.SessionID))
+	eventually(t, "timed_out notified", func() bool { return len(p.Of(st.WorkflowID)) == 4 })
+	if _, err := s.transfers.ResolveTransfer(s.ctx(), connect.KindDeposit, "resolved",
+		workflows.Resolution{Operator: "ana", Outcome: workflows.StatusConfirmed, Reason: "credited after checking the chain"}); err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if _, err := s.result(connect.KindDeposit, "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range p.Of(st.WorkflowID) {
+		types = append(types, e.Message.Type)
+	}
+	want := "deposit.awaiting_user deposit.initiated deposit.stalled deposit.timed_out deposit.confirmed"
+	if strings.Join(types, " ") != want {
+		t.Fatalf("notifications %q, want %q", types, want)
+	}
+	last := p.Of(st.WorkflowID)[4]
+	if last.Message.Data.ResolvedBy != "ana" || last.Action != "credit" || last.Message.Data.PreviousStatus != "timed_out" {
+		t.Fatalf("resolved notification: %+v", last)
+	}
+	s.checkReplay("withdrawal-refused", "withdrawal_session_forbidden_notified")
+	s.checkReplay(st.WorkflowID, "deposit_timed_out_resolved_notified")
+}
