@@ -189,6 +189,9 @@ func (t *transfer) deliver(ctx workflow.Context) {
 		opts.ScheduleToCloseTimeout = t.notify.retryFor
 		opts.Summary = "Notify platform: " + n.Type + " (" + n.WebhookID + ")"
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.NotifyPlatform, n).Get(ctx, nil)
+		if temporal.IsCanceledError(err) {
+			return // the workflow was cancelled: nothing more is sent
+		}
 		if err != nil {
 			ns.Failed = append(ns.Failed, n.Data.Sequence)
 			workflow.GetLogger(ctx).Error("platform notification undelivered: sent to review", "webhook_id", n.WebhookID, "error", err)

@@ -123,7 +123,7 @@ func (c Config) Validate() error {
 		{EnvPlatformWebhookURL, platformURL(c.Platform)},
 		{EnvPlatformWebhookSecret, platformSecrets(c.Platform)},
 		{EnvPlatformWebhookRetryFor, nonNegativeDuration(c.Platform.RetryFor)},
-		{EnvPlatformWebhookTimeout, nonNegativeDuration(c.Platform.Timeout)},
+		{EnvPlatformWebhookTimeout, platformTimeout(c.Platform.Timeout)},
 	}
 	var problems []error
 	for _, check := range checks {
@@ -179,6 +179,14 @@ func apiSecret(v string) error {
 		return errors.New("must be the base64 text Zero Hash issued")
 	}
 	return nil
+}
+
+// platformTimeout keeps one attempt inside the activity's own bound (workflows.NotifyActivityOptions, 30 s).
+func platformTimeout(d time.Duration) error {
+	if d > 25*time.Second {
+		return errors.New("must be at most 25s: a notification attempt is cut off after 30s")
+	}
+	return nonNegativeDuration(d)
 }
 
 func nonNegativeDuration(d time.Duration) error {

@@ -346,6 +346,7 @@ func TestLoadSettingsPlatformNotifications(t *testing.T) {
 		"not whsec":          {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecret: "hunter2-not-a-whsec"}, EnvPlatformWebhookSecret},
 		"plain http":         {map[string]string{EnvPlatformWebhookURL: "http://p.example/h", EnvPlatformWebhookSecret: newer}, EnvPlatformWebhookURL},
 		"unreadable file":    {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecretFile: "/nonexistent/secrets"}, EnvPlatformWebhookSecretFile},
+		"timeout too long":   {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecret: newer, EnvPlatformWebhookTimeout: "40s"}, EnvPlatformWebhookTimeout},
 		"negative retry":     {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecret: newer, EnvPlatformWebhookRetryFor: "-1h"}, EnvPlatformWebhookRetryFor},
 	} {
 		t.Run(name, func(t *testing.T) {
