@@ -11,6 +11,7 @@ import (
 	"github.com/connectflow/connectflow/bench/webhook"
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -90,7 +91,12 @@ type waitingTransfer struct {
 
 // startTransfer starts a deposit through the starter library and returns it once its Connect session is open.
 func (s *stack) startTransfer(ctx context.Context, transferID string) (waitingTransfer, error) {
-	started, err := s.starter.Start(ctx, workflows.TransferInput{Kind: connect.KindDeposit, TransferID: transferID,
+	return s.startTransferWith(ctx, s.starter, transferID)
+}
+
+// startTransferWith is startTransfer through starter (another task queue's).
+func (s *stack) startTransferWith(ctx context.Context, starter *transfer.Client, transferID string) (waitingTransfer, error) {
+	started, err := starter.Start(ctx, workflows.TransferInput{Kind: connect.KindDeposit, TransferID: transferID,
 		ReferenceID: "REF-" + transferID})
 	if err != nil {
 		return waitingTransfer{}, err
