@@ -11,6 +11,7 @@ import (
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -57,6 +58,9 @@ type evidence struct {
 	unmatched   []string
 	onboarded   int
 	onboardings int
+	// platform is the platform's ledger of notifications; platformRejected the ones it refused (platform.go).
+	platform         []platformtest.Entry
+	platformRejected []string
 }
 
 // check is one row of the outcome table: what was checked, how many things were looked at, how many failed.
@@ -169,7 +173,8 @@ func verify(ev evidence) ([]*check, tally) {
 	for range ev.onboardings - ev.onboarded {
 		onboarding.fail("an onboarding workflow returned no token")
 	}
-	return []*check{final, lost, twice, sessions, reviews, unplanned, unaccepted, outage, undelivered, onboarding}, t
+	return []*check{final, lost, twice, sessions, reviews, unplanned, unaccepted, outage, undelivered, onboarding,
+		checkPlatformLedger(ev)}, t
 }
 
 // checkTransfers checks each transfer's end state and that its record applied every event once.

@@ -63,6 +63,7 @@ type stack struct {
 	bridgeAddr   string
 	sandboxURL   string
 	sandboxEnv   map[string]string // the env lines the sandbox printed
+	platformEnv  []string          // PLATFORM_WEBHOOK_* of the chaos platform, for every worker
 
 	mu       sync.Mutex
 	runs     map[string]int // runs per binary, for log file names
@@ -301,6 +302,7 @@ func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 	// The worker reaches the sandbox through the tap, so the audience it would derive from CONNECT_API_URL is the
 	// tap's: name the sandbox's own, as an organization behind a proxy would.
 	env = append(env, "CONNECT_AUDIENCE="+s.sandboxURL)
+	env = append(env, s.platformEnv...) // notifications to the chaos platform (platform.go)
 	p, err := s.start("worker", nil, env)
 	if err != nil {
 		return nil, err
