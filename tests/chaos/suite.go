@@ -170,6 +170,7 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 		return rep, err
 	}
 	ev.platform, ev.platformRejected = plat.r.Ledger(), plat.r.Rejected()
+	rep.platformApplied, rep.platformAttempts = len(ev.platform), plat.r.Attempts()
 	rep.checks, rep.tally = verify(ev)
 	rep.counts, rep.outages, rep.unarmed, rep.stormProblems = s.snapshot()
 	rep.stats = ev.stats
