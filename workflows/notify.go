@@ -1,7 +1,7 @@
 package workflows
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,12 +76,15 @@ func WebhookID(workflowID string, sequence int) string {
 	for i := 0; i < len(workflowID); i++ {
 		c := workflowID[i]
 		if c == '.' || c == '%' || c <= ' ' || c == 0x7f {
-			fmt.Fprintf(&b, "%%%02X", c)
+			const hex = "0123456789ABCDEF"
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
 			continue
 		}
 		b.WriteByte(c)
 	}
-	return fmt.Sprintf("%s:%d", b.String(), sequence)
+	return b.String() + ":" + strconv.Itoa(sequence)
 }
 
 // statusChange is one status change the next sync turns into a notification.
