@@ -190,7 +190,9 @@ func TestPlatformDownForTheWholeWindowEndsInReview(t *testing.T) {
 
 	const id = "notify-down"
 	dep, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindWithdrawal, TransferID: id,
-		ReferenceID: "USER-N2", Asset: "BTC", Network: "bitcoin", Amount: "0.5"})
+		ReferenceID: "USER-N2", Asset: "BTC", Network: "bitcoin", Amount: "0.5",
+		// The close abandons after its grace (workflows.ChangeEdgeRules), while the first notification still retries.
+		Timeouts: workflows.Timeouts{CloseGrace: time.Second}})
 	if err != nil {
 		t.Fatalf("start withdrawal: %v", err)
 	}
