@@ -34,7 +34,7 @@ FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDec
 	zerohash:FuzzParseMovementsPage \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
 	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
-	transferapi:FuzzParseTokens transferapi:FuzzStartRequest
+	transferapi:FuzzParseTokens transferapi:FuzzStartRequest workflows:FuzzWebhookID
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \

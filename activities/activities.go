@@ -31,6 +31,8 @@ type Activities struct {
 	ZeroHash OnboardingIssuer
 	// Temporal lets a transfer reach other workflows: supersede older transfers, open reviews (temporal.go).
 	Temporal Temporal
+	// Platform receives every transfer's status changes (platform.go); nil turns notifications off.
+	Platform *Platform
 }
 
 // CreateSession opens the Connect session for a transfer. req.RequestID makes retries idempotent at Connect.

@@ -11,6 +11,7 @@ import (
 	"github.com/connectflow/connectflow/bench/webhook"
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -90,14 +91,24 @@ type waitingTransfer struct {
 
 // startTransfer starts a deposit through the starter library and returns it once its Connect session is open.
 func (s *stack) startTransfer(ctx context.Context, transferID string) (waitingTransfer, error) {
-	return s.startTransferInput(ctx, workflows.TransferInput{Kind: connect.KindDeposit, TransferID: transferID,
+	return s.startTransferWith(ctx, s.starter, transferID)
+}
+
+// startTransferWith is startTransfer through starter (another task queue's).
+func (s *stack) startTransferWith(ctx context.Context, starter *transfer.Client, transferID string) (waitingTransfer, error) {
+	return s.startTransferInputWith(ctx, starter, workflows.TransferInput{Kind: connect.KindDeposit, TransferID: transferID,
 		ReferenceID: "REF-" + transferID})
 }
 
 // startTransferInput starts any transfer through the starter library and returns it once its session is open.
 func (s *stack) startTransferInput(ctx context.Context, in workflows.TransferInput) (waitingTransfer, error) {
+	return s.startTransferInputWith(ctx, s.starter, in)
+}
+
+// startTransferInputWith is startTransferInput through starter (another task queue's).
+func (s *stack) startTransferInputWith(ctx context.Context, starter *transfer.Client, in workflows.TransferInput) (waitingTransfer, error) {
 	transferID := in.TransferID
-	started, err := s.starter.Start(ctx, in)
+	started, err := starter.Start(ctx, in)
 	if err != nil {
 		return waitingTransfer{}, err
 	}

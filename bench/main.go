@@ -135,6 +135,11 @@ func measure(ctx context.Context, cfg config.Config, r *report.Report, log *slog
 			return fmt.Errorf("actions per transfer: %w", err)
 		}
 	}
+	if cfg.Has(config.ScenarioNotifications) {
+		if r.Notifications, r.NotificationCost, err = s.notifications(ctx); err != nil {
+			return fmt.Errorf("notifications: %w", err)
+		}
+	}
 	if cfg.Has(config.ScenarioWaiting) {
 		if r.Waiting, err = s.waiting(ctx); err != nil {
 			return fmt.Errorf("waiting: %w", err)

@@ -266,7 +266,7 @@ func (s *stack) minimalTransfer(ctx context.Context, i int) error {
 // tokens is scenario 3: the worker's access-token requests over everything it did in this run.
 func (s *stack) tokens() *report.Tokens {
 	return report.NewTokens(s.sandbox.Count(connecttest.EndpointToken), s.sandbox.SessionsCreated(), s.cfg.TokenTTL,
-		s.worker.Uptime(), 1+len(s.moreWorkers))
+		s.worker.Uptime(), 1+len(s.moreWorkers)+s.extraWorkers)
 }
 
 // waiting is scenario 4: many transfers waiting in one worker, its memory before and after, and how fast it still

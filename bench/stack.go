@@ -60,6 +60,11 @@ type stack struct {
 	moreWorkers []*workerProcess // -workers beyond the first, on the same task queue
 	starter     *transfer.Client
 	stops       []func() error
+	// temporalEnv and stderr start further worker processes (notify.go).
+	temporalEnv []string
+	stderr      io.Writer
+	// extraWorkers counts worker processes beyond the first (each holds its own access token).
+	extraWorkers int
 }
 
 // startStack brings the parts up in the order they need each other; on failure it stops what was started.
@@ -77,6 +82,7 @@ func (s *stack) start(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	s.temporalEnv, s.stderr = temporalEnv, stderr
 	key, err := rsa.GenerateKey(rand.Reader, connectKeyBits)
 	if err != nil {
 		return fmt.Errorf("Connect signing key: %w", err)

@@ -21,6 +21,8 @@ const (
 	rowBridge   = "Webhook bridge"
 	rowMetrics  = "Worker metrics"
 	rowCodec    = "Codec server"
+	rowPlatform = "Demo platform"
+	rowAPI      = "Transfer API"
 )
 
 // readyLine ends the banner: everything is up.
@@ -65,6 +67,9 @@ func writeParts(b *strings.Builder, s *stack) {
 		row(rowBridge, fmt.Sprintf("%s  (takes the sandbox's webhooks at %s and %s)", s.bridgeURL,
 			bridge.PathConnectDeposits, bridge.PathConnectWithdrawals))
 		row(rowMetrics, s.metricsURL)
+		row(rowAPI, fmt.Sprintf("%s  (starter serve; bearer token %s, caller %q with the operator role)", s.apiURL, s.apiToken, devTokenName))
+		row(rowPlatform, fmt.Sprintf("%s  (verifies the worker's notifications at %s; ledger at %s, faults via POST %s)",
+			s.platformURL, platformWebhookPath, platformLedgerPath, platformFaultsPath))
 	}
 }
 
@@ -102,6 +107,8 @@ func writeNext(b *strings.Builder, s *stack) {
 	}
 	b.WriteString("\nTry it from another terminal:\n")
 	b.WriteString("  go run ./starter deposit -transfer-id my-1 -reference-id my-user\n")
+	fmt.Fprintf(b, "  curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"transfer_id\":\"my-2\",\"reference_id\":\"my-user-2\"}' %s/v1/deposits\n",
+		s.apiToken, s.apiURL)
 	fmt.Fprintf(b, "  curl %s/sandbox/sessions\n", s.sandbox.URL)
 	fmt.Fprintf(b, "  curl -X POST %s/sandbox/sessions/SESSION_ID/play -d '{\"outcome\":\"failed\",\"duplicates\":2,\"shuffle\":true}'\n",
 		s.sandbox.URL)

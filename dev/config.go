@@ -23,6 +23,8 @@ const (
 	defaultBridgePort   = 8080
 	defaultMetricsPort  = 9090
 	defaultCodecPort    = 8234
+	defaultPlatformPort = 8091
+	defaultAPIPort      = 8081 // starter serve's own default
 	defaultDataDir      = ".dev-data"
 	defaultPace         = time.Second
 	// databaseFileName is the SQLite file inside the data folder.
@@ -44,6 +46,8 @@ type config struct {
 	bridgePort   int
 	metricsPort  int
 	codecPort    int
+	platformPort int
+	apiPort      int
 	dataDir      string // empty with memory
 	memory       bool
 	noDemo       bool
@@ -89,6 +93,8 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 	fs.IntVar(&c.sandboxPort, "sandbox-port", defaultSandboxPort, "Connect sandbox port")
 	fs.IntVar(&c.bridgePort, "bridge-port", defaultBridgePort, "webhook bridge port")
 	fs.IntVar(&c.metricsPort, "metrics-port", defaultMetricsPort, "worker's Prometheus /metrics port")
+	fs.IntVar(&c.apiPort, "api-port", defaultAPIPort, "transfer API (starter serve), with a bearer token made for the run")
+	fs.IntVar(&c.platformPort, "platform-port", defaultPlatformPort, "demo platform that receives the worker's notifications")
 	fs.IntVar(&c.codecPort, "codec-port", defaultCodecPort, "codec server the UI decrypts payloads through")
 	fs.StringVar(&c.dataDir, "data", defaultDataDir, "folder holding Temporal's SQLite database, kept across restarts")
 	fs.BoolVar(&c.memory, "memory", false, "keep everything in memory: nothing is written, nothing survives a restart")
@@ -123,7 +129,8 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 		name string
 		port int
 	}{{"temporal-port", c.temporalPort}, {"ui-port", c.uiPort}, {"sandbox-port", c.sandboxPort},
-		{"bridge-port", c.bridgePort}, {"metrics-port", c.metricsPort}, {"codec-port", c.codecPort}} {
+		{"bridge-port", c.bridgePort}, {"metrics-port", c.metricsPort}, {"codec-port", c.codecPort},
+		{"platform-port", c.platformPort}, {"api-port", c.apiPort}} {
 		switch other, taken := ports[p.port]; {
 		case p.port < 0 || p.port > 65535:
 			bad(p.name, "%d is outside 0..65535", p.port)

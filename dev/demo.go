@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -32,6 +33,7 @@ type demo struct {
 	uiURL     string
 	namespace string
 	now       func() time.Time
+	platform  *platformtest.Receiver // the demo platform; its ledger is the demo's last line
 }
 
 // demoInputs are the two demo transfers; stamp keeps the ids of each run apart. Their reference ids differ
@@ -60,6 +62,9 @@ func (d *demo) run(ctx context.Context) {
 		return
 	}
 	d.out.printf("%s %s", demoDoneLine, strings.Join(results, ", "))
+	if d.platform != nil {
+		d.out.printf("%s", ledgerLine(d.platform))
+	}
 }
 
 // follow starts one transfer and prints its steps until it is final; it returns "<kind> <outcome>".

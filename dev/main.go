@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -85,6 +86,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "dev: print the banner: %v\n", err)
 	}
 
+	if s.platform != nil {
+		s.platform.OnApply(func(e platformtest.Entry) { out.printf("%s", platformLine(e)) })
+	}
 	demoCtx, cancelDemo := context.WithCancel(ctx)
 	defer cancelDemo()
 	demoDone := startDemo(demoCtx, s, out)
@@ -109,7 +113,8 @@ func startDemo(ctx context.Context, s *stack, out *lineWriter) <-chan struct{} {
 		return done
 	}
 	d := &demo{transfers: transfer.NewClient(s.client, transfer.Options{TaskQueue: workflows.DefaultTaskQueue}),
-		temporal: s.client, out: out, uiURL: s.server.UIURL(), namespace: s.server.Namespace(), now: time.Now}
+		temporal: s.client, out: out, uiURL: s.server.UIURL(), namespace: s.server.Namespace(), now: time.Now,
+		platform: s.platform}
 	go func() {
 		defer close(done)
 		d.run(ctx)

@@ -22,7 +22,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{ip: "127.0.0.1", temporalPort: 7233, uiPort: 8233, sandboxPort: 8090, bridgePort: 8080, metricsPort: 9090,
-		codecPort: 8234, dataDir: ".dev-data", outcome: "confirmed", pace: time.Second, logLevel: slog.LevelWarn, serverLevel: slog.LevelError,
+		codecPort: 8234, platformPort: 8091, apiPort: 8081, dataDir: ".dev-data", outcome: "confirmed", pace: time.Second, logLevel: slog.LevelWarn, serverLevel: slog.LevelError,
 		cluster: clusterFlags{historyShards: 16, clusterAddress: "127.0.0.1:7233"}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults %+v, want %+v", c, want)

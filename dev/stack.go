@@ -25,6 +25,7 @@ import (
 	"github.com/connectflow/connectflow/dev/embedded"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/internal/workerapp"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -66,7 +67,12 @@ type stack struct {
 	// empty when the keys came from the shell.
 	devCodecKeys string
 	codecToken   string
-	env          []envGroup
+	// platform is the demo platform receiving the worker's notifications (platform.go).
+	platform    *platformtest.Receiver
+	platformURL string
+	apiURL      string // the transfer API (api.go)
+	apiToken    string // its bearer token, made for this run
+	env         []envGroup
 }
 
 // envGroup is a block of the environment the banner prints for other processes.
@@ -131,7 +137,13 @@ func (s *stack) start(ctx context.Context, serverLog *slog.Logger) error {
 	if err := s.startSandbox(); err != nil {
 		return err
 	}
+	if err := s.startPlatform(); err != nil {
+		return err
+	}
 	if err := s.startWorker(); err != nil {
+		return err
+	}
+	if err := s.startAPI(); err != nil {
 		return err
 	}
 	if err := s.startBridge(ctx); err != nil {

@@ -30,7 +30,7 @@ const (
 
 // freePorts are the dev command's flags that put every part on a free port.
 var freePorts = []string{"-temporal-port", "0", "-ui-port", "0", "-sandbox-port", "0", "-bridge-port", "0", "-metrics-port", "0",
-	"-codec-port", "0"}
+	"-codec-port", "0", "-platform-port", "0", "-api-port", "0"}
 
 // devProcess is a running `dev` binary, its output, and what its start banner says.
 type devProcess struct {

@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,7 @@ import (
 var (
 	demoOpened   = regexp.MustCompile(`^demo: (deposit|withdrawal) +(\S+)  session opened \(session (\S+)\)  (\S+)$`)
 	demoFinished = regexp.MustCompile(`^demo: finished: (.*)$`)
+	demoLedger   = regexp.MustCompile(`^platform: ledger: `)
 )
 
 // demoTransfer is one demo transfer as the dev command printed it.
@@ -67,6 +70,15 @@ func waitDemo(t *testing.T, p *devProcess) map[string]demoTransfer {
 		if want := p.rows["Temporal UI"] + "/namespaces/default/workflows/" + tr.workflowID; tr.link != want {
 			t.Fatalf("%s link %q, want %q", tr.kind, tr.link, want)
 		}
+	}
+	// The demo platform verified the worker's notifications and credited the deposit once; its ledger comes last.
+	if !slices.Contains(lines, "platform: credited demo-user-1 0.013 BTC (once)") {
+		t.Fatalf("the demo platform did not credit the deposit once:\n%s", strings.Join(lines, "\n"))
+	}
+	ledger := p.waitLine(demoLedger, 10*time.Second)
+	if last := ledger[len(ledger)-1]; !strings.Contains(last, "platform: ledger: 8 notifications applied once each") ||
+		strings.Count(last, "credited demo-user-1 0.013 BTC") != 1 {
+		t.Fatalf("demo platform ledger: %q", last)
 	}
 	return out
 }
@@ -186,6 +198,10 @@ func TestDevCommand(t *testing.T) {
 		}) {
 			t.Fatalf("the starter's deposit did not confirm: %+v", transferStatus(t, starter, env, "deposit", "mine-1"))
 		}
+
+		// The transfer API of the banner, with its dev token, starts a deposit over plain HTTP; the demo platform
+		// is told when it is confirmed.
+		checkDevAPI(t, p)
 
 		if code := p.interrupt(); code != 0 {
 			t.Fatalf("exit %d after SIGINT", code)
@@ -476,5 +492,36 @@ func checkDatabaseIntact(t *testing.T, path string) {
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM executions_visibility").Scan(&n); err != nil || n < 2 {
 		t.Fatalf("%s holds %d executions (%v), want the demo's two at least", path, n, err)
+	}
+}
+
+// checkDevAPI starts a deposit through the banner's transfer API with its dev token, over raw HTTP, and waits for
+// the demo platform's ledger to hold its confirmed notification.
+func checkDevAPI(t *testing.T, p *devProcess) {
+	t.Helper()
+	m := regexp.MustCompile(`bearer token (\S+),`).FindStringSubmatch(p.stdout.String())
+	if m == nil || p.rows["Transfer API"] == "" || p.rows["Demo platform"] == "" {
+		t.Fatalf("the banner names no transfer API with a token or no demo platform: %v", p.rows)
+	}
+	req, _ := http.NewRequest(http.MethodPost, p.rows["Transfer API"]+"/v1/deposits",
+		strings.NewReader(`{"transfer_id":"api-1","reference_id":"api-user"}`))
+	req.Header.Set("Authorization", "Bearer "+m[1])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/deposits: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"workflow_id":"deposit-api-1"`) {
+		t.Fatalf("POST /v1/deposits: %d %s", resp.StatusCode, body)
+	}
+	var last string
+	if !waitFor(time.Minute, func() bool {
+		b, err := httpGet(p.rows["Demo platform"] + "/platform/ledger")
+		last = string(b)
+		return err == nil && strings.Contains(last, `"webhook_id":"deposit-api-1:4","type":"deposit.confirmed"`)
+	}) {
+		t.Fatalf("the demo platform's ledger has no confirmed notification for deposit-api-1: %s", last)
 	}
 }

@@ -70,7 +70,7 @@ type transfer struct {
 	timer      *deadlineTimer
 	pending    int       // background activities (reviews) still running
 	details    string    // the current details last set, so they are set only when they change
-	indexed    [5]string // the search attribute values last upserted, in sync's order
+	indexed    [6]string // the search attribute values last upserted, in sync's order
 	// edge: this execution runs under ChangeEdgeRules.
 	edge bool
 	// closing is the grace timer of a deferred SDK close, and closeAt its record's index; nil when none pends.
@@ -79,7 +79,8 @@ type transfer struct {
 	closeUntil time.Time // when the pending close's grace ends
 	// received counts the signals this run took (ChangeEdgeRules): past in.SignalsPerRun it continues as new.
 	received int
-	runs     int // runs before this one
+	runs     int      // runs before this one
+	notify   notifier // notifications to the platform (notify.go)
 }
 
 // deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
@@ -123,6 +124,11 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		return TransferResult{}, err
 	}
 	workflow.SetCurrentDetails(ctx, t.summary())
+	if c := in.Carry; c != nil && t.edge {
+		t.resumeNotifications(ctx, c)
+	} else {
+		t.startNotifications(ctx)
+	}
 
 	if c := in.Carry; c != nil && t.edge {
 		t.resume(ctx, c)
@@ -173,6 +179,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if t.timer != nil {
 		t.timer.cancel()
 		t.timer = nil
+	}
+	if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
+		return t.result(), err
 	}
 	t.drainSignals(ctx, events, sdk, ledger, supersede)
 	t.sync(ctx)
@@ -293,6 +302,7 @@ func (t *transfer) step(ctx workflow.Context, e Event) string {
 		t.clock.Confirmed = now
 	}
 	t.state.Status = to
+	t.changed(ctx, from, to)
 	return effect
 }
 
@@ -438,7 +448,8 @@ func (t *transfer) runFull() bool {
 // signal that makes the transfer final on the way finishes it here instead.
 func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
 	for {
-		if err := t.finish(ctx); err != nil {
+		// Not finish: queued notifications are handed to the next run (TransferCarry.Notify), not awaited here.
+		if err := workflow.Await(ctx, func() bool { return t.pending == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
 			return t.result(), err
 		}
 		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 {
@@ -448,10 +459,18 @@ func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supe
 	}
 	t.sync(ctx)
 	if t.state.Final() {
+		if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
+			return t.result(), err
+		}
+		t.drainSignals(ctx, events, sdk, ledger, supersede)
+		t.sync(ctx)
+		if err := t.finish(ctx); err != nil {
+			return t.result(), err
+		}
 		return t.result(), nil
 	}
 	next := t.in
-	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1}
+	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1, Notify: t.carryNotifications()}
 	if t.closing != nil {
 		next.Carry.CloseUntil, next.Carry.CloseIndex = t.closeUntil, t.closeAt
 	}
@@ -595,6 +614,7 @@ func (t *transfer) record(ctx workflow.Context, key string, rec EventRecord) {
 // attributes the starter set at start (kind, reference, creating_session) stand. What was upserted is tracked in
 // the workflow's own state, never read back from the workflow's info, so a replay issues the same commands.
 func (t *transfer) sync(ctx workflow.Context) {
+	t.queueNotifications()
 	want := [...]struct {
 		key   temporal.SearchAttributeKeyKeyword
 		value string
@@ -604,6 +624,7 @@ func (t *transfer) sync(ctx workflow.Context) {
 		{SearchTransferStatus, string(t.state.Status)},
 		{SearchConnectSessionID, t.state.SessionID},
 		{SearchConnectTransferID, t.state.ConnectTransferID},
+		{SearchPlatformNotified, t.platformNotified()},
 	}
 	var updates []temporal.SearchAttributeUpdate
 	for i, w := range want {
@@ -635,6 +656,9 @@ func (t *transfer) summary() string {
 	}
 	if t.state.FailureReason != "" {
 		s += ": " + t.state.FailureReason
+	}
+	if t.platformNotified() == PlatformNotifiedPending {
+		s += " (platform not notified yet)"
 	}
 	return s
 }
@@ -701,7 +725,9 @@ func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, super
 // finish waits for background activities and in-flight update handlers (the session update) so callers get
 // their answer and every review is open before the workflow closes.
 func (t *transfer) finish(ctx workflow.Context) error {
-	return workflow.Await(ctx, func() bool { return t.pending == 0 && workflow.AllHandlersFinished(ctx) })
+	return workflow.Await(ctx, func() bool {
+		return t.pending == 0 && workflow.AllHandlersFinished(ctx) && t.notificationsIdle()
+	})
 }
 
 // result is the state without the session, so without its JWT.

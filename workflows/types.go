@@ -40,7 +40,8 @@ var (
 )
 
 // SearchAttributeNames lists the custom search attributes a namespace needs (all Keyword).
-var SearchAttributeNames = []string{"TransferKind", "TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID"}
+var SearchAttributeNames = []string{"TransferKind", "TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID",
+	"PlatformNotified"}
 
 // Defaults for the per-transfer timeouts.
 const (
@@ -94,10 +95,14 @@ const DefaultSignalsPerRun = 2000
 type TransferCarry struct {
 	State      TransferState `json:"state"`
 	Clock      Clock         `json:"clock"`
-	Indexed    [5]string     `json:"indexed"`
+	Indexed    [6]string     `json:"indexed"`
 	CloseUntil time.Time     `json:"close_until,omitzero"` // a deferred close's grace end; zero when none pends
 	CloseIndex int           `json:"close_index,omitempty"`
 	Runs       int           `json:"runs"` // runs before this one
+	// Notify is set when the transfer notifies the platform (ChangePlatformNotifications): the notifications
+	// queued or in flight, which the next run delivers with the same webhook-ids. The sequence numbers carry
+	// in State.Notifications.
+	Notify *NotifyCarry `json:"notify,omitempty"`
 }
 
 // IfBusy is a start option: what to do when the reference has a transfer awaiting its user.
@@ -227,8 +232,11 @@ type TransferState struct {
 	Resolution        *Resolution     `json:"resolution,omitempty"`
 	// UserSubmitted: the Auth SDK reported the user submitted the deposit or withdrawal, so closing the widget
 	// does not abandon the transfer (ChangeEdgeRules).
-	UserSubmitted bool          `json:"user_submitted,omitempty"`
-	Events        []EventRecord `json:"events"`
+	UserSubmitted bool `json:"user_submitted,omitempty"`
+	// Notifications is set when the transfer notifies the platform (PLATFORM_WEBHOOK_URL): what was sent and
+	// acknowledged, and whether the final outcome is still waiting for the platform.
+	Notifications *NotificationState `json:"notifications,omitempty"`
+	Events        []EventRecord      `json:"events"`
 }
 
 // TransferResult is what a finished transfer workflow returns: its state without the session JWT.

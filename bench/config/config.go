@@ -15,12 +15,15 @@ import (
 const (
 	ScenarioIngest    = "ingest"
 	ScenarioTransfers = "transfers"
-	ScenarioWaiting   = "waiting"
-	ScenarioVerify    = "verify"
+	// ScenarioNotifications: the same full transfers with notifications to a platform off and on (worker.go's
+	// second worker), and the commands they add per transfer.
+	ScenarioNotifications = "notifications"
+	ScenarioWaiting       = "waiting"
+	ScenarioVerify        = "verify"
 )
 
 // Scenarios lists every scenario in the order the command runs them.
-var Scenarios = []string{ScenarioIngest, ScenarioTransfers, ScenarioWaiting, ScenarioVerify}
+var Scenarios = []string{ScenarioIngest, ScenarioTransfers, ScenarioNotifications, ScenarioWaiting, ScenarioVerify}
 
 // Bounds on sizes, so a typo cannot start a million workflows.
 const (
@@ -213,7 +216,7 @@ func (c Config) Has(s string) bool { return slices.Contains(c.Scenarios, s) }
 
 // NeedsWorker reports whether any chosen scenario runs workflows.
 func (c Config) NeedsWorker() bool {
-	return c.Has(ScenarioIngest) || c.Has(ScenarioTransfers) || c.Has(ScenarioWaiting)
+	return c.Has(ScenarioIngest) || c.Has(ScenarioTransfers) || c.Has(ScenarioNotifications) || c.Has(ScenarioWaiting)
 }
 
 const usageIntro = `Measures connectflow against its ceilings on the same Temporal server in one run, and prints markdown

@@ -58,6 +58,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if a := r.Actions; a != nil {
 		a.table(&b, r.Transfers)
 	}
+	if c := r.Notifications; c != nil {
+		b.WriteString("| # | notifications to the platform | off | on | on vs off |\n| --- | --- | ---: | ---: | ---: |\n")
+		c.rows(&b, "2b", "transfers/s", "start-to-complete")
+		if nc := r.NotificationCost; nc != nil {
+			for _, k := range []string{"activities", "timers", "upserts", "markers", "workflow tasks"} {
+				fmt.Fprintf(&b, "| 2b | %s per transfer | %d | %d | %+d |\n", k, nc.Off[k], nc.On[k], nc.On[k]-nc.Off[k])
+			}
+		}
+		fmt.Fprintf(&b, "\n- off: %s\n- on: %s\n\n", c.Ceiling.What, c.Ours.What)
+	}
 	if wt := r.Waiting; wt != nil {
 		wt.table(&b)
 	}

@@ -35,11 +35,14 @@ type Report struct {
 
 	Ingest *Comparison `json:"signal_ingest,omitempty"`
 	// IngestSerial is ingest one signal at a time: latency with no queue for a saturated machine in it.
-	IngestSerial *Comparison   `json:"signal_ingest_one_at_a_time,omitempty"`
-	Transfers    *Comparison   `json:"transfers,omitempty"`
-	Tokens       *Tokens       `json:"token_economy,omitempty"`
-	Waiting      *Waiting      `json:"waiting,omitempty"`
-	Verify       *Verification `json:"verification,omitempty"`
+	IngestSerial *Comparison `json:"signal_ingest_one_at_a_time,omitempty"`
+	Transfers    *Comparison `json:"transfers,omitempty"`
+	// Notifications is full transfers with notifications to a platform off (ceiling) and on (ours).
+	Notifications    *Comparison       `json:"notifications,omitempty"`
+	NotificationCost *NotificationCost `json:"notification_cost,omitempty"`
+	Tokens           *Tokens           `json:"token_economy,omitempty"`
+	Waiting          *Waiting          `json:"waiting,omitempty"`
+	Verify           *Verification     `json:"verification,omitempty"`
 	// Actions is the cost per transfer in Temporal Cloud Actions, from the transfers scenario's histories.
 	Actions *Actions `json:"actions_per_transfer,omitempty"`
 	Goals   []Goal   `json:"goals"`
@@ -301,4 +304,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		return fmt.Errorf("report: encode JSON: %w", err)
 	}
 	return nil
+}
+
+// NotificationCost is what one confirmed deposit's history holds with notifications off and on: commands by kind
+// ("activities", "timers", "upserts", "markers") and "workflow tasks".
+type NotificationCost struct {
+	Off map[string]int `json:"off"`
+	On  map[string]int `json:"on"`
 }

@@ -8,7 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/connectflow/connectflow/activities"
+	"github.com/connectflow/connectflow/platformhook"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
@@ -36,6 +42,12 @@ const (
 	EnvRegisterSearchAttributes = "REGISTER_SEARCH_ATTRIBUTES"
 	EnvLogLevel                 = "LOG_LEVEL"
 	EnvZeroHashReconcileEvery   = "ZEROHASH_RECONCILE_EVERY"
+	// Notifications to the platform (activities.NotifyPlatform); without a URL they are off.
+	EnvPlatformWebhookURL        = "PLATFORM_WEBHOOK_URL"
+	EnvPlatformWebhookSecret     = "PLATFORM_WEBHOOK_SECRET"
+	EnvPlatformWebhookSecretFile = "PLATFORM_WEBHOOK_SECRET_FILE"
+	EnvPlatformWebhookRetryFor   = "PLATFORM_WEBHOOK_RETRY_FOR"
+	EnvPlatformWebhookTimeout    = "PLATFORM_WEBHOOK_TIMEOUT"
 )
 
 // Config is what New needs to build a worker.
@@ -52,6 +64,46 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// Deployment makes the worker a Worker Deployment version; its zero value is an unversioned worker.
 	Deployment Deployment
+	// Platform receives every transfer's status changes, signed; an empty URL turns notifications off.
+	Platform PlatformConfig
+}
+
+// PlatformConfig is where and how the worker notifies the platform.
+type PlatformConfig struct {
+	URL      string
+	Secrets  []platformhook.Secret // newest first; each message carries one signature per secret
+	RetryFor time.Duration         // 0: activities.DefaultPlatformRetryFor
+	Timeout  time.Duration         // one attempt; 0: activities.DefaultPlatformTimeout
+}
+
+// platform is the activities' view of c; nil when notifications are off.
+func (c PlatformConfig) platform() *activities.Platform {
+	if c.URL == "" {
+		return nil
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = activities.DefaultPlatformTimeout
+	}
+	return &activities.Platform{URL: c.URL, Secrets: c.Secrets, RetryFor: c.RetryFor,
+		HTTPClient: &http.Client{Timeout: timeout}}
+}
+
+func platformURL(c PlatformConfig) error {
+	if c.URL == "" {
+		return nil
+	}
+	return settings.CheckURL(c.URL)
+}
+
+func platformSecrets(c PlatformConfig) error {
+	switch {
+	case c.URL != "" && len(c.Secrets) == 0:
+		return fmt.Errorf("required with %s: notifications are signed (whsec_ + base64 of 24 to 64 random bytes)", EnvPlatformWebhookURL)
+	case c.URL == "" && len(c.Secrets) > 0:
+		return fmt.Errorf("is set but %s is not: notifications stay off without a URL", EnvPlatformWebhookURL)
+	}
+	return nil
 }
 
 // Validate reports every missing or malformed field, each as a *settings.Error naming the variable that sets it.
@@ -74,6 +126,10 @@ func (c Config) Validate() error {
 		{EnvZeroHashAPISecret, apiSecret(c.ZeroHash.APISecret)},
 		{EnvZeroHashPassphrase, text(c.ZeroHash.Passphrase)},
 		{EnvMaxConcurrentActivities, nonNegative(c.MaxConcurrentActivities)},
+		{EnvPlatformWebhookURL, platformURL(c.Platform)},
+		{EnvPlatformWebhookSecret, platformSecrets(c.Platform)},
+		{EnvPlatformWebhookRetryFor, nonNegativeDuration(c.Platform.RetryFor)},
+		{EnvPlatformWebhookTimeout, platformTimeout(c.Platform.Timeout)},
 	}
 	nameErr, buildErr := c.Deployment.check()
 	checks = append(checks, []struct {
@@ -132,6 +188,21 @@ func apiSecret(v string) error {
 	}
 	if _, err := zerohash.ParseSecret(v); err != nil {
 		return errors.New("must be the base64 text Zero Hash issued")
+	}
+	return nil
+}
+
+// platformTimeout keeps one attempt inside the activity's own bound (workflows.NotifyActivityOptions, 30 s).
+func platformTimeout(d time.Duration) error {
+	if d > 25*time.Second {
+		return errors.New("must be at most 25s: a notification attempt is cut off after 30s")
+	}
+	return nonNegativeDuration(d)
+}
+
+func nonNegativeDuration(d time.Duration) error {
+	if d < 0 {
+		return errors.New("must not be negative")
 	}
 	return nil
 }
@@ -199,6 +270,17 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "activities run at once by this worker; 0 keeps the SDK default"})
 	s.Duration(&w.ReconcileEvery, settings.Spec{Env: EnvZeroHashReconcileEvery, Default: "5m",
 		Usage: "how often to reconcile Zero Hash movements (GET /movements) by a Temporal Schedule; 0 turns it off"})
+	var secrets, secretsFile string
+	s.URL(&w.Platform.URL, settings.Spec{Env: EnvPlatformWebhookURL,
+		Usage: "the platform's webhook: every status change of every transfer is posted there, signed; unset turns notifications off"})
+	s.Secret(&secrets, settings.Spec{Env: EnvPlatformWebhookSecret, OwnFile: true,
+		Usage: "Standard Webhooks secrets, whsec_ + base64, comma-separated, newest first (each signs every message)"})
+	s.String(&secretsFile, settings.Spec{Env: EnvPlatformWebhookSecretFile,
+		Usage: "file holding the whsec_ secrets, one a line; adds to " + EnvPlatformWebhookSecret})
+	s.Duration(&w.Platform.RetryFor, settings.Spec{Env: EnvPlatformWebhookRetryFor, Default: activities.DefaultPlatformRetryFor.String(),
+		Usage: "how long one notification is retried before it goes to review"})
+	s.Duration(&w.Platform.Timeout, settings.Spec{Env: EnvPlatformWebhookTimeout, Default: activities.DefaultPlatformTimeout.String(),
+		Usage: "one delivery attempt without an answer within it counts as failed"})
 	s.Addr(&st.MetricsAddr, settings.Spec{Env: EnvMetricsAddr,
 		Usage: "serve Prometheus /metrics here, e.g. :9090; unset serves none"})
 	s.Addr(&st.AdminAddr, settings.Spec{Env: EnvWorkerAdminAddr,
@@ -224,8 +306,37 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		}
 		w.Deployment.BuildID = id
 	}
+	if err := loadPlatformSecrets(&w.Platform, secrets, secretsFile); err != nil {
+		return nil, err
+	}
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// loadPlatformSecrets parses PLATFORM_WEBHOOK_SECRET and the file of PLATFORM_WEBHOOK_SECRET_FILE together; an
+// error names the variable and never quotes a secret.
+func loadPlatformSecrets(p *PlatformConfig, list, file string) error {
+	env := EnvPlatformWebhookSecret
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return &settings.Error{Env: EnvPlatformWebhookSecretFile, Flag: settings.FlagName(EnvPlatformWebhookSecretFile),
+				Err: fmt.Errorf("cannot read the file: %w", errors.Unwrap(err))}
+		}
+		list += "\n" + string(data)
+		if strings.TrimSpace(list) == strings.TrimSpace(string(data)) {
+			env = EnvPlatformWebhookSecretFile
+		}
+	}
+	if strings.TrimSpace(list) == "" {
+		return nil
+	}
+	secrets, err := platformhook.ParseSecrets(list)
+	if err != nil {
+		return &settings.Error{Env: env, Flag: settings.FlagName(env), Err: err}
+	}
+	p.Secrets = secrets
+	return nil
 }

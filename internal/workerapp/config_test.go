@@ -14,9 +14,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/platformhook"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -300,4 +303,66 @@ func testKey(t *testing.T) *rsa.PrivateKey {
 		t.Fatal(keyErr)
 	}
 	return key
+}
+
+func TestLoadSettingsPlatformNotifications(t *testing.T) {
+	newer, older := platformhook.NewSecret(), platformhook.NewSecret()
+	env := goodEnv(t)
+	st, err := LoadSettings(nil, env, &bytes.Buffer{})
+	if err != nil || st.Worker.Platform.URL != "" || st.Worker.Platform.platform() != nil {
+		t.Fatalf("without a URL notifications are off: %+v, %v", st, err)
+	}
+
+	file := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(file, []byte(older+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env[EnvPlatformWebhookURL] = "https://platform.example/hooks/connectflow"
+	env[EnvPlatformWebhookSecret] = newer
+	env[EnvPlatformWebhookSecretFile] = file
+	env[EnvPlatformWebhookRetryFor] = "1h"
+	st, err = LoadSettings(nil, env, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("LoadSettings: %v", err)
+	}
+	p := st.Worker.Platform
+	if p.URL != env[EnvPlatformWebhookURL] || len(p.Secrets) != 2 || p.RetryFor != time.Hour || p.Timeout != activities.DefaultPlatformTimeout {
+		t.Fatalf("platform settings: %+v", p)
+	}
+
+	defaults := goodEnv(t)
+	defaults[EnvPlatformWebhookURL] = "https://platform.example/hooks"
+	defaults[EnvPlatformWebhookSecret] = newer
+	st, err = LoadSettings(nil, defaults, &bytes.Buffer{})
+	if err != nil || st.Worker.Platform.RetryFor != 72*time.Hour {
+		t.Fatalf("PLATFORM_WEBHOOK_RETRY_FOR default: %+v, %v", st, err)
+	}
+
+	for name, c := range map[string]struct {
+		set     map[string]string
+		wantEnv string
+	}{
+		"url without secret": {map[string]string{EnvPlatformWebhookURL: "https://p.example/h"}, EnvPlatformWebhookSecret},
+		"secret without url": {map[string]string{EnvPlatformWebhookSecret: newer}, EnvPlatformWebhookSecret},
+		"not whsec":          {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecret: "hunter2-not-a-whsec"}, EnvPlatformWebhookSecret},
+		"plain http":         {map[string]string{EnvPlatformWebhookURL: "http://p.example/h", EnvPlatformWebhookSecret: newer}, EnvPlatformWebhookURL},
+		"unreadable file":    {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecretFile: "/nonexistent/secrets"}, EnvPlatformWebhookSecretFile},
+		"timeout too long":   {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecret: newer, EnvPlatformWebhookTimeout: "40s"}, EnvPlatformWebhookTimeout},
+		"negative retry":     {map[string]string{EnvPlatformWebhookURL: "https://p.example/h", EnvPlatformWebhookSecret: newer, EnvPlatformWebhookRetryFor: "-1h"}, EnvPlatformWebhookRetryFor},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := goodEnv(t)
+			for k, v := range c.set {
+				env[k] = v
+			}
+			_, err := LoadSettings(nil, env, &bytes.Buffer{})
+			var se *settings.Error
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), c.wantEnv) {
+				t.Fatalf("error %v does not name %s", err, c.wantEnv)
+			}
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), strings.TrimPrefix(newer, "whsec_")) {
+				t.Fatalf("error quotes a secret: %v", err)
+			}
+		})
+	}
 }

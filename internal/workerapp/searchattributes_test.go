@@ -103,7 +103,8 @@ func TestRegisterSearchAttributes(t *testing.T) {
 	all := workflows.SearchAttributeNames
 	const allCommand = "temporal operator search-attribute create --namespace payments" +
 		" --name ConnectReferenceID --type Keyword --name ConnectSessionID --type Keyword" +
-		" --name ConnectTransferID --type Keyword --name TransferKind --type Keyword --name TransferStatus --type Keyword"
+		" --name ConnectTransferID --type Keyword --name PlatformNotified --type Keyword" +
+		" --name TransferKind --type Keyword --name TransferStatus --type Keyword"
 	tests := []struct {
 		name      string
 		have      map[string]enumspb.IndexedValueType
@@ -116,14 +117,14 @@ func TestRegisterSearchAttributes(t *testing.T) {
 		{name: "all present", have: keywords(all...)},
 		{name: "none present", have: keywords("Unrelated"), wantAdded: keywords(all...)},
 		{name: "some present", have: keywords("TransferKind", "TransferStatus"),
-			wantAdded: keywords("ConnectSessionID", "ConnectReferenceID", "ConnectTransferID")},
+			wantAdded: keywords("ConnectSessionID", "ConnectReferenceID", "ConnectTransferID", "PlatformNotified")},
 		{name: "wrong type", have: map[string]enumspb.IndexedValueType{"ConnectSessionID": enumspb.INDEXED_VALUE_TYPE_TEXT},
 			wantErr: []string{"must be Keyword", "ConnectSessionID is Text"}},
 		{name: "add denied", have: keywords("TransferKind"), addErr: status.Error(codes.PermissionDenied, "no"),
-			wantAdded: keywords("TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID"),
+			wantAdded: keywords("TransferStatus", "ConnectSessionID", "ConnectReferenceID", "ConnectTransferID", "PlatformNotified"),
 			wantErr: []string{"add not allowed in namespace payments", "create them with: temporal operator search-attribute create --namespace payments" +
 				" --name ConnectReferenceID --type Keyword --name ConnectSessionID --type Keyword" +
-				" --name ConnectTransferID --type Keyword --name TransferStatus --type Keyword"}},
+				" --name ConnectTransferID --type Keyword --name PlatformNotified --type Keyword --name TransferStatus --type Keyword"}},
 		{name: "list unimplemented", listErr: status.Error(codes.Unimplemented, "no operator API"),
 			wantErr: []string{"list not allowed in namespace payments", allCommand}},
 		{name: "added by another worker meanwhile", have: keywords(), raced: true, wantAdded: keywords(all...)},

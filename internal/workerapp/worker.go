@@ -34,14 +34,15 @@ func New(c client.Client, cfg Config, logger *slog.Logger) (worker.Worker, error
 	w := worker.New(c, cfg.TaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
 		DeploymentOptions: cfg.Deployment.Options()})
 	workflows.Register(behaviorRegistry{w}) // the same list the replay tests use, each with its VersioningBehavior
-	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient, Temporal: c})
+	w.RegisterActivity(&activities.Activities{Connect: connectClient, ZeroHash: zeroHashClient, Temporal: c,
+		Platform: cfg.Platform.platform()})
 	registerReconcile(w, c, cfg, zeroHashClient)
 	logger.Info("worker configured",
 		"task_queue", cfg.TaskQueue,
 		"connect_api_url", cfg.Connect.BaseURL,
 		"connect_request_signing", cfg.Connect.OrgKey != nil,
 		"zerohash_api_url", cfg.ZeroHash.BaseURL,
-		"worker_versioning", cfg.Deployment.UseVersioning)
+		"worker_versioning", cfg.Deployment.UseVersioning, "platform_notifications", cfg.Platform.URL != "")
 	if cfg.Deployment.UseVersioning {
 		logger.Info("worker deployment version",
 			"deployment_name", cfg.Deployment.Name, "build_id", cfg.Deployment.BuildID)

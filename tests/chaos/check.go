@@ -11,6 +11,7 @@ import (
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -58,6 +59,9 @@ type evidence struct {
 	onboarded   int
 	onboardings int
 	dropped     map[string]bool // movements whose balance webhooks were dropped during a bridge outage
+	// platform is the platform's ledger of notifications; platformRejected the ones it refused (platform.go).
+	platform         []platformtest.Entry
+	platformRejected []string
 }
 
 // check is one row of the outcome table: what was checked, how many things were looked at, how many failed.
@@ -173,7 +177,8 @@ func verify(ev evidence) ([]*check, tally) {
 		onboarding.fail("an onboarding workflow returned no token")
 	}
 	reconciled := checkReconciled(ev, &t)
-	return []*check{final, lost, twice, sessions, reviews, unplanned, unaccepted, outage, undelivered, onboarding, reconciled}, t
+	return []*check{final, lost, twice, sessions, reviews, unplanned, unaccepted, outage, undelivered, onboarding, reconciled,
+		checkPlatformLedger(ev)}, t
 }
 
 // checkReconciled: every transfer meant to settle whose balance webhook was dropped settled all the same, through

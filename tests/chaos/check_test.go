@@ -7,6 +7,7 @@ import (
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -58,7 +59,17 @@ func cleanEvidence() evidence {
 			delivery(connect.StatusBroadcasted, answered("signaled")),
 			delivery(connect.StatusConfirmed, answered("signaled")),
 		},
+		platform: []platformtest.Entry{platformEntry(1, "awaiting_user"), platformEntry(2, "initiated"),
+			platformEntry(3, "broadcasted"), platformEntry(4, "confirmed")},
 	}
+}
+
+// platformEntry is the platform's ledger entry of the test deposit's seq-th notification.
+func platformEntry(seq int, status string) platformtest.Entry {
+	var m platformtest.Message
+	m.Type = "deposit." + status
+	m.Data.WorkflowID, m.Data.Kind, m.Data.Status, m.Data.Sequence = testWID, "deposit", status, seq
+	return platformtest.Entry{WebhookID: fmt.Sprintf("%s:%d", testWID, seq), Message: m, Action: platformtest.Action(m)}
 }
 
 // TestVerify checks that each check passes on a clean record and fails on the fault it exists to catch.
@@ -77,7 +88,17 @@ func TestVerify(t *testing.T) {
 			r := ev.records[testWID]
 			r.status = workflows.StatusFailed
 			ev.records[testWID] = r
-		}, []string{checkFinal}},
+		}, []string{checkFinal, checkPlatform}},
+		{"final outcome never reached the platform", func(ev *evidence) { ev.platform = ev.platform[:3] }, []string{checkPlatform}},
+		{"credited twice", func(ev *evidence) {
+			ev.platform = append(ev.platform, platformEntry(5, "confirmed"))
+		}, []string{checkPlatform}},
+		{"a notification refused by the platform", func(ev *evidence) {
+			ev.platformRejected = []string{"verify: platformhook: no signature matches"}
+		}, []string{checkPlatform}},
+		{"a notification out of sequence", func(ev *evidence) {
+			ev.platform[1], ev.platform[2] = ev.platform[2], ev.platform[1]
+		}, []string{checkPlatform}},
 		{"still running", func(ev *evidence) {
 			r := ev.records[testWID]
 			r.running = true
@@ -167,12 +188,14 @@ func TestVerify(t *testing.T) {
 			r := ev.records[testWID]
 			r.status = workflows.StatusFailed
 			ev.records[testWID] = r
+			ev.platform[3] = platformEntry(4, "failed")
 		}, []string{checkReviewed}},
 		{"a conflict review for another transfer", func(ev *evidence) {
 			ev.transfers[0].plan.Scenario = scConflict
 			r := ev.records[testWID]
 			r.status = workflows.StatusFailed
 			ev.records[testWID] = r
+			ev.platform[3] = platformEntry(4, "failed")
 			ev.reviews[workflows.ReviewWorkflowID(eventKey(connect.StatusConfirmed))] = reviewOf(workflows.ReviewClosedConflict, "deposit-other", connect.StatusConfirmed)
 		}, []string{checkReviewed}},
 		{"a conflict with its review", func(ev *evidence) {
@@ -180,6 +203,7 @@ func TestVerify(t *testing.T) {
 			r := ev.records[testWID]
 			r.status = workflows.StatusFailed
 			ev.records[testWID] = r
+			ev.platform[3] = platformEntry(4, "failed")
 			ev.reviews[workflows.ReviewWorkflowID(eventKey(connect.StatusConfirmed))] = reviewOf(workflows.ReviewClosedConflict, testWID, connect.StatusConfirmed)
 		}, nil},
 		{"an unmatched movement without its review", func(ev *evidence) {

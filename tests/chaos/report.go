@@ -16,21 +16,23 @@ type report struct {
 	duration time.Duration
 	plan     plan
 
-	checks         []*check
-	tally          tally
-	counts         map[string]int
-	outages        []outage
-	unarmed        int
-	sweeps         int
-	startRetries   int
-	stats          connecttest.Stats
-	secretsKept    *secretSet
-	scan           scanResult
-	crashes        []string
-	stormProblems  []error
-	driverProblems []error
-	handovers      []handover // cluster topology only
-	balancer       string     // cluster topology: how the balancer spread connections
+	checks       []*check
+	tally        tally
+	counts       map[string]int
+	outages      []outage
+	unarmed      int
+	sweeps       int
+	startRetries int
+	// platformApplied and platformAttempts: notifications the chaos platform applied, and deliveries it saw.
+	platformApplied, platformAttempts int
+	stats                             connecttest.Stats
+	secretsKept                       *secretSet
+	scan                              scanResult
+	crashes                           []string
+	stormProblems                     []error
+	driverProblems                    []error
+	handovers                         []handover // cluster topology only
+	balancer                          string     // cluster topology: how the balancer spread connections
 }
 
 // all is every check row, the process and scan ones included.
@@ -126,6 +128,8 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "| deliveries the sandbox gave up on after %d attempts | %d |\n", sandboxAttempts, t.givenUp)
 	fmt.Fprintf(w, "| lives replayed for them, as Connect keeps redelivering | %d |\n", r.sweeps)
 	fmt.Fprintf(w, "| transfer starts retried | %d |\n", r.startRetries)
+	fmt.Fprintf(w, "| platform notifications applied / delivery attempts (%.0f%% failed at random, down %s mid-run) | %d / %d |\n",
+		100*platformFailShare, r.cfg.outageFor, r.platformApplied, r.platformAttempts)
 
 	r.printTopology(w)
 	fmt.Fprintln(w, "\n| traffic | count |")

@@ -67,6 +67,7 @@ type stack struct {
 	bridgeAddr   string
 	sandboxURL   string
 	sandboxEnv   map[string]string // the env lines the sandbox printed
+	platformEnv  []string          // PLATFORM_WEBHOOK_* of the chaos platform, for every worker
 
 	cfg     config
 	cluster *cluster // the cluster topology's parts; nil for one server
@@ -340,6 +341,7 @@ func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 	// The worker reaches the sandbox through the tap, so the audience it would derive from CONNECT_API_URL is the
 	// tap's: name the sandbox's own, as an organization behind a proxy would.
 	env = append(env, "CONNECT_AUDIENCE="+s.sandboxURL)
+	env = append(env, s.platformEnv...) // notifications to the chaos platform (platform.go)
 	p, err := s.start("worker", nil, env)
 	if err != nil {
 		return nil, err

@@ -94,6 +94,13 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	}
 	defer tp.close()
 	st.sandboxEnv["CONNECT_API_URL"] = tp.url + "/api/v1"
+	plat, err := startPlatform(cfg.seed)
+	if err != nil {
+		return rep, err
+	}
+	defer plat.close()
+	sec.add(kindPlatformSecret, plat.secret)
+	st.platformEnv = plat.env()
 	for range cfg.workers {
 		w, err := st.startWorker(ctx)
 		if err != nil {
@@ -148,6 +155,7 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 		return rep, err
 	}
 	storm.Go(func() { atk.run(ctx, driverDone) })
+	storm.Go(func() { plat.outage(ctx, cfg.outageFor, cfg.outageFor) }) // the platform is down for a while mid-run
 	stopTicker := ticker(ctx, 10*time.Second, func() {
 		counts, _, _, _ := s.snapshot()
 		say("progress %3.0f%%: %d worker kills, %d bridge restarts, %d Temporal stops, %d session faults",
@@ -175,12 +183,18 @@ func suite(ctx context.Context, cfg config, progress io.Writer) (*report, error)
 	rep.sweeps = sweeps
 	say("waiting for every transfer to reach its state")
 	waitStates(settleCtx, tc, d, say)
+	say("waiting for the platform to acknowledge every final outcome")
+	if err := waitPlatform(settleCtx, tc, say); err != nil {
+		return rep, err
+	}
 
 	say("collecting records")
 	ev, err := collect(ctx, tc, sb, d, send, s, p)
 	if err != nil {
 		return rep, err
 	}
+	ev.platform, ev.platformRejected = plat.r.Ledger(), plat.r.Rejected()
+	rep.platformApplied, rep.platformAttempts = len(ev.platform), plat.r.Attempts()
 	rep.checks, rep.tally = verify(ev)
 	rep.checks = append(rep.checks, atk.check())
 	for _, line := range atk.summary() {
