@@ -3,6 +3,7 @@ package connecttest_test
 import (
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"autoplay unexpected", connecttest.Options{AutoPlay: &connecttest.Play{Outcome: connecttest.OutcomeUnexpected}}, "AutoPlay"},
 		{"API secret", connecttest.Options{APISecret: "not base64!"}, "APISecret"},
 		{"address in use", connecttest.Options{Addr: busy.Addr().String()}, "Addr"},
+		{"control route outside /sandbox/", connecttest.Options{ControlRoutes: map[string]http.Handler{"POST /faults": ok204}}, "ControlRoutes"},
+		{"control route without a method", connecttest.Options{ControlRoutes: map[string]http.Handler{"/sandbox/x": ok204}}, "ControlRoutes"},
+		{"control route without a handler", connecttest.Options{ControlRoutes: map[string]http.Handler{"POST /sandbox/x": nil}}, "ControlRoutes"},
+		{"control route clashing with a built-in", connecttest.Options{ControlRoutes: map[string]http.Handler{"POST /sandbox/faults": ok204}}, "ControlRoutes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +53,34 @@ func TestNewRejectsBadOptions(t *testing.T) {
 				t.Fatalf("err %v, want an OptionError for %s", err, tt.field)
 			}
 		})
+	}
+}
+
+var ok204 = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+
+// Extra control routes are served beside the built-in ones (the dev stack's demo platform faults).
+func TestControlRoutes(t *testing.T) {
+	calls := 0
+	srv := connecttest.NewServer(t, connecttest.Options{ControlRoutes: map[string]http.Handler{
+		"POST /sandbox/platform/faults": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			calls++
+			w.WriteHeader(http.StatusNoContent)
+		})}})
+	resp, err := http.Post(srv.URL+"/sandbox/platform/faults", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || calls != 1 {
+		t.Fatalf("status %d, %d calls; want 204 and 1", resp.StatusCode, calls)
+	}
+	resp, err = http.Get(srv.URL + "/sandbox/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("built-in route after an extra one: %d", resp.StatusCode)
 	}
 }
 

@@ -54,10 +54,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,6 +156,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets one line per notable event, never secrets, tokens or JWTs; default discards.
 	Logger *slog.Logger
+	// ControlRoutes adds routes to the control API, each a ServeMux pattern "METHOD /sandbox/..." (e.g. the dev
+	// stack's "POST /sandbox/platform/faults", which makes its demo platform fail deliveries).
+	ControlRoutes map[string]http.Handler
 }
 
 // Server is a running sandbox.
@@ -211,9 +217,14 @@ func New(opts Options) (*Server, error) {
 	s.keys.keys = []signingKey{first}
 	s.bearer.Store(opts.WebhookBearer)
 	s.state.init(opts)
+	handler, err := s.routes()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.httpSrv = &http.Server{
-		Handler:           s.routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -282,7 +293,7 @@ func (s *Server) Env() []string {
 
 const apiPrefix = "/api/v1"
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+apiPrefix+"/oauth/token", s.endpoint(EndpointToken, s.oauthError, s.handleToken))
 	sessions := s.endpoint(EndpointSessions, s.sessionsError, s.handleSessions)
@@ -293,7 +304,24 @@ func (s *Server) routes() http.Handler {
 		s.endpoint(EndpointOnboarding, s.platformError, s.handleOnboarding))
 	mux.HandleFunc("GET "+zerohash.PathMovements, s.endpoint(EndpointMovements, s.platformError, s.handleMovements))
 	s.controlRoutes(mux)
-	return mux
+	if err := addRoutes(mux, s.opts.ControlRoutes); err != nil {
+		return nil, err
+	}
+	return mux, nil
+}
+
+// addRoutes registers extra control routes; a pattern the mux refuses (one that clashes with a built-in route)
+// is an OptionError, not a panic.
+func addRoutes(mux *http.ServeMux, routes map[string]http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = optionErr("ControlRoutes", "%v", r)
+		}
+	}()
+	for _, pattern := range slices.Sorted(maps.Keys(routes)) { // sorted: the same error for the same options
+		mux.Handle(pattern, routes[pattern])
+	}
+	return nil
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
@@ -365,6 +393,12 @@ func (o *Options) validate() error {
 		return optionErr("AutoPlayAfter", "%v is negative", o.AutoPlayAfter)
 	case !validAmount(o.Amount):
 		return optionErr("Amount", "%q is not a positive decimal", o.Amount)
+	}
+	for _, pattern := range slices.Sorted(maps.Keys(o.ControlRoutes)) {
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok || method == "" || !strings.HasPrefix(path, "/sandbox/") || o.ControlRoutes[pattern] == nil {
+			return optionErr("ControlRoutes", "%q must be \"METHOD /sandbox/...\" with a handler", pattern)
+		}
 	}
 	if o.PublicURL != "" {
 		if err := checkURL(o.PublicURL); err != nil {

@@ -21,21 +21,30 @@ const (
 	platformWebhookPath = "/webhooks/connectflow" // the worker posts notifications here
 	platformLedgerPath  = "/platform/ledger"      // GET: what the platform applied, in order
 	platformFaultsPath  = "/platform/faults"      // POST: make the next deliveries fail, to watch redelivery
+	// sandboxPlatformFaultsPath is the same switch on the sandbox's control API.
+	sandboxPlatformFaultsPath = "/sandbox/platform/faults"
 )
 
 // startPlatform runs the demo platform: it verifies the worker's notifications with a secret made for this run,
 // applies each webhook-id once and keeps a ledger. The worker is pointed at it through the printed environment.
-func (s *stack) startPlatform() error {
-	secret := platformhook.NewSecret()
-	secrets, err := platformhook.ParseSecrets(secret)
-	if err != nil {
-		return fmt.Errorf("demo platform: %w", err)
-	}
-	ln, err := net.Listen("tcp", hostPort(s.cfg.ip, s.cfg.platformPort))
+// newPlatform makes the demo platform's receiver and secret; it runs before the sandbox, whose control API drives
+// the receiver's faults, so s.platform is set before any request can read it.
+func (s *stack) newPlatform() error {
+	s.platformSecret = platformhook.NewSecret()
+	secrets, err := platformhook.ParseSecrets(s.platformSecret)
 	if err != nil {
 		return fmt.Errorf("demo platform: %w", err)
 	}
 	s.platform = platformtest.New(secrets)
+	return nil
+}
+
+func (s *stack) startPlatform() error {
+	secret := s.platformSecret
+	ln, err := net.Listen("tcp", hostPort(s.cfg.ip, s.cfg.platformPort))
+	if err != nil {
+		return fmt.Errorf("demo platform: %w", err)
+	}
 	s.platformURL = "http://" + dialAddr(ln.Addr())
 	mux := http.NewServeMux()
 	mux.Handle("POST "+platformWebhookPath, s.platform)

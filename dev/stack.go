@@ -68,11 +68,12 @@ type stack struct {
 	devCodecKeys string
 	codecToken   string
 	// platform is the demo platform receiving the worker's notifications (platform.go).
-	platform    *platformtest.Receiver
-	platformURL string
-	apiURL      string // the transfer API (api.go)
-	apiToken    string // its bearer token, made for this run
-	env         []envGroup
+	platform       *platformtest.Receiver
+	platformSecret string // the demo platform's whsec_ secret, made before the sandbox starts
+	platformURL    string
+	apiURL         string // the transfer API (api.go)
+	apiToken       string // its bearer token, made for this run
+	env            []envGroup
 }
 
 // envGroup is a block of the environment the banner prints for other processes.
@@ -133,6 +134,9 @@ func (s *stack) start(ctx context.Context, serverLog *slog.Logger) error {
 	}
 	if s.cfg.serverOnly {
 		return nil
+	}
+	if err := s.newPlatform(); err != nil {
+		return err
 	}
 	if err := s.startSandbox(); err != nil {
 		return err
@@ -304,6 +308,8 @@ func (s *stack) startSandbox() error {
 		AutoPlay:      s.cfg.autoPlay(),
 		AutoPlayAfter: s.cfg.pace,
 		Logger:        s.log.With("part", "sandbox"),
+		// The sandbox's control API also drives the demo platform, to watch redelivery from one place.
+		ControlRoutes: map[string]http.Handler{"POST " + sandboxPlatformFaultsPath: http.HandlerFunc(s.serveFaults)},
 	})
 	if err != nil {
 		return fmt.Errorf("Connect sandbox: %w", err)

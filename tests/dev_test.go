@@ -524,4 +524,14 @@ func checkDevAPI(t *testing.T, p *devProcess) {
 	}) {
 		t.Fatalf("the demo platform's ledger has no confirmed notification for deposit-api-1: %s", last)
 	}
+	// The sandbox's control API drives the demo platform's faults: a bad body reaches the platform's own check.
+	resp, err = http.Post(p.rows["Connect sandbox"]+"/sandbox/platform/faults", "application/json", strings.NewReader(`{"count":0}`))
+	if err != nil {
+		t.Fatalf("POST /sandbox/platform/faults: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "count: 1 to 100") {
+		t.Fatalf("POST /sandbox/platform/faults {count:0}: %d %s; want the demo platform's 422", resp.StatusCode, body)
+	}
 }
