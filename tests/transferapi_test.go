@@ -578,3 +578,49 @@ func TestTransferAPIIfBusy(t *testing.T) {
 		t.Fatalf("busy-1: %+v, %v; want superseded by deposit-busy-4", r, err)
 	}
 }
+
+// POST /v1/reconcile (issue 17 through the API): operators only; a run Zero Hash refuses is a 502 that leaves the
+// cursor; a run that reads a dropped movement answers its summary and settles the transfer.
+func TestTransferAPIReconcile(t *testing.T) {
+	a := newAPIStack(t, connecttest.Options{}, transferapi.Options{})
+	a.startWorker()
+	const doc = "/v1/reconcile"
+	a.call("POST", "/v1/reconcile", doc, apiBackendToken, nil).want(t, "backend token", 403, transferapi.TypeForbidden)
+	a.call("POST", "/v1/reconcile", doc, "", nil).want(t, "no token", 401, transferapi.TypeUnauthorized)
+
+	var started transferapi.StartResponse
+	a.call("POST", "/v1/deposits", docDeposits, apiBackendToken,
+		map[string]any{"transfer_id": "api-rc", "reference_id": "USER-API-RC", "await_ledger": true}).
+		want(t, "start", 201, "").decode(t, &started)
+	const cx = "cx-api-rc"
+	a.signal(connect.KindDeposit, "api-rc", event(connect.KindDeposit, connect.StatusConfirmed, cx, started.SessionID))
+	a.listed(fmt.Sprintf("ConnectTransferID = '%s' AND TransferStatus = 'confirmed'", cx), started.WorkflowID)
+	a.sandbox.DropBalanceWebhooks(0)
+	a.emitDeposit("mv-api-rc", cx)
+	a.sandbox.ResumeBalanceWebhooks()
+
+	if err := a.sandbox.Fail(connecttest.EndpointMovements, connecttest.Fault{Status: 403, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	failed := a.call("POST", "/v1/reconcile", doc, apiOperatorToken, nil).want(t, "refused run", 502, transferapi.TypeReconcileFailed)
+	if failed.problem.Code == "" {
+		t.Fatalf("the problem must name Zero Hash's error: %+v", failed.problem)
+	}
+	if st := a.cursorState(); st.Version != 0 {
+		t.Fatalf("a failed run moved the cursor: %+v", st)
+	}
+
+	var sum struct {
+		WorkflowID string `json:"workflow_id"`
+		Seen       int    `json:"seen"`
+		Applied    int    `json:"applied"`
+	}
+	a.call("POST", "/v1/reconcile", doc, apiOperatorToken, nil).want(t, "run", 200, "").decode(t, &sum)
+	if sum.WorkflowID == "" || sum.Seen < 1 || sum.Applied != 1 {
+		t.Fatalf("summary %+v: want the dropped movement applied once", sum)
+	}
+	r, err := a.result(connect.KindDeposit, "api-rc")
+	if err != nil || r.Status != workflows.StatusSettled || r.Ledger == nil || r.Ledger.Via != "reconciliation" {
+		t.Fatalf("api-rc: %+v, %v; want settled through reconciliation", r, err)
+	}
+}

@@ -559,6 +559,29 @@ func (s *Server) onboarding(c *gin.Context, _ Caller) (int, any, *Problem) {
 	return http.StatusOK, OnboardingResponse{Token: token}, nil
 }
 
+// reconcileNow runs one Zero Hash reconciliation (GET /movements since the cursor) and answers its summary: the
+// schedule's run when the schedule exists, so it is listed under it in the UI. It takes no body.
+func (s *Server) reconcileNow(c *gin.Context, _ Caller) (int, any, *Problem) {
+	hctx, hcancel := context.WithTimeout(c.Request.Context(), s.quick)
+	defer hcancel()
+	if _, err := s.temporal.CheckHealth(hctx, &client.CheckHealthRequest{}); err != nil {
+		return 0, nil, unavailable(err)
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
+	defer cancel()
+	r, err := s.transfers.Reconcile(ctx)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			p := newProblem(TypeReconcileFailed, fmt.Sprintf("run %s: %s", r.WorkflowID, appErr.Message()))
+			p.Code = appErr.Type()
+			return 0, nil, p
+		}
+		return 0, nil, s.temporalProblem(c, err, "reconcile")
+	}
+	return http.StatusOK, r, nil
+}
+
 // TransferSummary is one transfer in a list, from visibility (no event record: GET the transfer for that).
 type TransferSummary struct {
 	WorkflowID  string           `json:"workflow_id"`

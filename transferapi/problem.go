@@ -30,6 +30,7 @@ const (
 	TypeNotResolvable       = problemBase + "not-resolvable"         // 409: only a stalled or timed-out transfer is resolved
 	TypeSessionRefused      = problemBase + "session-refused"        // 502: Connect refused the session
 	TypeOnboardingRefused   = problemBase + "onboarding-refused"     // 502: Zero Hash refused the onboarding token
+	TypeReconcileFailed     = problemBase + "reconcile-failed"       // 502: the reconciliation run failed
 	TypeTemporalUnavailable = problemBase + "temporal-unavailable"   // 503: Temporal cannot be reached; retry
 	TypeTimeout             = problemBase + "timeout"                // 504: no answer in time (is a worker running?)
 	TypeInternal            = problemBase + "internal"               // 500
@@ -83,6 +84,7 @@ var titles = map[string]string{
 	TypeNotResolvable:       "The transfer cannot be resolved now",
 	TypeSessionRefused:      "Connect refused the session",
 	TypeOnboardingRefused:   "Zero Hash refused the onboarding token",
+	TypeReconcileFailed:     "The reconciliation run failed",
 	TypeTemporalUnavailable: "Temporal is unreachable; retry later",
 	TypeTimeout:             "No answer in time",
 	TypeInternal:            "Internal error",
@@ -105,6 +107,7 @@ var statuses = map[string]int{
 	TypeNotResolvable:       http.StatusConflict,
 	TypeSessionRefused:      http.StatusBadGateway,
 	TypeOnboardingRefused:   http.StatusBadGateway,
+	TypeReconcileFailed:     http.StatusBadGateway,
 	TypeTemporalUnavailable: http.StatusServiceUnavailable,
 	TypeTimeout:             http.StatusGatewayTimeout,
 	TypeInternal:            http.StatusInternalServerError,

@@ -8,6 +8,7 @@
 //	POST /v1/{deposits|withdrawals}/{transfer_id}/sdk-events relay an Auth SDK callback
 //	POST /v1/{deposits|withdrawals}/{transfer_id}/resolve   an operator's audited decision
 //	POST /v1/onboarding-tokens                              a Zero Hash onboarding token
+//	POST /v1/reconcile                                      one Zero Hash reconciliation run now (operator)
 //	GET  /openapi.json, /healthz, /readyz, /metrics
 //
 // Every /v1 call needs a bearer token or JWT (see Authenticator); errors are RFC 9457 problem documents.
@@ -47,6 +48,7 @@ const (
 	PathWithdrawals     = "/v1/withdrawals"
 	PathTransfers       = "/v1/transfers"
 	PathOnboarding      = "/v1/onboarding-tokens"
+	PathReconcile       = "/v1/reconcile"
 	PathOpenAPI         = "/openapi.json"
 	PathHealthz         = "/healthz"
 	PathReadyz          = "/readyz"
@@ -192,6 +194,7 @@ func New(opts Options) (*Server, error) {
 	}
 	e.GET(PathTransfers, s.api(false, s.list))
 	e.POST(PathOnboarding, s.api(false, s.onboarding))
+	e.POST(PathReconcile, s.api(true, s.reconcileNow))
 	e.GET(PathOpenAPI, func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI) })
 	e.GET(PathHealthz, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET(PathReadyz, s.readyz)
@@ -314,7 +317,7 @@ func (s *Server) api(operator bool, h handler) gin.HandlerFunc {
 		c.Set(keyCaller, caller)
 		if operator && !caller.Operator {
 			s.problem(c, newProblem(TypeForbidden, fmt.Sprintf(
-				"resolving needs the operator role: a token entry name:token:%s, or a JWT whose roles claim holds %q",
+				"this call needs the operator role: a token entry name:token:%s, or a JWT whose roles claim holds %q",
 				OperatorRole, RoleClaimOperator)))
 			return
 		}
