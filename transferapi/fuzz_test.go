@@ -26,10 +26,23 @@ func FuzzParseTokens(f *testing.F) {
 		}
 		for entry := range strings.FieldsFuncSeq(list, func(r rune) bool { return r == ',' || r == '\n' }) {
 			fields := strings.Split(strings.TrimSpace(entry), ":")
-			if len(fields) >= 2 && len(fields[1]) >= 8 && strings.Contains(err.Error(), fields[1]) &&
-				!strings.Contains(fields[0], fields[1]) {
-				t.Fatalf("error %q quotes token %q", err, fields[1])
+			if len(fields) < 2 || len(fields[1]) < 8 || !strings.Contains(err.Error(), fields[1]) ||
+				strings.Contains(fields[0], fields[1]) {
+				continue
 			}
+			// A token equal to words of the message itself ("operator") is not quoted: with the token changed
+			// to other letters of the same length, those words are still in the error.
+			tok := fields[1]
+			alt := strings.Map(func(r rune) rune {
+				if r == 'q' {
+					return 'z'
+				}
+				return 'q'
+			}, tok)
+			if _, err2 := ParseTokens(strings.ReplaceAll(list, tok, alt)); err2 != nil && strings.Contains(err2.Error(), tok) {
+				continue
+			}
+			t.Fatalf("error %q quotes token %q", err, tok)
 		}
 	})
 }
