@@ -106,9 +106,23 @@ func FuzzParseKeys(f *testing.F) {
 		if err != nil {
 			for _, text := range strings.Split(spec, ",") {
 				_, secret, ok := strings.Cut(text, ":")
-				if secret = strings.TrimSpace(secret); ok && len(secret) >= 8 && strings.Contains(err.Error(), secret) {
-					t.Fatalf("error quotes a secret: %v", err)
+				if secret = strings.TrimSpace(secret); !ok || len(secret) < 8 || !strings.Contains(err.Error(), secret) {
+					continue
 				}
+				// The secret may spell other parts of the message (`key "AAAAAAA"` holds the secret `AAAAAAA"`): it
+				// is quoted only if changing it to other letters of the same length takes it out of the error.
+				alt := strings.Map(func(r rune) rune {
+					if r == 'q' {
+						return 'z'
+					}
+					return 'q'
+				}, secret)
+				id, rest, _ := strings.Cut(text, ":")
+				changed := strings.Replace(spec, text, id+":"+strings.Replace(rest, secret, alt, 1), 1) // this entry's secret only
+				if _, err2 := ParseKeys(changed); err2 != nil && strings.Contains(err2.Error(), secret) {
+					continue
+				}
+				t.Fatalf("error quotes a secret: %v", err)
 			}
 			return
 		}
