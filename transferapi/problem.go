@@ -13,7 +13,7 @@ const ProblemContentType = "application/problem+json"
 // problemBase prefixes every problem type; a type never changes once published, so clients may switch on it.
 const problemBase = "urn:connectflow:problem:"
 
-// Problem types, one per kind of error. README.md lists them with their statuses.
+// Problem types, one per kind of error. docs/api.md lists them with their statuses.
 const (
 	TypeUnauthorized        = problemBase + "unauthorized"           // 401: no or wrong credentials
 	TypeForbidden           = problemBase + "forbidden"              // 403: the caller lacks the operator role
