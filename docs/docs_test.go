@@ -402,3 +402,23 @@ func TestTemporalNamesTable(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMakeTestTargetDocumented: testing.md has a row for every target `make test` runs, so a target added to
+// the Makefile is described where a reader looks for it.
+func TestEveryMakeTestTargetDocumented(t *testing.T) {
+	page := read(t, "testing.md")
+	var targets []string
+	for _, line := range strings.Split(read(t, "../Makefile"), "\n") {
+		if deps, ok := strings.CutPrefix(line, "test:"); ok {
+			targets = strings.Fields(deps)
+		}
+	}
+	if len(targets) < 5 {
+		t.Fatalf("the Makefile's test target lists %v", targets)
+	}
+	for _, target := range targets {
+		if !hasRow(page, target) {
+			t.Errorf("testing.md has no row for the make test target `%s`", target)
+		}
+	}
+}
