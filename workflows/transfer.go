@@ -123,6 +123,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if err := t.registerHandlers(ctx); err != nil {
 		return TransferResult{}, err
 	}
+	if in.Carry == nil {
+		t.metricStarted(ctx) // a continued run is the same transfer
+	}
 	workflow.SetCurrentDetails(ctx, t.summary())
 	if c := in.Carry; c != nil && t.edge {
 		t.resumeNotifications(ctx, c)
@@ -288,6 +291,7 @@ func sessionFailure(err error) error {
 // confirmation for the deadlines. It returns the event's effect.
 func (t *transfer) step(ctx workflow.Context, e Event) string {
 	from := t.state.Status
+	wasFinal := t.state.Final()
 	to, effect := Step(from, e, t.state.Facts())
 	if effect != EffectApplied || to == from {
 		return effect
@@ -300,8 +304,12 @@ func (t *transfer) step(ctx workflow.Context, e Event) string {
 	if e == EventConfirmed {
 		t.state.ConfirmedAt = now
 		t.clock.Confirmed = now
+		t.metricConfirmed(ctx, now)
 	}
 	t.state.Status = to
+	if !wasFinal && t.state.Final() {
+		t.metricFinished(ctx, to) // final statuses never change again: counted once per transfer
+	}
 	t.changed(ctx, from, to)
 	return effect
 }

@@ -30,8 +30,12 @@ type env struct {
 	reviews *[]activities.ReviewRequest // every review the workflow opened
 }
 
-func newEnv(t *testing.T) env {
+// newEnv is a test environment for the transfer workflow; metrics, if given, gets the workflow's metrics.
+func newEnv(t *testing.T, metrics ...client.MetricsHandler) env {
 	var s testsuite.WorkflowTestSuite
+	for _, h := range metrics {
+		s.SetMetricsHandler(h)
+	}
 	e := s.NewTestWorkflowEnvironment()
 	e.RegisterWorkflow(TransferWorkflow)
 	e.RegisterWorkflow(OnboardingWorkflow)
