@@ -9,7 +9,7 @@ FUZZTIME ?= 5s
 
 .PHONY: test fmt vet workflowcheck unit integration fuzz bench chaos-smoke chaos-cluster-smoke
 
-test: fmt vet workflowcheck unit integration bench-smoke chaos-smoke chaos-cluster-smoke fuzz
+test: fmt vet workflowcheck alerts unit integration bench-smoke chaos-smoke chaos-cluster-smoke fuzz
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -61,3 +61,11 @@ chaos-cluster-smoke:
 .PHONY: bench-smoke
 bench-smoke:
 	$(GO) run ./bench -tiny -quiet -json /dev/null
+
+# The Prometheus alert rules and their unit tests (deploy/prometheus). promtool comes from Debian's prometheus
+# package; promtool.sh installs it when missing (root, as in CI).
+.PHONY: alerts
+alerts:
+	deploy/prometheus/promtool.sh check config deploy/prometheus/prometheus.yml
+	deploy/prometheus/promtool.sh check rules deploy/prometheus/alerts.yml
+	deploy/prometheus/promtool.sh test rules deploy/prometheus/alerts_test.yml
