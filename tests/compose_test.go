@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -415,5 +416,129 @@ services:
 				t.Fatalf("problems %q lack %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// promConfig is the part of deploy/prometheus/prometheus.yml the checks read.
+type promConfig struct {
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName       string `yaml:"job_name"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+		DNSSDConfigs []struct {
+			Names []string `yaml:"names"`
+			Port  int      `yaml:"port"`
+		} `yaml:"dns_sd_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+// scrapeTargets lists a Prometheus config's targets per job as host:port.
+func (c promConfig) scrapeTargets() map[string][]string {
+	out := map[string][]string{}
+	for _, sc := range c.ScrapeConfigs {
+		for _, s := range sc.StaticConfigs {
+			out[sc.JobName] = append(out[sc.JobName], s.Targets...)
+		}
+		for _, d := range sc.DNSSDConfigs {
+			for _, n := range d.Names {
+				out[sc.JobName] = append(out[sc.JobName], fmt.Sprintf("%s:%d", n, d.Port))
+			}
+		}
+	}
+	return out
+}
+
+// portOf is the port of a listen address such as ":9090" or "0.0.0.0:8000".
+func portOf(addr string) string {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return ""
+	}
+	return addr[i+1:]
+}
+
+// checkMonitoring returns every way the compose file and the Prometheus config disagree: the Temporal server
+// exports its metrics, and Prometheus scrapes the worker, the bridge and Temporal where they listen, on addresses
+// the compose network reaches, and loads the alert rules.
+func checkMonitoring(base composeDoc, prom promConfig) []error {
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	want := map[string]struct{ service, addr, setting string }{
+		"temporal":           {"temporal", base.Services["temporal"].Environment["PROMETHEUS_ENDPOINT"], "PROMETHEUS_ENDPOINT"},
+		"connectflow-worker": {"worker", base.Services["worker"].Environment["METRICS_ADDR"], "METRICS_ADDR"},
+		"connectflow-bridge": {"webhookbridge", base.Services["webhookbridge"].Environment["BRIDGE_ADMIN_ADDR"], "BRIDGE_ADMIN_ADDR"},
+	}
+	targets := prom.scrapeTargets()
+	for _, job := range sortedKeys(want) {
+		w := want[job]
+		switch {
+		case w.addr == "":
+			bad("service %s: %s is not set, so nothing serves its metrics", w.service, w.setting)
+			continue
+		case strings.HasPrefix(w.addr, "127.") || strings.HasPrefix(w.addr, "localhost"):
+			bad("service %s: %s=%s listens on loopback only: Prometheus cannot reach it", w.service, w.setting, w.addr)
+		}
+		if got := targets[job]; !slices.Equal(got, []string{w.service + ":" + portOf(w.addr)}) {
+			bad("prometheus.yml: job %s scrapes %v, want [%s:%s] (%s of service %s)", job, got, w.service, portOf(w.addr), w.setting, w.service)
+		}
+	}
+	if !slices.Contains(prom.RuleFiles, "alerts.yml") {
+		bad("prometheus.yml does not load alerts.yml")
+	}
+	if svc, ok := base.Services["prometheus"]; !ok || !slices.Equal(svc.Profiles, []string{"monitoring"}) {
+		bad("service prometheus: missing, or not under the profile monitoring")
+	}
+	return problems
+}
+
+func readPromConfig(t *testing.T, text string) promConfig {
+	t.Helper()
+	var c promConfig
+	if err := yaml.Unmarshal([]byte(text), &c); err != nil {
+		t.Fatalf("prometheus config: %v", err)
+	}
+	return c
+}
+
+func TestComposeMonitoring(t *testing.T) {
+	base := readCompose(t, composePath)
+	data, err := os.ReadFile(prometheusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := readPromConfig(t, string(data))
+	for _, err := range checkMonitoring(base, prom) {
+		t.Error(err)
+	}
+
+	// The checker catches a broken pair: a checker that passes them would prove nothing.
+	broken := func(edit func(*composeDoc, *promConfig)) []error {
+		b := readCompose(t, composePath)
+		p := readPromConfig(t, string(data))
+		temporal := b.Services["temporal"]
+		temporal.Environment = maps.Clone(temporal.Environment)
+		b.Services["temporal"] = temporal
+		edit(&b, &p)
+		return checkMonitoring(b, p)
+	}
+	for name, c := range map[string]struct {
+		edit func(*composeDoc, *promConfig)
+		want string
+	}{
+		"Temporal's metrics off": {func(b *composeDoc, _ *promConfig) { delete(b.Services["temporal"].Environment, "PROMETHEUS_ENDPOINT") },
+			"service temporal: PROMETHEUS_ENDPOINT is not set"},
+		"Temporal's metrics on loopback": {func(b *composeDoc, _ *promConfig) {
+			b.Services["temporal"].Environment["PROMETHEUS_ENDPOINT"] = "127.0.0.1:8000"
+		}, "listens on loopback only"},
+		"scrape the wrong port": {func(_ *composeDoc, p *promConfig) { p.ScrapeConfigs[0].DNSSDConfigs[0].Port = 9999 },
+			"job connectflow-worker scrapes [worker:9999]"},
+		"no rules": {func(_ *composeDoc, p *promConfig) { p.RuleFiles = nil }, "does not load alerts.yml"},
+	} {
+		errs := broken(c.edit)
+		if !strings.Contains(fmt.Sprint(errs), c.want) {
+			t.Errorf("%s: errors %v, want one saying %q", name, errs, c.want)
+		}
 	}
 }
