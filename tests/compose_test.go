@@ -542,3 +542,46 @@ func TestComposeMonitoring(t *testing.T) {
 		}
 	}
 }
+
+// listenSettings are the settings and flags that make connectflow's services listen.
+var listenSettings = []string{"METRICS_ADDR", "WORKER_ADMIN_ADDR", "BRIDGE_ADDR", "BRIDGE_ADMIN_ADDR"}
+
+// TestComposeDemoPortsDoNotCollide: the demo runs the worker and the bridge in the sandbox's network namespace,
+// so no two of them may listen on one port (the bridge's admin port once was the worker's).
+func TestComposeDemoPortsDoNotCollide(t *testing.T) {
+	base := readCompose(t, composePath)
+	demo := readCompose(t, composeDemoPath)
+	owner := map[string]string{} // port -> who listens on it
+	listen := func(who, addr string) {
+		port := portOf(addr)
+		if port == "" {
+			return
+		}
+		if other, taken := owner[port]; taken {
+			t.Errorf("demo: %s and %s both listen on port %s in the sandbox's network namespace", other, who, port)
+		}
+		owner[port] = who
+	}
+	for _, arg := range base.Services["sandbox"].Command {
+		if v, ok := strings.CutPrefix(arg, "-addr="); ok {
+			listen("sandbox -addr", v)
+		}
+	}
+	for _, name := range sortedKeys(demo.Services) {
+		if demo.Services[name].NetworkMode != "service:sandbox" {
+			continue
+		}
+		env := maps.Clone(base.Services[name].Environment)
+		maps.Copy(env, demo.Services[name].Environment)
+		for _, v := range listenSettings {
+			if addr, ok := env[v]; ok {
+				listen(name+" "+v, addr)
+			} else if name == "webhookbridge" && v == "BRIDGE_ADMIN_ADDR" {
+				listen(name+" "+v+" (default)", "127.0.0.1:9091")
+			}
+		}
+	}
+	if len(owner) < 4 {
+		t.Fatalf("found only %v: the check reads nothing", owner)
+	}
+}
