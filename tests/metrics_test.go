@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,5 +367,63 @@ func TestAlertRulesAreDocumented(t *testing.T) {
 	}
 	if len(seen) == 0 {
 		t.Fatal("no alerts")
+	}
+}
+
+// metricsWorker runs the worker wiring on its own client with its own metrics registry, served on loopback.
+func (s *stack) metricsWorker() (stop func(), scrape func() scrapeResult) {
+	s.t.Helper()
+	m := workerapp.NewMetrics(slog.New(slog.DiscardHandler))
+	s.t.Cleanup(func() { _ = m.Close() })
+	c := s.server.NewClientWithOptions(client.Options{MetricsHandler: m.Handler})
+	w, err := workerapp.New(c, s.workerConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(w.Stop) }
+	s.t.Cleanup(stop)
+	srv := httptest.NewServer(m.HTTP)
+	s.t.Cleanup(srv.Close)
+	return stop, func() scrapeResult { r, _ := scrapeURL(s.t, srv.URL+workerapp.MetricsPath); return r }
+}
+
+// A worker that takes over a transfer replays its history first: what the first worker counted is not counted
+// again (the SDK's handler is silent during replay), and what happens after the takeover is counted once.
+func TestMetricsNotCountedOnReplay(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	stopA, scrapeA := s.metricsWorker()
+	st := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "m-replay", ReferenceID: "USER95"})
+	s.signal(connect.KindDeposit, "m-replay", event(connect.KindDeposit, connect.StatusInitiated, "cx-m-replay", st.SessionID))
+	eventually(t, "initiated", func() bool {
+		cur, err := s.transfers.Status(s.ctx(), connect.KindDeposit, "m-replay")
+		return err == nil && cur.Status == workflows.StatusInitiated
+	})
+	stopA()
+
+	_, scrapeB := s.metricsWorker()
+	s.signal(connect.KindDeposit, "m-replay", event(connect.KindDeposit, connect.StatusConfirmed, "cx-m-replay", st.SessionID))
+	if r, err := s.result(connect.KindDeposit, "m-replay"); err != nil || r.Status != workflows.StatusConfirmed {
+		t.Fatalf("m-replay: %+v, %v", r, err)
+	}
+	a, b := scrapeA(), scrapeB()
+	for _, c := range []struct {
+		who    string
+		got    scrapeResult
+		series string
+		want   float64
+	}{
+		{"first worker", a, `connectflow_transfers_started_total{kind="deposit"}`, 1},
+		{"first worker", a, `connectflow_transfers_finished_total{kind="deposit",status="confirmed"}`, 0},
+		{"worker that replayed", b, `connectflow_transfers_started_total{kind="deposit"}`, 0},
+		{"worker that replayed", b, `connectflow_transfers_finished_total{kind="deposit",status="confirmed"}`, 1},
+		{"worker that replayed", b, `connectflow_transfer_session_to_confirmed_seconds_count{kind="deposit"}`, 1},
+	} {
+		if c.got[c.series] != c.want {
+			t.Errorf("%s: %s = %v, want %v", c.who, c.series, c.got[c.series], c.want)
+		}
 	}
 }
