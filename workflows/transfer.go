@@ -132,10 +132,10 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	t := &transfer{
 		edge:          edge,
 		lateSupersede: lateSupersede,
-		in:    in,
-		seen:  map[string]int{},
-		wake:  workflow.NewChannel(ctx),
-		clock: Clock{Timeouts: in.Timeouts},
+		in:            in,
+		seen:          map[string]int{},
+		wake:          workflow.NewChannel(ctx),
+		clock:         Clock{Timeouts: in.Timeouts},
 		state: TransferState{
 			WorkflowID:  workflow.GetInfo(ctx).WorkflowExecution.ID,
 			Kind:        in.Kind,
