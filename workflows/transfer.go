@@ -74,15 +74,11 @@ const ChangeSupersedeAfterSession = "supersede-after-session"
 
 // SupersedeActivityOptions bound superseding older transfers: it runs after the session is with the user, so
 // nobody waits on it; past ScheduleToCloseTimeout the older transfers end at their own session deadline instead.
-var SupersedeActivityOptions = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: 30 * time.Minute,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    time.Minute,
-	},
-}
+var SupersedeActivityOptions = func() workflow.ActivityOptions {
+	o := TemporalActivityOptions
+	o.ScheduleToCloseTimeout = 30 * time.Minute
+	return o
+}()
 
 // transfer is the running state of one transfer workflow; the rules are machine.go's.
 type transfer struct {
