@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -215,6 +216,33 @@ func TestRedeliverRefusals(t *testing.T) {
 		if st.Status != workflows.StatusNeedsReview || st.Redelivery != nil || len(st.Events) != 1 {
 			t.Fatalf("%s after refusals: %+v", id, st)
 		}
+	}
+
+	// The operator names an open transfer waiting for its movement: the CLI delivers it there, once.
+	waiting := a.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "rr-2", ReferenceID: "USER33", AwaitLedger: true})
+	deliveries, err = a.sandbox.Play(a.ctx(), waiting.SessionID, connecttest.Play{})
+	requireDelivered(t, deliveries, err)
+	eventually(t, "rr-2 confirmed, waiting for its ledger movement", func() bool {
+		st, err := a.transfers.Status(a.ctx(), connect.KindDeposit, "rr-2")
+		return err == nil && st.Status == workflows.StatusConfirmed
+	})
+	code, stdout, stderr = a.starter(bin, "redeliver", "-review", stray, "-actor", "ana", "-reason", "ticket 77: cx-nobody is rr-2's",
+		"-kind", "deposit", "-transfer-id", "rr-2")
+	var out transfer.Redelivered
+	if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil {
+		t.Fatalf("starter redeliver to rr-2: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if out.TransferWorkflowID != waiting.WorkflowID || out.Redelivery.Operator != "ana" || out.Review.Status != workflows.StatusRedelivered ||
+		out.Record == nil || out.Record.Effect != workflows.EffectApplied {
+		t.Fatalf("starter redeliver to rr-2: %s", stdout)
+	}
+	r, err := a.result(connect.KindDeposit, "rr-2")
+	if err != nil || r.Status != workflows.StatusSettled || r.Ledger == nil || r.Ledger.MovementID != "mv-stray" {
+		t.Fatalf("rr-2 after the redelivery: %+v, %v", r, err)
+	}
+	code, _, stderr = a.starter(bin, "redeliver", "-review-id", stray, "-operator", "ana", "-reason", "again", "-kind", "deposit", "-transfer-id", "rr-2")
+	if code != 1 || !strings.Contains(stderr, "review already closed") {
+		t.Fatalf("starter redeliver twice: exit %d, stderr %q", code, stderr)
 	}
 }
 
