@@ -7,9 +7,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/connectflow/connectflow/bridge"
@@ -259,4 +261,62 @@ func (s *stack) history(workflowID string) []*historypb.HistoryEvent {
 		out = append(out, e)
 	}
 	return out
+}
+
+// TestRedeliverConnectEvent: a Connect event the bridge held for no transfer (its session not found: here a
+// payload without session metadata, reviewed as the bridge does) is redelivered by the library to the transfer
+// whose ConnectSessionID is the event's, with the bridge's signal and dedupe key: the transfer applies it once, and
+// Connect's own late redelivery of the same event afterwards is counted as a duplicate, not applied again.
+func TestRedeliverConnectEvent(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	// Waiting for its ledger movement keeps the deposit open after confirmed, so Connect's late redelivery reaches it.
+	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "rc-1", ReferenceID: "USER34", AwaitLedger: true})
+	cx := s.connectID(started.SessionID)
+	s.signal(connect.KindDeposit, "rc-1", event(connect.KindDeposit, connect.StatusInitiated, cx, started.SessionID))
+	s.listed("ConnectSessionID = '"+started.SessionID+"'", started.WorkflowID)
+
+	confirmed := event(connect.KindDeposit, connect.StatusConfirmed, cx, started.SessionID)
+	reviewID := workflows.ReviewWorkflowID(confirmed.DedupeKey)
+	_, err := s.client.SignalWithStartWorkflow(s.ctx(), reviewID, workflows.SignalReviewEvent,
+		workflows.EventSignal{Event: confirmed, ReceivedAt: time.Now()},
+		client.StartWorkflowOptions{ID: reviewID, TaskQueue: taskQueue}, "ReviewWorkflow",
+		workflows.ReviewInput{Reason: workflows.ReviewNoTransfer, Kind: connect.KindDeposit, ConnectTransferID: cx, SessionID: started.SessionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.transfers.Redeliver(s.ctx(), reviewID, transfer.RedeliverRequest{Operator: "ana", Reason: "session lookup missed it"})
+	if err != nil {
+		t.Fatalf("redeliver: %v", err)
+	}
+	if out.TransferWorkflowID != started.WorkflowID || out.Redelivery.Signal != workflows.SignalConnectEvent ||
+		out.Redelivery.DedupeKey != confirmed.DedupeKey || out.Record == nil || out.Record.Effect != workflows.EffectApplied {
+		t.Fatalf("redelivered: %+v (record %+v)", out, out.Record)
+	}
+	s.signal(connect.KindDeposit, "rc-1", confirmed) // Connect delivers it again itself
+	var r workflows.TransferState
+	eventually(t, "Connect's redelivery counted", func() bool {
+		r, err = s.transfers.Status(s.ctx(), connect.KindDeposit, "rc-1")
+		for _, e := range r.Events {
+			if e.DedupeKey == confirmed.DedupeKey && e.Duplicates > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if r.Status != workflows.StatusConfirmed {
+		t.Fatalf("rc-1: %s, want confirmed", r.Status)
+	}
+	applied := 0
+	for _, e := range r.Events {
+		if e.DedupeKey == confirmed.DedupeKey {
+			applied++
+			if e.Effect != workflows.EffectApplied || e.Duplicates != 1 {
+				t.Fatalf("the confirmed event's record: %+v, want applied with 1 duplicate", e)
+			}
+		}
+	}
+	if applied != 1 {
+		t.Fatalf("%d records of the confirmed event, want 1: %+v", applied, r.Events)
+	}
 }
