@@ -134,6 +134,11 @@ func TestRedeliverHeldLedgerMovement(t *testing.T) {
 				t.Fatal(err)
 			}
 			accepted = &got
+			var caller string
+			if p := in.GetHeader().GetFields()[transferapi.HeaderCaller]; p == nil ||
+				converter.GetDefaultDataConverter().FromPayload(p, &caller) != nil || caller != "ops-ana" {
+				t.Fatalf("review history: the redeliver update's caller header is %q, want ops-ana", caller)
+			}
 		case enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
 			at := e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes()
 			signalled = at.GetWorkflowExecution().GetWorkflowId() == started.WorkflowID && at.GetSignalName() == workflows.SignalLedger
