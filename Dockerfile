@@ -11,6 +11,9 @@ FROM golang:${GO_VERSION} AS build
 WORKDIR /src
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # The build fetches only the modules these binaries import (not the Temporal server's), into a cache mount.
+# The root (product) module alone, not the go.work that joins the server-linked dev/, bench/ and tests/ modules
+# (docs/modules.md).
+ENV GOWORK=off
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/ ./worker ./webhookbridge ./sandbox ./deploy/probe

@@ -96,6 +96,12 @@ func serve(st *workerapp.Settings, opts client.Options, logger *slog.Logger) err
 		return fmt.Errorf("cannot reach Temporal at %s: %w", settings.HostPort(opts), err)
 	}
 	defer c.Close()
+	if metrics != nil {
+		// The stalled, timed-out, review and notification gauges, from visibility; never blocks the worker.
+		watch, stop := context.WithCancel(context.Background())
+		defer stop()
+		metrics.WatchVisibility(watch, c, workerapp.VisibilityOptions{})
+	}
 	ready := workerapp.NewReadiness(c, st.Worker.TaskQueue, opts.Identity)
 	if st.AdminAddr != "" {
 		ln, err := net.Listen("tcp", st.AdminAddr)
