@@ -21,8 +21,8 @@ import (
 // asks for its removal from this list, so the list cannot outlive its reason.
 var pendingPages = []string{"configuration-naming.md", "tracing.md"}
 
-// minDuplicate is the shortest paragraph or line (after joining whitespace) that may not appear both in the README
-// and in a page: long enough that a shared command or table header is not a duplicate section.
+// minDuplicate is the shortest paragraph or line (after joining whitespace) that may not appear in two of the
+// README and the pages: long enough that a shared command or table header is not a duplicate section.
 const minDuplicate = 100
 
 var (
@@ -122,15 +122,24 @@ func blocks(text string) []string {
 	return out
 }
 
-// TestREADMESharesNoSectionWithDocs: reference material lives in one place. No paragraph or line of the README
-// longer than minDuplicate appears in a page.
-func TestREADMESharesNoSectionWithDocs(t *testing.T) {
-	readme := blocks(read(t, "../README.md"))
-	for _, page := range pages(t) {
-		text := strings.Join(strings.Fields(read(t, page)), " ")
-		for _, b := range readme {
-			if len(b) >= minDuplicate && strings.Contains(text, b) {
-				t.Errorf("README.md and docs/%s both hold %q: keep it in one place", page, b)
+// TestNoSectionInTwoPlaces: reference material lives in one place. No paragraph or line longer than minDuplicate
+// of the README or of a page appears in the README or another page.
+func TestNoSectionInTwoPlaces(t *testing.T) {
+	files := append([]string{"../README.md"}, pages(t)...)
+	texts := map[string]string{}
+	for _, f := range files {
+		texts[f] = strings.Join(strings.Fields(read(t, f)), " ")
+	}
+	for _, from := range files {
+		for _, b := range blocks(read(t, from)) {
+			if len(b) < minDuplicate {
+				continue
+			}
+			for _, in := range files {
+				if in != from && strings.Contains(texts[in], b) {
+					t.Errorf("%s and %s both hold %q: keep it in one place", strings.TrimPrefix(from, "../"),
+						strings.TrimPrefix(in, "../"), b)
+				}
 			}
 		}
 	}
