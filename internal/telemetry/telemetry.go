@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -129,4 +131,26 @@ func Reset() {
 	enabled.Store(false)
 	otel.SetTracerProvider(noop.NewTracerProvider())
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator())
+}
+
+// shutdownTimeout bounds the flush of the spans not yet exported when a command stops.
+const shutdownTimeout = 5 * time.Second
+
+// Main is Setup for a command's run function, in one line: `defer telemetry.Main("connectflow-worker", stderr)()`.
+// A wrong OTEL_* setting is printed to stderr and exits 2, as the commands' other bad settings do. The function
+// it returns flushes the spans not yet exported (for at most 5 s) and stops tracing; with tracing off it does
+// nothing.
+func Main(serviceName string, stderr io.Writer) (stop func()) {
+	shutdown, err := Setup(context.Background(), serviceName)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: tracing: %v\n", serviceName, err)
+		os.Exit(2)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			fmt.Fprintf(stderr, "%s: tracing: spans not flushed: %v\n", serviceName, err)
+		}
+	}
 }
