@@ -191,6 +191,13 @@ func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	recorded := indexSpans(recorder.Ended())
+	t.Cleanup(func() {
+		if t.Failed() || testing.Verbose() { // every span's chain, to see what the trace looked like
+			for _, sp := range recorded.all {
+				t.Logf("%s  %s", sp.SpanContext().TraceID(), strings.Join(recorded.chain(t, sp), " <- "))
+			}
+		}
+	})
 
 	// The API's request -> update-with-start -> workflow -> OpenSession -> the Connect call, one trace.
 	apiSpans := recorded.named("POST " + transferapi.PathDeposits)
