@@ -143,11 +143,9 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 	}
 	t.CodecKeys = keys
 	// Tracing (when telemetry.Setup turned it on): every client, and every worker built on one, is traced.
-	tracing, err := telemetry.TemporalInterceptors()
-	if err != nil {
-		return client.Options{}, fmt.Errorf("tracing: %w", err)
+	if err := telemetry.AddTemporal(&opts); err != nil {
+		return client.Options{}, err
 	}
-	opts.Interceptors = append(opts.Interceptors, tracing...)
 	return opts, nil
 }
 

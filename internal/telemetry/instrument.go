@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -8,6 +9,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
 
@@ -89,4 +91,15 @@ func HTTPClient(c *http.Client, peer string) *http.Client {
 			return peer + " " + r.Method + " " + r.URL.Path
 		}))
 	return &copied
+}
+
+// AddTemporal appends TemporalInterceptors to opts.Interceptors (nothing when tracing is off), for a process that
+// builds its client.Options itself rather than through settings.ClientOptions.
+func AddTemporal(opts *client.Options) error {
+	ints, err := TemporalInterceptors()
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	opts.Interceptors = append(opts.Interceptors, ints...)
+	return nil
 }
