@@ -164,28 +164,39 @@ func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 	apiSrv := httptest.NewServer(api.Handler())
 	t.Cleanup(apiSrv.Close)
 
+	post := func(path string, v any) (int, []byte) {
+		body, _ := json.Marshal(v)
+		req, _ := http.NewRequestWithContext(s.ctx(), http.MethodPost, apiSrv.URL+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+apiBackendToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, answer
+	}
 	// Start through the API, with an email in the metadata: personal data that must reach no span.
 	const email = "trace.person@example.com"
-	body, _ := json.Marshal(map[string]any{"transfer_id": "trace-1", "reference_id": "USER77",
+	status, answer := post(transferapi.PathDeposits, map[string]any{"transfer_id": "trace-1", "reference_id": "USER77",
 		"metadata": map[string]string{"contact": email}})
-	req, _ := http.NewRequestWithContext(s.ctx(), http.MethodPost, apiSrv.URL+transferapi.PathDeposits, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+apiBackendToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	var started transferapi.StartResponse
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(answer, &started) != nil || started.JWT == "" {
-		t.Fatalf("start: %d %s", resp.StatusCode, answer)
+	if status != http.StatusCreated || json.Unmarshal(answer, &started) != nil || started.JWT == "" {
+		t.Fatalf("start: %d %s", status, answer)
 	}
 	deliveries, err := s.sandbox.Play(s.ctx(), started.SessionID, connecttest.Play{Outcome: connecttest.OutcomeConfirmed})
 	requireDelivered(t, deliveries, err)
 	var result workflows.TransferResult
 	if err := traced.GetWorkflow(s.ctx(), started.WorkflowID, "").Get(s.ctx(), &result); err != nil || result.Status != workflows.StatusConfirmed {
 		t.Fatalf("deposit: %s, %v", result.Status, err)
+	}
+	// An onboarding token: the user's email and phone go to Zero Hash in the body, never into a span.
+	const onboardEmail, onboardPhone = "onboard.person@example.com", "33512345678"
+	status, answer = post(transferapi.PathOnboarding, map[string]string{"email": onboardEmail, "phone_number": onboardPhone})
+	var onboarding transferapi.OnboardingResponse
+	if status != http.StatusOK || json.Unmarshal(answer, &onboarding) != nil || onboarding.Token == "" {
+		t.Fatalf("onboarding: %d %s", status, answer)
 	}
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -216,6 +227,18 @@ func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no Connect session call traced back to the API request")
+	}
+
+	// The API's onboarding request -> its workflow -> the activity -> the Zero Hash call.
+	wantZH := []string{"zerohash POST /participants/onboarding_token", "RunActivity:IssueOnboardingToken",
+		"StartActivity:IssueOnboardingToken", "RunWorkflow:OnboardingWorkflow", "StartWorkflow:OnboardingWorkflow",
+		"POST " + transferapi.PathOnboarding}
+	zh := recorded.named(wantZH[0])
+	if len(zh) != 1 {
+		t.Fatalf("%d Zero Hash onboarding calls traced, want 1", len(zh))
+	}
+	if got := recorded.chain(t, zh[0]); strings.Join(got, " <- ") != strings.Join(wantZH, " <- ") {
+		t.Errorf("Zero Hash call's chain: %q\nwant %q", got, wantZH)
 	}
 
 	// Each webhook -> its signal -> the workflow's handling -> the notification it causes -> the platform call.
@@ -256,6 +279,7 @@ func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 		"platform URL token": pathToken, "Connect client secret": connecttest.DefaultClientSecret,
 		"Zero Hash API secret": connecttest.DefaultAPISecret, "Zero Hash passphrase": connecttest.DefaultPassphrase,
 		"codec key": codecKeys[len("trace-key:"):], "webhook secret": connecttest.DefaultWebhookSecret,
+		"onboarding email": onboardEmail, "onboarding phone": onboardPhone, "onboarding token": onboarding.Token,
 	}
 	if len(tokens.tokens) == 0 {
 		t.Fatal("recorded no Connect access token: the scan below would miss it")
