@@ -242,9 +242,15 @@ func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 	}
 
 	// Each webhook -> its signal -> the workflow's handling -> the notification it causes -> the platform call.
-	webhooks := recorded.named("POST " + bridge.PathConnectDeposits)
+	// (Only the attempt each delivery ended with, answered 200, changed the transfer.)
+	var webhooks []sdktrace.ReadOnlySpan
+	for _, hook := range recorded.named("POST " + bridge.PathConnectDeposits) {
+		if attr(hook, "http.response.status_code") == "200" {
+			webhooks = append(webhooks, hook)
+		}
+	}
 	if len(webhooks) != len(deliveries) || len(webhooks) < 3 {
-		t.Fatalf("%d webhook spans for %d deliveries", len(webhooks), len(deliveries))
+		t.Fatalf("%d webhook spans answered 200 for %d deliveries", len(webhooks), len(deliveries))
 	}
 	wantHook := []string{"platform POST", "RunActivity:NotifyPlatform", "StartActivity:NotifyPlatform",
 		"HandleSignal:" + workflows.SignalConnectEvent, "SignalWorkflow:" + workflows.SignalConnectEvent,
@@ -268,7 +274,7 @@ func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 			t.Errorf("webhook trace %s holds %d platform calls, want 1 (its status change's notification)",
 				hook.SpanContext().TraceID(), n)
 		}
-		if attr(hook, "http.route") != bridge.PathConnectDeposits || attr(hook, "http.response.status_code") != "200" {
+		if attr(hook, "http.route") != bridge.PathConnectDeposits || attr(hook, "url.path") != bridge.PathConnectDeposits {
 			t.Errorf("webhook span attributes: %v", hook.Attributes())
 		}
 	}
