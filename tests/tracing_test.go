@@ -26,6 +26,7 @@ import (
 	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/internal/telemetry"
+	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 	"github.com/connectflow/connectflow/internal/workerapp"
 	"github.com/connectflow/connectflow/transferapi"
 	"github.com/connectflow/connectflow/workflows"
@@ -91,7 +92,7 @@ func attr(sp sdktrace.ReadOnlySpan, key string) string {
 // status holds a credential, a token or personal data.
 func TestTracingOneTraceFromRequestToConnectCall(t *testing.T) {
 	recorder := tracetest.NewSpanRecorder()
-	tp := telemetry.NewTracerProvider(sdktrace.WithSpanProcessor(telemetry.Redact(recorder)))
+	tp := otelsetup.NewTracerProvider(sdktrace.WithSpanProcessor(otelsetup.Redact(recorder)))
 	telemetry.Use(tp)
 	t.Cleanup(telemetry.Reset)
 

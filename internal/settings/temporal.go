@@ -142,7 +142,7 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 		return client.Options{}, fmt.Errorf("payload encryption: %w", err)
 	}
 	t.CodecKeys = keys
-	// Tracing (when telemetry.Setup turned it on): every client, and every worker built on one, is traced.
+	// Tracing (when otelsetup.Setup turned it on): every client, and every worker built on one, is traced.
 	if err := telemetry.AddTemporal(&opts); err != nil {
 		return client.Options{}, err
 	}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -14,6 +12,18 @@ import (
 	"go.temporal.io/sdk/interceptor"
 
 	"github.com/connectflow/connectflow/internal/telemetry/signalspan"
+)
+
+// AttrPeer names the remote service an outgoing HTTP span calls: PeerConnect, PeerZeroHash or PeerPlatform.
+const AttrPeer = "peer.service"
+
+// The peers HTTPClient is given.
+const (
+	PeerConnect  = "connect"
+	PeerZeroHash = "zerohash"
+	// PeerPlatform is the platform's notification webhook: its URL may carry a token in its path, so its spans
+	// keep the scheme and host only (otelsetup.Redact).
+	PeerPlatform = "platform"
 )
 
 // TemporalInterceptors are the client interceptors that trace a Temporal client and every worker built on it
@@ -35,35 +45,6 @@ func TemporalInterceptors() ([]interceptor.ClientInterceptor, error) {
 		return nil, err
 	}
 	return []interceptor.ClientInterceptor{tracing, signalspan.Interceptor()}, nil
-}
-
-// untraced are the routes no span is opened for: probes and scrapes.
-var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
-
-// Gin is the middleware that opens a server span for each request to a Gin engine (service names the server),
-// named "<METHOD> <route>" (the route pattern, never the raw path), continuing the caller's W3C trace context.
-// Probes (/healthz, /readyz) and /metrics are not traced. nil when tracing is off: add it with Use only then.
-func Gin(service string) gin.HandlerFunc {
-	if !Enabled() {
-		return nil
-	}
-	return otelgin.Middleware(service,
-		otelgin.WithPropagators(Propagator),
-		otelgin.WithGinFilter(func(c *gin.Context) bool { return !untraced[c.FullPath()] }),
-		otelgin.WithSpanNameFormatter(func(c *gin.Context) string {
-			route := c.FullPath()
-			if route == "" {
-				route = "unmatched route"
-			}
-			return c.Request.Method + " " + route
-		}))
-}
-
-// UseGin adds Gin(service) to e when tracing is on: first, so every later middleware runs inside its span.
-func UseGin(e *gin.Engine, service string) {
-	if mw := Gin(service); mw != nil {
-		e.Use(mw)
-	}
 }
 
 // HTTPClient returns c (nil: a zero http.Client) with a transport that opens a client span for each request,

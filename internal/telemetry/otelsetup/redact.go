@@ -1,4 +1,4 @@
-package telemetry
+package otelsetup
 
 import (
 	"context"
@@ -8,22 +8,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/connectflow/connectflow/internal/telemetry"
 )
 
 // Redacted replaces what Redact takes out of a value.
 const Redacted = "[REDACTED]"
-
-// AttrPeer names the remote service an outgoing HTTP span calls: PeerConnect, PeerZeroHash or PeerPlatform.
-const AttrPeer = "peer.service"
-
-// The peers HTTPClient is given.
-const (
-	PeerConnect  = "connect"
-	PeerZeroHash = "zerohash"
-	// PeerPlatform is the platform's notification webhook: its URL may carry a token in its path or query, so its
-	// spans keep the scheme and host only.
-	PeerPlatform = "platform"
-)
 
 // dropped are attributes no span keeps: who called (an end user's address and browser, for SDK relays) and any
 // captured header or query string.
@@ -74,7 +64,7 @@ func redactSpan(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	attrs := s.Attributes()
 	platform := false
 	for _, kv := range attrs {
-		if string(kv.Key) == AttrPeer && kv.Value.AsString() == PeerPlatform {
+		if string(kv.Key) == telemetry.AttrPeer && kv.Value.AsString() == telemetry.PeerPlatform {
 			platform = true
 		}
 	}

@@ -1,4 +1,4 @@
-package telemetry
+package otelsetup
 
 import (
 	"context"
@@ -17,6 +17,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/connectflow/connectflow/internal/telemetry"
+	"github.com/connectflow/connectflow/internal/telemetry/gintrace"
 )
 
 // otlpReceiver is an OTLP/HTTP trace endpoint on loopback that keeps the span names it receives.
@@ -63,7 +66,7 @@ func clearEnv(t *testing.T) {
 		EnvSDKDisabled, EnvServiceName, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_TRACES_SAMPLER"} {
 		t.Setenv(name, "")
 	}
-	t.Cleanup(Reset)
+	t.Cleanup(telemetry.Reset)
 }
 
 func TestSetupExportsOverOTLPHTTP(t *testing.T) {
@@ -79,7 +82,7 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Enabled() {
+	if !telemetry.Enabled() {
 		t.Fatal("Setup with an endpoint did not turn tracing on")
 	}
 	_, span := otel.Tracer("test").Start(context.Background(), "work")
@@ -87,7 +90,7 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 	if err := shutdown(t.Context()); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if Enabled() {
+	if telemetry.Enabled() {
 		t.Fatal("tracing still on after shutdown")
 	}
 	rcv.mu.Lock()
@@ -119,21 +122,21 @@ func TestSetupOffUnlessAnEndpointIsSet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if Enabled() {
+			if telemetry.Enabled() {
 				t.Fatal("tracing on")
 			}
 			if err := shutdown(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			ints, err := TemporalInterceptors()
+			ints, err := telemetry.TemporalInterceptors()
 			if err != nil || ints != nil {
 				t.Fatalf("interceptors with tracing off: %v, %v", ints, err)
 			}
-			if Gin("svc") != nil {
+			if gintrace.Gin("svc") != nil {
 				t.Fatal("Gin middleware with tracing off")
 			}
 			c := &http.Client{}
-			if HTTPClient(c, PeerConnect) != c {
+			if telemetry.HTTPClient(c, telemetry.PeerConnect) != c {
 				t.Fatal("HTTPClient changed the client with tracing off")
 			}
 		})
@@ -153,7 +156,7 @@ func TestSetupRefusesUnknownSettings(t *testing.T) {
 			if _, err := Setup(t.Context(), "svc"); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Setup: %v, want an error naming %s", err, tc.want)
 			}
-			if Enabled() {
+			if telemetry.Enabled() {
 				t.Fatal("tracing on after a refused setting")
 			}
 		})
@@ -165,8 +168,8 @@ func TestSetupGRPCProtocol(t *testing.T) {
 	t.Setenv(EnvTracesEndpoint, "http://127.0.0.1:4317")
 	t.Setenv(EnvTracesProtocol, ProtocolGRPC)
 	shutdown, err := Setup(t.Context(), "svc")
-	if err != nil || !Enabled() {
-		t.Fatalf("Setup: %v, enabled %v", err, Enabled())
+	if err != nil || !telemetry.Enabled() {
+		t.Fatalf("Setup: %v, enabled %v", err, telemetry.Enabled())
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel() // nothing listens there: do not wait for the flush
@@ -252,16 +255,16 @@ func TestRedactOnEveryPath(t *testing.T) {
 
 func TestHTTPClientSpanAndPropagation(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	Use(NewTracerProvider(sdktrace.WithSpanProcessor(Redact(rec))))
-	t.Cleanup(Reset)
+	telemetry.Use(NewTracerProvider(sdktrace.WithSpanProcessor(Redact(rec))))
+	t.Cleanup(telemetry.Reset)
 	var traceparent string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		traceparent = r.Header.Get("traceparent")
 	}))
 	defer srv.Close()
 	base := &http.Client{}
-	for _, peer := range []string{PeerZeroHash, PeerPlatform} {
-		c := HTTPClient(base, peer)
+	for _, peer := range []string{telemetry.PeerZeroHash, telemetry.PeerPlatform} {
+		c := telemetry.HTTPClient(base, peer)
 		if c == base || base.Transport != nil {
 			t.Fatal("HTTPClient must return a copy and leave the original alone")
 		}
@@ -297,11 +300,11 @@ func TestHTTPClientSpanAndPropagation(t *testing.T) {
 
 func TestGinSpanSkipsProbes(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	Use(NewTracerProvider(sdktrace.WithSpanProcessor(Redact(rec))))
-	t.Cleanup(Reset)
+	telemetry.Use(NewTracerProvider(sdktrace.WithSpanProcessor(Redact(rec))))
+	t.Cleanup(telemetry.Reset)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	UseGin(e, "svc")
+	gintrace.UseGin(e, "svc")
 	e.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
 	e.POST("/v1/:id/resolve", func(c *gin.Context) { c.Status(http.StatusAccepted) })
 	for _, r := range []*http.Request{httptest.NewRequest(http.MethodGet, "/healthz", nil),
