@@ -17,7 +17,8 @@ import (
 // enabled is true once Use installed a provider: the instrumentation is only added to what is built after it.
 var enabled atomic.Bool
 
-// Enabled reports whether tracing is on in this process (otelsetup.Setup found an endpoint, or a test called Use).
+// Enabled reports whether tracing is on in this process (otelsetup.Setup found an endpoint, or a test called
+// Use).
 func Enabled() bool { return enabled.Load() }
 
 // Propagator is the W3C trace context (traceparent, tracestate), and nothing else: no baggage is taken from a
@@ -25,7 +26,8 @@ func Enabled() bool { return enabled.Load() }
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // Use makes tp the process's tracer provider, Propagator its propagator, and turns the instrumentation on for
-// what is built from now on. otelsetup.Setup calls it; a test calls it with an in-memory recorder (wrapped in otelsetup.Redact).
+// what is built from now on. otelsetup.Setup calls it; a test calls it with an in-memory recorder (wrapped in
+// otelsetup.Redact).
 func Use(tp trace.TracerProvider) {
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(Propagator)

@@ -105,7 +105,7 @@ func NewTracerProvider(opts ...sdktrace.TracerProviderOption) *sdktrace.TracerPr
 // shutdownTimeout bounds the flush of the spans not yet exported when a command stops.
 const shutdownTimeout = 5 * time.Second
 
-// Main is Setup for a command's run function, in one line: `defer telemetry.Main("connectflow-worker", stderr)()`.
+// Main is Setup for a command's run function, in one line: `defer otelsetup.Main("connectflow-worker", stderr)()`.
 // A wrong OTEL_* setting is printed to stderr and exits 2, as the commands' other bad settings do. The function
 // it returns flushes the spans not yet exported (for at most 5 s) and stops tracing; with tracing off it does
 // nothing.
