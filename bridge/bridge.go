@@ -30,6 +30,7 @@ import (
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry/gintrace"
 	"github.com/connectflow/connectflow/workflows"
 	"github.com/connectflow/connectflow/zerohash"
 )
@@ -200,6 +201,7 @@ func New(opts Options) (*Bridge, error) {
 	gin.SetMode(gin.ReleaseMode) // process-wide in Gin: no route dump or debug warnings on stdout
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	gintrace.UseGin(e, "connectflow-bridge") // a span per webhook when tracing is on (docs/tracing.md)
 	e.Use(b.recoverPanic)
 	e.POST(PathConnectDeposits, b.handle(routeConnectDeposits, b.connectWebhook))
 	e.POST(PathConnectWithdrawals, b.handle(routeConnectWithdrawals, b.connectWebhook))

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/connectflow/connectflow/internal/telemetry"
 )
 
 const (
@@ -100,6 +102,7 @@ func New(opts Options) (*Client, error) {
 	if c.http == nil {
 		c.http = defaultHTTPClient()
 	}
+	c.http = telemetry.HTTPClient(c.http, telemetry.PeerConnect) // a span per call when tracing is on
 	if c.now == nil {
 		c.now = time.Now
 	}

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/internal/telemetry"
 	"github.com/connectflow/connectflow/transferapi"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -42,6 +43,9 @@ func (s *stack) startAPI() error {
 		ContextPropagators: []workflow.ContextPropagator{transferapi.CallerPropagator()}}
 	if err := codec.Apply(&opts, s.cfg.codecKeys); err != nil {
 		return fmt.Errorf("transfer API: payload encryption: %w", err)
+	}
+	if err := telemetry.AddTemporal(&opts); err != nil { // traced when OTEL_* says so (docs/tracing.md)
+		return err
 	}
 	c, err := client.NewClientFromExisting(s.client, opts)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
@@ -50,6 +51,7 @@ func main() {
 // run is the whole command: it serves until ctx ends and returns the exit status. getenv supplies the payload
 // encryption keys, read as every connectflow process reads them.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	defer otelsetup.Main("connectflow-dev", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/tracing.md)
 	cfg, err := parseConfig(args, stderr)
 	if err == nil {
 		cfg.codecKeys, err = codec.LoadKeys(getenv) // its errors name the variable, never key material

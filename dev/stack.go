@@ -24,6 +24,7 @@ import (
 	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/dev/embedded"
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry"
 	"github.com/connectflow/connectflow/internal/workerapp"
 	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
@@ -244,6 +245,9 @@ func (s *stack) startTemporal(ctx context.Context, serverLog *slog.Logger) error
 	// Worker, bridge and demo share this client, so they encrypt with the keys every other process is given.
 	if err := codec.Apply(&opts, s.cfg.codecKeys); err != nil {
 		return fmt.Errorf("payload encryption: %w", err)
+	}
+	if err := telemetry.AddTemporal(&opts); err != nil { // traced when OTEL_* says so (docs/tracing.md)
+		return err
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

@@ -35,6 +35,7 @@ import (
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/transferapi"
 	"github.com/connectflow/connectflow/workflows"
@@ -130,6 +131,7 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 	if err != nil {
 		return usageError(err.Error())
 	}
+	defer otelsetup.Main("connectflow-starter", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set
 	temporalSettings.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	opts, err := temporalSettings.ClientOptions()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/log"
 
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 )
 
 // Exit statuses of Main, the starter command's.
@@ -32,6 +33,7 @@ const (
 // Main is `starter serve`: it loads the settings from args and env and serves until SIGINT or SIGTERM (or ctx
 // ends). It returns the exit status: 0 after a signal, 1 when it cannot serve, 2 for a bad setting.
 func Main(ctx context.Context, args []string, env settings.Env, stderr io.Writer) int {
+	defer otelsetup.Main("connectflow-api", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/tracing.md)
 	st, err := LoadSettings(args, env, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

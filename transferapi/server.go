@@ -39,6 +39,7 @@ import (
 
 	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/telemetry/gintrace"
 	"github.com/connectflow/connectflow/starter/transfer"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -178,6 +179,7 @@ func New(opts Options) (*Server, error) {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false // a redirect would drop a POST body; answer 404 instead
 	e.RedirectFixedPath = false
+	gintrace.UseGin(e, "connectflow-api") // a span per request when tracing is on (docs/tracing.md)
 	e.Use(s.observe)
 	e.NoRoute(func(c *gin.Context) { s.problem(c, newProblem(TypeNotFound, "no route "+c.Request.URL.Path)) })
 	e.NoMethod(func(c *gin.Context) {

@@ -26,6 +26,7 @@ import (
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 )
 
 // drainTimeout bounds how long shutdown waits for requests in flight (each is bounded by the Temporal timeout).
@@ -37,6 +38,7 @@ func main() {
 
 // run serves until SIGINT or SIGTERM and returns the exit status: 0, 1 on a failure, 2 on bad settings.
 func run(args []string, env settings.Env, stderr io.Writer) int {
+	defer otelsetup.Main("connectflow-bridge", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/tracing.md)
 	cfg, err := loadConfig(args, env, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 	"github.com/connectflow/connectflow/internal/workerapp"
 )
 
@@ -37,6 +38,7 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
+	defer otelsetup.Main("connectflow-worker", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/tracing.md)
 	st, err := workerapp.LoadSettings(args, settings.OSEnv, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

@@ -10,6 +10,7 @@ import (
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/telemetry/signalspan"
 )
 
 // ChangePlatformNotifications is the change id (workflow.GetVersion) under which a transfer posts each of its
@@ -91,14 +92,22 @@ func WebhookID(workflowID string, sequence int) string {
 type statusChange struct {
 	from, to Status
 	at       time.Time
+	span     any // the trace span of what caused it (signalspan): its notification is traced under it
+}
+
+// queued is one notification in the outbox, with the span of the change that caused it (nil after a
+// continue-as-new: a span is not carried).
+type queued struct {
+	activities.Notification
+	span any
 }
 
 // notifier delivers a transfer's notifications, one at a time, in order.
 type notifier struct {
 	enabled  bool
 	retryFor time.Duration
-	changes  []statusChange            // since the last sync
-	outbox   []activities.Notification // queued and in flight (the first), in sequence order
+	changes  []statusChange // since the last sync
+	outbox   []queued       // queued and in flight (the first), in sequence order
 }
 
 // startNotifications decides, once per transfer, whether it notifies the platform (a new execution asks its
@@ -126,7 +135,8 @@ func (t *transfer) startNotifications(ctx workflow.Context) {
 // changed notes a status change for the platform (step calls it).
 func (t *transfer) changed(ctx workflow.Context, from, to Status) {
 	if t.notify.enabled {
-		t.notify.changes = append(t.notify.changes, statusChange{from: from, to: to, at: workflow.Now(ctx)})
+		t.notify.changes = append(t.notify.changes, statusChange{from: from, to: to, at: workflow.Now(ctx),
+			span: signalspan.Span(ctx)})
 	}
 }
 
@@ -143,7 +153,7 @@ func (t *transfer) queueNotifications() {
 		if r := t.state.Resolution; r != nil {
 			resolvedBy = r.Operator
 		}
-		t.notify.outbox = append(t.notify.outbox, activities.Notification{
+		t.notify.outbox = append(t.notify.outbox, queued{span: c.span, Notification: activities.Notification{
 			WebhookID: WebhookID(t.state.WorkflowID, ns.Sequence),
 			Type:      string(t.in.Kind) + "." + string(c.to),
 			Timestamp: c.at,
@@ -154,7 +164,7 @@ func (t *transfer) queueNotifications() {
 				TxHash: t.state.TxHash, ConnectTransferID: t.state.ConnectTransferID,
 				FailureReason: t.state.FailureReason, ResolvedBy: resolvedBy,
 			},
-		})
+		}})
 	}
 	t.notify.changes = t.notify.changes[:0]
 	t.state.Notifications.PlatformNotified = t.platformNotified()
@@ -185,20 +195,21 @@ func (t *transfer) deliver(ctx workflow.Context) {
 		if err := workflow.Await(ctx, func() bool { return len(t.notify.outbox) > 0 }); err != nil {
 			return
 		}
-		n := t.notify.outbox[0]
+		n := t.notify.outbox[0].Notification
+		actx := signalspan.With(ctx, t.notify.outbox[0].span) // traced under what caused the change
 		ns := t.state.Notifications
 		ns.Waiting = n.WebhookID
 		opts := NotifyActivityOptions
 		opts.ScheduleToCloseTimeout = t.notify.retryFor
 		opts.Summary = "Notify platform: " + n.Type + " (" + n.WebhookID + ")"
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.NotifyPlatform, n).Get(ctx, nil)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(actx, opts), act.NotifyPlatform, n).Get(ctx, nil)
 		if temporal.IsCanceledError(err) {
 			return // the workflow was cancelled: nothing more is sent
 		}
 		if err != nil {
 			ns.Failed = append(ns.Failed, n.Data.Sequence)
 			workflow.GetLogger(ctx).Error("platform notification undelivered: sent to review", "webhook_id", n.WebhookID, "error", err)
-			t.toReview(ctx, "platform:"+n.WebhookID, SignalReviewEvent, EventSignal{
+			t.toReview(actx, "platform:"+n.WebhookID, SignalReviewEvent, EventSignal{
 				Event: connect.Event{
 					Name: "connectflow.platform.undelivered", Kind: t.in.Kind, Status: connect.Status(n.Data.Status),
 					TransferID: t.state.ConnectTransferID, SessionID: t.state.SessionID, ReferenceID: t.in.ReferenceID,
@@ -249,7 +260,11 @@ func (t *transfer) carryNotifications() *NotifyCarry {
 		return nil
 	}
 	t.queueNotifications()
-	return &NotifyCarry{RetryFor: t.notify.retryFor, Outbox: append([]activities.Notification(nil), t.notify.outbox...)}
+	outbox := make([]activities.Notification, 0, len(t.notify.outbox))
+	for _, q := range t.notify.outbox {
+		outbox = append(outbox, q.Notification)
+	}
+	return &NotifyCarry{RetryFor: t.notify.retryFor, Outbox: outbox}
 }
 
 // resumeNotifications is startNotifications for a run continued from an earlier one: whether the transfer
@@ -266,6 +281,8 @@ func (t *transfer) resumeNotifications(ctx workflow.Context, c *TransferCarry) {
 	}
 	t.notify.enabled = true
 	t.notify.retryFor = n.RetryFor
-	t.notify.outbox = append([]activities.Notification(nil), n.Outbox...)
+	for _, o := range n.Outbox {
+		t.notify.outbox = append(t.notify.outbox, queued{Notification: o})
+	}
 	workflow.Go(ctx, t.deliver)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/decimal"
+	"github.com/connectflow/connectflow/internal/telemetry/signalspan"
 )
 
 // act is only used to name activity methods; the worker registers a real *activities.Activities.
@@ -402,6 +403,7 @@ func (t *transfer) armTimer(ctx workflow.Context) {
 func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 	var s EventSignal
 	c.Receive(ctx, &s)
+	ctx = signalspan.Received(ctx, SignalConnectEvent) // what this event causes is traced under its signal
 	ev := s.Event
 	key := ev.DedupeKey
 	if key == "" {
@@ -459,6 +461,7 @@ func fill(dst *string, v string) {
 func (t *transfer) receiveSDKEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 	var e SDKEvent
 	c.Receive(ctx, &e)
+	ctx = signalspan.Received(ctx, SignalSDKEvent)
 	key := e.DedupeKey
 	if key == "" {
 		key = "sdk:" + e.Type + ":" + e.Detail
@@ -597,6 +600,7 @@ func (t *transfer) cancelClose(effect string) {
 func (t *transfer) receiveSupersede(ctx workflow.Context, c workflow.ReceiveChannel) {
 	var s Supersede
 	c.Receive(ctx, &s)
+	ctx = signalspan.Received(ctx, SignalSupersede)
 	key := s.DedupeKey
 	if key == "" {
 		key = "supersede:" + s.WorkflowID
@@ -624,6 +628,7 @@ func (t *transfer) receiveSupersede(ctx workflow.Context, c workflow.ReceiveChan
 func (t *transfer) receiveLedger(ctx workflow.Context, c workflow.ReceiveChannel) {
 	var m LedgerMovement
 	c.Receive(ctx, &m)
+	ctx = signalspan.Received(ctx, SignalLedger)
 	key := "ledger:" + m.MovementID
 	if t.duplicate(key) {
 		return

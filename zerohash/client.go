@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/connectflow/connectflow/internal/telemetry"
 )
 
 const (
@@ -74,6 +76,7 @@ func New(opts Options) (*Client, error) {
 		copied := *opts.HTTPClient
 		httpClient = &copied
 	}
+	httpClient = telemetry.HTTPClient(httpClient, telemetry.PeerZeroHash) // a span per call when tracing is on
 	// A redirect would resend to a path the signature does not cover (and turn the POST into a GET).
 	httpClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	now := opts.Now

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/internal/telemetry"
 )
 
 // Environment variables for Temporal that this package binds to flags. envconfig reads the rest (TEMPORAL_API_KEY,
@@ -90,6 +91,7 @@ func BindTemporal(s *Set, defaultTaskQueue string) *Temporal {
 
 // ClientOptions loads the SDK's envconfig (config file profile, then TEMPORAL_* variables) and applies Address and
 // Namespace on top, so a flag beats its variable, which beats the file. Namespace is never empty in the result.
+// When tracing is on (internal/telemetry), the options carry its interceptors.
 func (t *Temporal) ClientOptions() (client.Options, error) {
 	env := t.env
 	if env == nil {
@@ -140,6 +142,10 @@ func (t *Temporal) ClientOptions() (client.Options, error) {
 		return client.Options{}, fmt.Errorf("payload encryption: %w", err)
 	}
 	t.CodecKeys = keys
+	// Tracing (when otelsetup.Setup turned it on): every client, and every worker built on one, is traced.
+	if err := telemetry.AddTemporal(&opts); err != nil {
+		return client.Options{}, err
+	}
 	return opts, nil
 }
 

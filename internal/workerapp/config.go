@@ -18,6 +18,7 @@ import (
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/internal/settings"
+	"github.com/connectflow/connectflow/internal/telemetry"
 	"github.com/connectflow/connectflow/workflows"
 	"github.com/connectflow/connectflow/zerohash"
 )
@@ -86,7 +87,7 @@ func (c PlatformConfig) platform() *activities.Platform {
 		timeout = activities.DefaultPlatformTimeout
 	}
 	return &activities.Platform{URL: c.URL, Secrets: c.Secrets, RetryFor: c.RetryFor,
-		HTTPClient: &http.Client{Timeout: timeout}}
+		HTTPClient: telemetry.HTTPClient(&http.Client{Timeout: timeout}, telemetry.PeerPlatform)}
 }
 
 func platformURL(c PlatformConfig) error {
