@@ -1,0 +1,84 @@
+// Package cmdmain is the start-up every long-running connectflow process shares (the worker, the webhook bridge
+// and `starter serve`): load the settings, make the JSON logger, read the Temporal client options, run until
+// SIGINT or SIGTERM, and turn the outcome into the exit status. What each process serves is its own package's
+// (workerapp, bridgeapp, transferapi); only the boilerplate around it lives here.
+package cmdmain
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/connectflow/connectflow/internal/settings"
+)
+
+// Exit statuses of Main.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the process could not run, or stopped on an error
+	ExitUsage   = 2 // a missing or malformed setting, or bad command-line syntax
+)
+
+// Command is one long-running process as Main runs it. S is its settings type.
+type Command[S any] struct {
+	// Name prefixes each bad-setting line on stderr ("worker: CONNECT_API_URL ...") and names the process in the
+	// log line of a failure ("worker stopped").
+	Name string
+	// Load reads the settings from args and env, printing -h and syntax errors to output (settings.Set's contract:
+	// flag.ErrHelp, settings.ErrUsage, else every bad setting joined).
+	Load func(args []string, env settings.Env, output io.Writer) (S, error)
+	// Common returns the loaded settings' Temporal part and log level.
+	Common func(st S) (*settings.Temporal, slog.Level)
+	// Run serves until ctx ends (SIGINT, SIGTERM, or the caller's ctx) and returns nil after a clean stop. opts
+	// are the Temporal client options (envconfig, flags, payload codec), their Logger already the process's.
+	Run func(ctx context.Context, st S, opts client.Options, logger *slog.Logger) error
+}
+
+// Main runs cmd and returns the exit status: 0 after -h, -version or a clean stop; 1 when Run fails (logged as
+// "<Name> stopped" with the error); 2 for a bad setting, printed to stderr one per line, never with its value.
+// The logger writes JSON lines to stderr at the settings' level.
+func Main[S any](ctx context.Context, cmd Command[S], args []string, env settings.Env, stderr io.Writer) int {
+	st, err := cmd.Load(args, env, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp): // -h, or -version (settings.ErrVersion wraps flag.ErrHelp)
+		return ExitOK
+	case errors.Is(err, settings.ErrUsage):
+		return ExitUsage // already printed with the usage
+	case err != nil:
+		PrintLines(stderr, cmd.Name, err)
+		return ExitUsage
+	}
+	temporal, level := cmd.Common(st)
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	temporal.Logger = logger
+	opts, err := temporal.ClientOptions()
+	if err != nil {
+		PrintLines(stderr, cmd.Name, err)
+		return ExitUsage
+	}
+	opts.Logger = sdklog.NewStructuredLogger(logger)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.Run(ctx, st, opts, logger); err != nil {
+		logger.Error(cmd.Name+" stopped", "error", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// PrintLines prints each line of err (joined errors: one bad setting a line) as "name: line".
+func PrintLines(w io.Writer, name string, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "%s: %s\n", name, line)
+	}
+}
