@@ -9,6 +9,7 @@ import (
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/internal/bridgeapp"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -102,7 +103,7 @@ func writeNext(b *strings.Builder, s *stack) {
 			hooks, bridge.PathConnectDeposits, hooks, bridge.PathConnectWithdrawals, hooks, bridge.PathZeroHashBalances)
 		b.WriteString("      it prints the Connect and Zero Hash variables the worker and the bridge need\n")
 		b.WriteString("  go run ./worker\n")
-		fmt.Fprintf(b, "  BRIDGE_ADDR=%s %s=%s go run ./webhookbridge\n", bridgeAddr, envBridgePublicURL, hooks)
+		fmt.Fprintf(b, "  %s=%s %s=%s go run ./webhookbridge\n", bridgeapp.EnvAddr, bridgeAddr, bridgeapp.EnvPublicURL, hooks)
 		return
 	}
 	b.WriteString("\nTry it from another terminal:\n")

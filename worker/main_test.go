@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/connectflow/connectflow/internal/cmdmain"
 	"github.com/connectflow/connectflow/internal/cmdtest"
 	"net"
 	"os"
@@ -92,8 +93,8 @@ func TestMissingOrMalformedSettingExits2NamingIt(t *testing.T) {
 			env := workerEnv(t)
 			tt.edit(env)
 			code, stderr := runWorker(t, env)
-			if code != exitUsage || !strings.Contains(stderr, tt.want) {
-				t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, exitUsage, tt.want, stderr)
+			if code != cmdmain.ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, cmdmain.ExitUsage, tt.want, stderr)
 			}
 			if tt.absent != "" && strings.Contains(stderr, tt.absent) {
 				t.Fatalf("stderr prints a secret:\n%s", stderr)
@@ -107,8 +108,8 @@ func TestFlagOverridesMissingVariable(t *testing.T) {
 	delete(env, "CONNECT_CLIENT_ID")
 	code, stderr := runWorker(t, env, "-connect-client-id", "from-flag")
 	// Settings accepted, so it gets as far as dialing Temporal, which refuses.
-	if code != exitFailure || strings.Contains(stderr, "CONNECT_CLIENT_ID") {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+	if code != cmdmain.ExitFailure || strings.Contains(stderr, "CONNECT_CLIENT_ID") {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
 	}
 }
 
@@ -130,8 +131,8 @@ func TestHelpListsFlagsAndVariables(t *testing.T) {
 
 func TestUnreachableTemporalExits1WithAJSONLog(t *testing.T) {
 	code, stderr := runWorker(t, workerEnv(t))
-	if code != exitFailure {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+	if code != cmdmain.ExitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	var last struct{ Level, Msg, Error string }
@@ -157,8 +158,8 @@ func TestMetricsAddressInUseExits1(t *testing.T) {
 	env := workerEnv(t)
 	env["METRICS_ADDR"] = ln.Addr().String()
 	code, stderr := runWorker(t, env)
-	if code != exitFailure || !strings.Contains(stderr, `"error":"metrics: listen tcp `) {
-		t.Fatalf("exit %d, want %d and a metrics listen error; stderr:\n%s", code, exitFailure, stderr)
+	if code != cmdmain.ExitFailure || !strings.Contains(stderr, `"error":"metrics: listen tcp `) {
+		t.Fatalf("exit %d, want %d and a metrics listen error; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
 	}
 }
 

@@ -82,3 +82,19 @@ func PrintLines(w io.Writer, name string, err error) {
 		fmt.Fprintf(w, "%s: %s\n", name, line)
 	}
 }
+
+// Background runs serve (an App's Serve: it serves until its context ends, then drains) in its own goroutine,
+// for a process that embeds a part beside others (`go run ./dev`, `go run ./bench`). stop ends serve's context and
+// waits for it, returning its error. failed, when not nil, hears at once of a serve that ended by itself.
+func Background(serve func(ctx context.Context) error, failed func(error)) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		err := serve(ctx)
+		if err != nil && ctx.Err() == nil && failed != nil {
+			failed(err)
+		}
+		done <- err
+	}()
+	return func() error { cancel(); return <-done }
+}

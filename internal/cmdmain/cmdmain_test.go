@@ -94,3 +94,21 @@ func TestMainStopsWhenItsContextEnds(t *testing.T) {
 		t.Fatalf("status %d, waited %v", status, waited)
 	}
 }
+
+// TestBackground: stop ends serve's context and returns its error; a serve that ends by itself is reported.
+func TestBackground(t *testing.T) {
+	stop := Background(func(ctx context.Context) error { <-ctx.Done(); return nil }, func(err error) {
+		t.Errorf("a serve stopped by stop reported as failed: %v", err)
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	failed := make(chan error, 1)
+	stop = Background(func(context.Context) error { return errors.New("listener closed") }, func(err error) { failed <- err })
+	if err := <-failed; err == nil || err.Error() != "listener closed" {
+		t.Fatalf("failed heard %v", err)
+	}
+	if err := stop(); err == nil {
+		t.Fatal("stop after a failed serve: nil, want its error")
+	}
+}
