@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // Env is where settings come from when no flag gives them; envconfig.EnvLookup has the same shape.
@@ -48,6 +50,8 @@ func (m MapEnv) Environ() []string {
 type Options struct {
 	Env    Env       // default OSEnv
 	Output io.Writer // where -h and flag syntax errors are printed; default os.Stderr
+	// VersionOutput is where -version prints the build (internal/buildinfo); default os.Stdout.
+	VersionOutput io.Writer
 }
 
 // Spec describes one setting.
@@ -86,12 +90,17 @@ var ErrRequired = errors.New("required")
 // printed with the usage, so the caller need not print it again.
 var ErrUsage = errors.New("bad command line")
 
+// ErrVersion is Parse's answer to -version, after printing the build (internal/buildinfo). It wraps flag.ErrHelp,
+// so a caller that exits 0 after -h does the same after -version.
+var ErrVersion = buildinfo.ErrVersion
+
 // Set is a flag.FlagSet whose settings fall back to environment variables.
 type Set struct {
 	fs       *flag.FlagSet
 	env      Env
 	settings []*setting
 	byFlag   map[string]*setting
+	version  func() error // prints the build and returns ErrVersion after -version
 }
 
 // setting is one registered Spec and how its text becomes the caller's value.
@@ -116,8 +125,12 @@ func New(name string, opts Options) *Set {
 	if opts.Output == nil {
 		opts.Output = os.Stderr
 	}
+	if opts.VersionOutput == nil {
+		opts.VersionOutput = os.Stdout
+	}
 	s := &Set{fs: flag.NewFlagSet(name, flag.ContinueOnError), env: opts.Env, byFlag: map[string]*setting{}}
 	s.fs.SetOutput(opts.Output)
+	s.version = buildinfo.Flag(s.fs, opts.VersionOutput) // every command answers -version
 	s.fs.Usage = s.usage
 	return s
 }
@@ -161,13 +174,16 @@ func (v flagValue) String() string {
 func (v flagValue) IsBoolFlag() bool { return v.s != nil && v.s.isBool }
 
 // Parse reads args, then fills every setting from its flag, else its variable (empty counts as unset), else its
-// default. It returns flag.ErrHelp for -h, an ErrUsage for bad syntax, or every missing and malformed setting
-// joined, each an *Error.
+// default. It returns flag.ErrHelp for -h, ErrVersion for -version (the build printed, no setting read), an
+// ErrUsage for bad syntax, or every missing and malformed setting joined, each an *Error.
 func (s *Set) Parse(args []string) error {
 	if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return err
 	} else if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err := s.version(); err != nil {
+		return err
 	}
 	var problems []error
 	for _, st := range s.settings {
