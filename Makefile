@@ -61,3 +61,14 @@ chaos-cluster-smoke:
 .PHONY: bench-smoke
 bench-smoke:
 	$(GO) run ./bench -tiny -quiet -json /dev/null
+
+# The product binaries into bin/, -trimpath, each answering -version with the commit (internal/buildinfo): the go
+# tool stamps it in a plain git checkout; the -X below carries it where the stamp is off (GOFLAGS=-buildvcs=false,
+# a git worktree, an export without .git).
+VCS_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VCS_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
+BUILDINFO := github.com/connectflow/connectflow/internal/buildinfo
+.PHONY: build
+build:
+	$(GO) build -trimpath -ldflags "-X $(BUILDINFO).vcsRevision=$(VCS_REVISION) -X $(BUILDINFO).vcsTime=$(VCS_TIME)" \
+		-o bin/ ./worker ./webhookbridge ./starter ./sandbox ./deploy/probe

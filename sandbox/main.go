@@ -25,6 +25,7 @@ import (
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // exitUsage is the exit status for bad flags, as the flag package uses.
@@ -82,11 +83,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	signingKey := fs.String("signing-key", "", "PEM file with the RSA private key that signs JWTs and webhooks (default: a fresh key per start)")
 	orgKey := fs.String("org-public-key", "", "PEM file with the organization's RSA public key; when set, session requests must be signed")
 	verbose := fs.Bool("v", false, "log every session and delivery to stderr")
+	version := buildinfo.Flag(fs, stdout)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return exitUsage // the flag package has printed which flag was wrong
+	}
+	if version() != nil {
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sandbox: unexpected argument %q (all settings are flags; see -h)\n", fs.Arg(0))

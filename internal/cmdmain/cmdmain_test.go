@@ -55,6 +55,7 @@ func TestMainExitStatuses(t *testing.T) {
 		stderr []string
 	}{
 		{"help", []string{"-h"}, settings.MapEnv{}, stopAtOnce, ExitOK, []string{"TESTPROC_NAME"}},
+		{"version, no setting read", []string{"-version"}, settings.MapEnv{}, stopAtOnce, ExitOK, nil},
 		{"unknown flag", []string{"-nope"}, plaintext, stopAtOnce, ExitUsage, []string{"-nope"}},
 		{"missing setting", nil, settings.MapEnv{settings.EnvCodecPlaintext: "true"}, stopAtOnce, ExitUsage,
 			[]string{"testproc: TESTPROC_NAME (flag -testproc-name): required"}},
