@@ -182,8 +182,7 @@ func (s *stack) workerEnv(temporalEnv []string) []string {
 		ours := strings.HasPrefix(name, "CONNECT_") || strings.HasPrefix(name, "ZEROHASH_") ||
 			strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "CONNECTFLOW_") ||
 			strings.HasPrefix(name, "WORKER_") || // unversioned: nothing would make a bench version current
-			name == workerapp.EnvMetricsAddr || name == workerapp.EnvMaxConcurrentActivities ||
-			name == workerapp.EnvRegisterSearchAttributes || name == workerapp.EnvLogLevel
+			name == workerapp.EnvLogLevel || workerapp.Aliases[name] != "" // WORKER_* above, and their old names
 		keep := external && (strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "CONNECTFLOW_CODEC_"))
 		if !ours || keep {
 			env = append(env, kv)

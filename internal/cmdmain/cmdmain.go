@@ -60,6 +60,9 @@ func Main[S any](ctx context.Context, cmd Command[S], args []string, env setting
 	}
 	temporal, level := cmd.Common(st)
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, d := range temporal.Deprecated() {
+		logger.Warn(d.Message(), "setting", d.Old, "use", d.New) // the names only, never the value
+	}
 	temporal.Logger = logger
 	opts, err := temporal.ClientOptions()
 	if err != nil {

@@ -108,7 +108,7 @@ func Run(ctx context.Context, st *Settings, opts client.Options, logger *slog.Lo
 	}
 }
 
-// ensureReconcileSchedule keeps the reconciliation schedule as ZEROHASH_RECONCILE_EVERY says, trying a few
+// ensureReconcileSchedule keeps the reconciliation schedule as WORKER_RECONCILE_EVERY says, trying a few
 // times. A failure is logged, not fatal: the worker's transfers do not depend on it, and the next worker start
 // (or another worker) ensures it again.
 func ensureReconcileSchedule(c client.Client, cfg Config, logger *slog.Logger) {
