@@ -220,7 +220,7 @@ func (s *stack) startSandbox(ctx context.Context) error {
 	}
 	hooks := "http://" + s.bridgeAddr
 	sec := s.secrets
-	p, err := s.start("sandbox", []string{"-addr", "127.0.0.1:0", "-v",
+	p, err := s.start("sandbox", []string{"-addr", "127.0.0.1:0", "-log-level", "info",
 		"-client-id", sec.clientID, "-client-secret", sec.clientSecret,
 		"-api-key", sec.apiKey, "-api-secret", sec.apiSecret, "-passphrase", sec.passphrase,
 		"-webhook-secret", sec.webhookSecret,
