@@ -18,11 +18,9 @@ import (
 	"github.com/connectflow/connectflow/internal/settings"
 )
 
-// The API's HTTP server timeouts, the same wherever it runs (`starter serve`, `go run ./dev`).
+// The API's HTTP server, the same wherever it runs (`starter serve`, `go run ./dev`), has cmdmain.NewHTTPServer's
+// timeouts and these.
 const (
-	ReadHeaderTimeout = 10 * time.Second
-	ReadTimeout       = 30 * time.Second
-	IdleTimeout       = 2 * time.Minute
 	// WriteSlack is added to RequestTimeout + TemporalTimeout for the write timeout: a start may wait
 	// RequestTimeout, then a health check, and the answer must still get out.
 	WriteSlack = 30 * time.Second
@@ -31,12 +29,7 @@ const (
 )
 
 // command is `starter serve` for cmdmain.Main.
-var command = cmdmain.Command[*Settings]{
-	Name:   "starter serve",
-	Load:   LoadSettings,
-	Common: func(st *Settings) (*settings.Temporal, slog.Level) { return st.Temporal, st.LogLevel },
-	Run:    Run,
-}
+var command = cmdmain.Command[*Settings]{Name: "starter serve", Load: LoadSettings, Run: Run}
 
 // Main is `starter serve`: it loads the settings from args and env and serves until SIGINT or SIGTERM (or ctx
 // ends). It returns the exit status: 0 after a signal, 1 when it cannot serve, 2 for a bad setting.
@@ -110,9 +103,8 @@ func NewApp(ctx context.Context, st *Settings, opts client.Options, ao AppOption
 	if err != nil {
 		return nil, err
 	}
-	a.srv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-		WriteTimeout: cmp.Or(st.RequestTimeout, DefaultRequestTimeout) + cmp.Or(st.TemporalTimeout, DefaultTemporalTimeout) + WriteSlack,
-		IdleTimeout:  IdleTimeout, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.srv = cmdmain.NewHTTPServer(srv.Handler(),
+		cmp.Or(st.RequestTimeout, DefaultRequestTimeout)+cmp.Or(st.TemporalTimeout, DefaultTemporalTimeout)+WriteSlack, a.log)
 	return a, nil
 }
 

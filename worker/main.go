@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 
 	"github.com/connectflow/connectflow/internal/cmdmain"
@@ -14,13 +13,7 @@ import (
 	"github.com/connectflow/connectflow/internal/workerapp"
 )
 
-var process = cmdmain.Command[*workerapp.Settings]{
-	Name:   "worker",
-	Load:   workerapp.LoadSettings,
-	Common: func(st *workerapp.Settings) (*settings.Temporal, slog.Level) { return st.Temporal, st.LogLevel },
-	Run:    workerapp.Run,
-}
-
 func main() {
-	os.Exit(cmdmain.Main(context.Background(), process, os.Args[1:], settings.OSEnv, os.Stderr))
+	os.Exit(cmdmain.Main(context.Background(), cmdmain.Command[*workerapp.Settings]{Name: "worker",
+		Load: workerapp.LoadSettings, Run: workerapp.Run}, os.Args[1:], settings.OSEnv, os.Stderr))
 }

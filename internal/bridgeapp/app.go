@@ -20,17 +20,15 @@ import (
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/internal/cmdmain"
 	"github.com/connectflow/connectflow/workflows"
 )
 
-// The bridge's HTTP server timeouts, the same wherever it runs.
+// The bridge's HTTP servers, the same wherever it runs, have cmdmain.NewHTTPServer's timeouts and these.
 const (
-	ReadHeaderTimeout = 10 * time.Second
-	ReadTimeout       = 30 * time.Second
 	// WriteTimeout bounds an answer on the admin port; the public port adds 4 × Settings.TemporalTimeout, since a
 	// request makes a few bounded Temporal calls before it answers.
 	WriteTimeout = 30 * time.Second
-	IdleTimeout  = 2 * time.Minute
 	// DrainTimeout bounds how long Serve waits for requests in flight after its context ends (each is bounded by
 	// the Temporal timeout).
 	DrainTimeout = 30 * time.Second
@@ -99,12 +97,9 @@ func New(ctx context.Context, st *Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	temporalTimeout := cmp.Or(st.TemporalTimeout, bridge.DefaultTemporalTimeout)
-	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &App{Bridge: b, st: st, log: log, taskQueue: taskQueue,
-		public: &http.Server{Handler: b.Handler(), ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-			WriteTimeout: WriteTimeout + 4*temporalTimeout, IdleTimeout: IdleTimeout, ErrorLog: errorLog},
-		admin: &http.Server{Handler: b.AdminHandler(), ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-			WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, ErrorLog: errorLog},
+		public: cmdmain.NewHTTPServer(b.Handler(), WriteTimeout+4*temporalTimeout, log),
+		admin:  cmdmain.NewHTTPServer(b.AdminHandler(), WriteTimeout, log),
 	}, nil
 }
 

@@ -1,7 +1,6 @@
 package bridgeapp
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -13,8 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +23,7 @@ import (
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/cmdmain"
 	"github.com/connectflow/connectflow/internal/settings"
 )
 
@@ -51,19 +52,6 @@ func jwksServer(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
-
-// syncBuffer is a log sink the serving goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -95,13 +83,18 @@ func TestServeAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	app, err := New(t.Context(), st, Options{Temporal: healthyTemporal{}, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	// A file: the serving goroutines write it (slog serializes their lines) while the test reads it.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "bridge.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	app, err := New(t.Context(), st, Options{Temporal: healthyTemporal{}, Logger: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if app.public.WriteTimeout != WriteTimeout+8*time.Second || app.admin.WriteTimeout != WriteTimeout ||
-		app.public.ReadHeaderTimeout != ReadHeaderTimeout || app.admin.IdleTimeout != IdleTimeout {
+		app.public.ReadHeaderTimeout != cmdmain.ReadHeaderTimeout || app.admin.IdleTimeout != cmdmain.IdleTimeout {
 		t.Fatalf("server timeouts: public %+v, admin %+v", app.public, app.admin)
 	}
 	public, admin := listen(t), listen(t)
@@ -143,13 +136,17 @@ func TestServeAndStop(t *testing.T) {
 	if err := app.Bridge.Ready(t.Context()); err == nil {
 		t.Error("ready after Serve returned, want closed")
 	}
+	logged, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{"webhookbridge listening", "webhookbridge draining requests in flight", "webhookbridge stopped"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, logs)
+		if !strings.Contains(string(logged), want) {
+			t.Errorf("log lacks %q:\n%s", want, logged)
 		}
 	}
-	if strings.Contains(logs.String(), secretValue) {
-		t.Errorf("log shows the secret:\n%s", logs)
+	if strings.Contains(string(logged), secretValue) {
+		t.Errorf("log shows the secret:\n%s", logged)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,13 +55,8 @@ func TestZeroHashSchemesAreOptional(t *testing.T) {
 		"neither": {map[string]string{"ZEROHASH_WEBHOOK_SECRET": ""}, "none"},
 	} {
 		env := goodEnv()
-		for k, v := range c.set {
-			if v == "" {
-				delete(env, k)
-			} else {
-				env[k] = v
-			}
-		}
+		maps.Copy(env, c.set)
+		maps.DeleteFunc(env, func(_, v string) bool { return v == "" }) // "" unsets
 		cfg, err := LoadSettings(nil, settings.MapEnv(env), io.Discard)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -29,16 +31,20 @@ const (
 	ExitUsage   = 2 // a missing or malformed setting, or bad command-line syntax
 )
 
+// Settings is what Main needs of a process's settings: how it reaches Temporal and its log level.
+type Settings interface {
+	TemporalSettings() *settings.Temporal
+	Level() slog.Level
+}
+
 // Command is one long-running process as Main runs it. S is its settings type.
-type Command[S any] struct {
+type Command[S Settings] struct {
 	// Name prefixes each bad-setting line on stderr ("worker: CONNECT_API_URL ...") and names the process in the
 	// log line of a failure ("worker stopped").
 	Name string
 	// Load reads the settings from args and env, printing -h and syntax errors to output (settings.Set's contract:
 	// flag.ErrHelp, settings.ErrUsage, else every bad setting joined).
 	Load func(args []string, env settings.Env, output io.Writer) (S, error)
-	// Common returns the loaded settings' Temporal part and log level.
-	Common func(st S) (*settings.Temporal, slog.Level)
 	// Run serves until ctx ends (SIGINT, SIGTERM, or the caller's ctx) and returns nil after a clean stop. opts
 	// are the Temporal client options (envconfig, flags, payload codec), their Logger already the process's.
 	Run func(ctx context.Context, st S, opts client.Options, logger *slog.Logger) error
@@ -47,7 +53,7 @@ type Command[S any] struct {
 // Main runs cmd and returns the exit status: 0 after -h, -version or a clean stop; 1 when Run fails (logged as
 // "<Name> stopped" with the error); 2 for a bad setting, printed to stderr one per line, never with its value.
 // The logger writes JSON lines to stderr at the settings' level.
-func Main[S any](ctx context.Context, cmd Command[S], args []string, env settings.Env, stderr io.Writer) int {
+func Main[S Settings](ctx context.Context, cmd Command[S], args []string, env settings.Env, stderr io.Writer) int {
 	st, err := cmd.Load(args, env, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp): // -h, or -version (settings.ErrVersion wraps flag.ErrHelp)
@@ -58,8 +64,8 @@ func Main[S any](ctx context.Context, cmd Command[S], args []string, env setting
 		PrintLines(stderr, cmd.Name, err)
 		return ExitUsage
 	}
-	temporal, level := cmd.Common(st)
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	temporal := st.TemporalSettings()
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.Level()}))
 	for _, d := range temporal.Deprecated() {
 		logger.Warn(d.Message(), "setting", d.Old, "use", d.New) // the names only, never the value
 	}
@@ -100,4 +106,19 @@ func Background(serve func(ctx context.Context) error, failed func(error)) (stop
 		done <- err
 	}()
 	return func() error { cancel(); return <-done }
+}
+
+// The HTTP server timeouts every connectflow server shares (the bridge's public and admin ports, the transfer
+// API); each sets its own write timeout, the bound on its slowest answer.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	IdleTimeout       = 2 * time.Minute
+)
+
+// NewHTTPServer returns a server of h with the shared timeouts and writeTimeout, logging its own errors (a bad
+// TLS handshake, a panic) to log at warn.
+func NewHTTPServer(h http.Handler, writeTimeout time.Duration, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }

@@ -21,6 +21,9 @@ type testSettings struct {
 	level    slog.Level
 }
 
+func (st *testSettings) TemporalSettings() *settings.Temporal { return st.temporal }
+func (st *testSettings) Level() slog.Level                    { return st.level }
+
 func testCommand(run func(ctx context.Context, st *testSettings, opts client.Options, logger *slog.Logger) error) Command[*testSettings] {
 	return Command[*testSettings]{
 		Name: "testproc",
@@ -32,8 +35,7 @@ func testCommand(run func(ctx context.Context, st *testSettings, opts client.Opt
 			st.temporal = settings.BindTemporal(s, "q")
 			return st, s.Parse(args)
 		},
-		Common: func(st *testSettings) (*settings.Temporal, slog.Level) { return st.temporal, st.level },
-		Run:    run,
+		Run: run,
 	}
 }
 
