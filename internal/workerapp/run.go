@@ -43,9 +43,9 @@ func Run(ctx context.Context, st *Settings, opts client.Options, logger *slog.Lo
 		}
 		srv := metrics.Serve(ln)
 		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
-			_ = srv.Shutdown(ctx) // the process is ending; a scrape cut short is harmless
+			_ = srv.Shutdown(sctx) // the process is ending; a scrape cut short is harmless
 		}()
 		logger.Info("serving metrics", "addr", ln.Addr().String(), "path", MetricsPath)
 	}
@@ -65,16 +65,16 @@ func Run(ctx context.Context, st *Settings, opts client.Options, logger *slog.Lo
 		}
 		srv := ServeAdmin(ln, ready, metrics, logger)
 		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
-			_ = srv.Shutdown(ctx) // the process is ending; a probe cut short is harmless
+			_ = srv.Shutdown(sctx) // the process is ending; a probe cut short is harmless
 		}()
 		logger.Info("serving admin", "addr", ln.Addr().String(), "paths", []string{ReadyPath, MetricsPath})
 	}
 	if st.RegisterSearchAttributes {
-		ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+		rctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
 		defer cancel()
-		if err := RegisterSearchAttributes(ctx, c, opts.Namespace); err != nil {
+		if err := RegisterSearchAttributes(rctx, c, opts.Namespace); err != nil {
 			return err
 		}
 	}
@@ -90,10 +90,10 @@ func Run(ctx context.Context, st *Settings, opts client.Options, logger *slog.Lo
 		err = w.Start()
 		if err == nil {
 			ready.MarkStarted()
-			ctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
-			LogRouting(ctx, c, st.Worker.Deployment, logger) // with WORKER_VERSIONING: is this version current?
+			lctx, cancel := context.WithTimeout(context.Background(), settings.DialTimeout)
+			LogRouting(lctx, c, st.Worker.Deployment, logger) // with WORKER_VERSIONING: is this version current?
 			cancel()
-			<-ctx.Done()
+			<-ctx.Done() // SIGINT or SIGTERM
 			ready.MarkStopped()
 			w.Stop()
 			return nil
