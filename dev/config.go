@@ -146,6 +146,7 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 			ports[p.port] = p.name
 		}
 	}
+	c.cluster.readFile(bad)
 	switch {
 	case c.cluster.postgres != "":
 		c.dataDir = "" // the cluster check below names -data and -memory
