@@ -17,6 +17,9 @@ ARG VCS_REVISION=""
 ARG VCS_TIME=""
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # The build fetches only the modules these binaries import (not the Temporal server's), into a cache mount.
+# The root (product) module alone, not the go.work that joins the server-linked dev/, bench/ and tests/ modules
+# (docs/modules.md).
+ENV GOWORK=off
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -o /out/ \

@@ -2,20 +2,40 @@
 SHELL := /bin/bash
 GO ?= go
 WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+# The modules (docs/modules.md): the root holds the product and links no Temporal server; dev/, bench/ and tests/
+# link it and are modules of their own, joined to the root by go.work. In workspace mode `go list ./...` from the
+# root lists the root module only, so the server modules are named explicitly.
+SERVER_MODULES := dev bench tests
+MODULES := . $(SERVER_MODULES)
 # Packages that link the Temporal server build slowly and are too heavy for -race on 2 cores.
-SERVER_PKGS = $$($(GO) list ./... | grep -E '/(tests|dev|bench)(/|$$)')
-OTHER_PKGS = $$($(GO) list ./... | grep -vE '/(tests|dev|bench)(/|$$)')
+SERVER_PKGS = $$($(GO) list $(SERVER_MODULES:%=./%/...))
+OTHER_PKGS = $$($(GO) list ./...)
 FUZZTIME ?= 5s
 
-.PHONY: test fmt vet workflowcheck unit integration fuzz bench chaos-smoke chaos-cluster-smoke
+.PHONY: test tidy tidy-check fmt vet workflowcheck unit integration fuzz bench chaos-smoke chaos-cluster-smoke
 
-test: fmt vet workflowcheck unit integration bench-smoke chaos-smoke chaos-cluster-smoke fuzz
+test: tidy-check fmt vet workflowcheck alerts unit integration bench-smoke chaos-smoke chaos-cluster-smoke fuzz
+
+# Fails when a module's go.mod/go.sum is not what `go mod tidy` makes it (printing the diff), or when go.work does
+# not join exactly the modules listed above. `make tidy` fixes the first.
+tidy-check:
+	@set -e; want=$$(for m in $(MODULES); do (cd $$m && pwd -P); done | sort); \
+		have=$$($(GO) list -m -f '{{.Dir}}' | xargs -n1 realpath | sort); \
+		found=$$(git ls-files --cached --others --exclude-standard -- go.mod '*/go.mod' | xargs -n1 dirname | xargs -n1 realpath | sort); \
+		if [ "$$want" != "$$have" ] || [ "$$want" != "$$found" ]; then \
+			echo "modules differ: Makefile MODULES:"; echo "$$want"; echo "go.work:"; echo "$$have"; echo "go.mod files:"; echo "$$found"; exit 1; fi
+	@set -e; bad=; for m in $(MODULES); do \
+		(cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "^ $$m: go.mod/go.sum not tidy (run: make tidy)"; bad=1; }; \
+		done; [ -z "$$bad" ]
+
+tidy:
+	@set -e; for m in $(MODULES); do echo "go mod tidy in $$m"; (cd $$m && GOWORK=off $(GO) mod tidy); done
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet ./... $(SERVER_MODULES:%=./%/...)
 
 workflowcheck:
 	$(GO) run $(WORKFLOWCHECK) ./workflows/...
@@ -61,6 +81,14 @@ chaos-cluster-smoke:
 .PHONY: bench-smoke
 bench-smoke:
 	$(GO) run ./bench -tiny -quiet -json /dev/null
+
+# The Prometheus alert rules and their unit tests (deploy/prometheus). promtool comes from Debian's prometheus
+# package; promtool.sh installs it when missing (root, as in CI).
+.PHONY: alerts
+alerts:
+	deploy/prometheus/promtool.sh check config deploy/prometheus/prometheus.yml
+	deploy/prometheus/promtool.sh check rules deploy/prometheus/alerts.yml
+	deploy/prometheus/promtool.sh test rules deploy/prometheus/alerts_test.yml
 
 # The product binaries into bin/, -trimpath, each answering -version with the commit (internal/buildinfo): the go
 # tool stamps it in a plain git checkout; the -X below carries it where the stamp is off (GOFLAGS=-buildvcs=false,

@@ -161,6 +161,9 @@ func New(opts Options) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := registerKeyMetrics(opts.Registerer, opts.Keys); err != nil {
+		return nil, err
+	}
 	b := &Bridge{
 		verify:    newVerifier(opts.Auth, opts.Keys, opts.Tolerance, opts.Now),
 		recentSDK: newRecentSet(recentEventIDs).withTTL(sdkDedupeTTL, opts.Now),

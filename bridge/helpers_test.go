@@ -514,6 +514,8 @@ func metric(tb testing.TB, reg *prometheus.Registry, name string, labels map[str
 					return m.GetCounter().GetValue()
 				case m.GetHistogram() != nil:
 					return float64(m.GetHistogram().GetSampleCount())
+				case m.GetGauge() != nil:
+					return m.GetGauge().GetValue()
 				}
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
@@ -74,6 +76,8 @@ type JWKSKeys struct {
 	// rotation refetches on its own limiter when kicked: see JWKSOptions.RotationEvery.
 	rotation jwkset.Storage
 	kick     chan struct{}
+	// failures counts failed JWKS fetches (background, forced and first); the store keeps the last success.
+	failures atomic.Uint64
 }
 
 // convertedKeys is the RSA key list of one storage version.
@@ -108,12 +112,14 @@ func NewJWKSKeys(ctx context.Context, url string, opts JWKSOptions) (*JWKSKeys, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	store := &versionedStorage{MemoryJWKSet: jwkset.NewMemoryStorage()}
+	k := &JWKSKeys{store: store, cancel: cancel, kick: make(chan struct{}, 1)}
 	remote, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
 		Client:                    opts.HTTPClient,
 		Ctx:                       ctx,
 		HTTPTimeout:               opts.HTTPTimeout,
 		NoErrorReturnFirstHTTPReq: true, // a JWKS down at start fails readiness, not the process
 		RefreshErrorHandler: func(ctx context.Context, err error) {
+			k.failures.Add(1)
 			log.WarnContext(ctx, "JWKS refresh failed", "err", err)
 		},
 		RefreshInterval: opts.RefreshInterval,
@@ -145,7 +151,7 @@ func NewJWKSKeys(ctx context.Context, url string, opts JWKSOptions) (*JWKSKeys, 
 		cancel()
 		return nil, fmt.Errorf("bridge: keyfunc: %w", err)
 	}
-	k := &JWKSKeys{keyfunc: kf, client: client, store: store, cancel: cancel, rotation: rotation, kick: make(chan struct{}, 1)}
+	k.keyfunc, k.client, k.rotation = kf, client, rotation
 	go k.refreshOnKick(ctx)
 	return k, nil
 }
@@ -232,12 +238,18 @@ func (k *JWKSKeys) Close() { k.cancel() }
 // versionedStorage counts every change, so converted keys are rebuilt only when the JWKS changed.
 type versionedStorage struct {
 	*jwkset.MemoryJWKSet
-	version atomic.Uint64
+	version     atomic.Uint64
+	lastSuccess atomic.Int64 // Unix nanoseconds of the last JWKS stored; 0 never
 }
 
+// KeyReplaceAll is how jwkset stores each fetched JWKS: a success is a refresh that worked.
 func (s *versionedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	defer s.version.Add(1)
-	return s.MemoryJWKSet.KeyReplaceAll(ctx, given)
+	err := s.MemoryJWKSet.KeyReplaceAll(ctx, given)
+	if err == nil {
+		s.lastSuccess.Store(time.Now().UnixNano())
+	}
+	return err
 }
 
 func (s *versionedStorage) KeyWrite(ctx context.Context, jwk jwkset.JWK) error {
@@ -248,4 +260,41 @@ func (s *versionedStorage) KeyWrite(ctx context.Context, jwk jwkset.JWK) error {
 func (s *versionedStorage) KeyDelete(ctx context.Context, keyID string) (bool, error) {
 	defer s.version.Add(1)
 	return s.MemoryJWKSet.KeyDelete(ctx, keyID)
+}
+
+// JWKS metric names (JWKSKeys is a prometheus.Collector; bridge.New registers it with the bridge's metrics).
+const (
+	// MetricJWKSKeys is the number of RSA signing keys the bridge verifies with now: 0 means every webhook fails.
+	MetricJWKSKeys = "connectflow_bridge_jwks_keys"
+	// MetricJWKSRefreshFailures counts JWKS fetches that failed (the first, the periodic and the forced ones).
+	MetricJWKSRefreshFailures = "connectflow_bridge_jwks_refresh_failures_total"
+	// MetricJWKSLastSuccess is when a JWKS was last fetched and stored, in Unix seconds (0: never).
+	MetricJWKSLastSuccess = "connectflow_bridge_jwks_last_success_timestamp_seconds"
+)
+
+var (
+	descJWKSKeys = prometheus.NewDesc(MetricJWKSKeys,
+		"RSA signing keys of Connect's JWKS the bridge verifies with now (0: no webhook verifies).", nil, nil)
+	descJWKSFailures = prometheus.NewDesc(MetricJWKSRefreshFailures,
+		"JWKS fetches that failed: the first, the periodic and the ones an unknown kid forced.", nil, nil)
+	descJWKSLastSuccess = prometheus.NewDesc(MetricJWKSLastSuccess,
+		"When Connect's JWKS was last fetched and stored, in Unix seconds (0: never).", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (k *JWKSKeys) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descJWKSKeys
+	ch <- descJWKSFailures
+	ch <- descJWKSLastSuccess
+}
+
+// Collect implements prometheus.Collector: the values as they are at the scrape.
+func (k *JWKSKeys) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descJWKSKeys, prometheus.GaugeValue, float64(len(k.PublicKeys(context.Background()))))
+	ch <- prometheus.MustNewConstMetric(descJWKSFailures, prometheus.CounterValue, float64(k.failures.Load()))
+	last := 0.0
+	if ns := k.store.lastSuccess.Load(); ns != 0 {
+		last = float64(ns) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(descJWKSLastSuccess, prometheus.GaugeValue, last)
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,4 +56,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// registerKeyMetrics registers the key source's own metrics (JWKSKeys': keys loaded, refresh failures, last
+// success) when it has any. A key source shared by two bridges on one registry is registered once.
+func registerKeyMetrics(reg prometheus.Registerer, keys KeySource) error {
+	c, ok := keys.(prometheus.Collector)
+	if !ok {
+		return nil
+	}
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			return nil
+		}
+		return fmt.Errorf("bridge: register JWKS metrics: %w", err)
+	}
+	return nil
 }

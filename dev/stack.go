@@ -252,6 +252,11 @@ func (s *stack) startTemporal(ctx context.Context, serverLog *slog.Logger) error
 	if err := workerapp.RegisterSearchAttributes(ctx, c, srv.Namespace()); err != nil {
 		return err
 	}
+	if s.metrics != nil {
+		watch, stop := context.WithCancel(context.Background())
+		s.add("visibility gauges", func() error { stop(); return nil })
+		s.metrics.WatchVisibility(watch, c, workerapp.VisibilityOptions{})
+	}
 	s.env = []envGroup{{title: temporalGroup, vars: []envVar{
 		{settings.EnvTemporalAddress, srv.FrontendAddr()},
 		{settings.EnvTemporalNamespace, srv.Namespace()},

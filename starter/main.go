@@ -6,6 +6,7 @@
 //	starter status     -kind deposit|withdrawal -transfer-id T
 //	starter onboarding -email E [-phone P]
 //	starter resolve    (-kind K -transfer-id T | -review-id ID) -outcome confirmed|failed -reason R -operator O
+//	starter redeliver  -review-id ID -reason R -operator O [-kind K -transfer-id T]
 //	starter serve      [-starter-addr A] ...: the transfer API over HTTP (package transferapi); "starter serve -h"
 //	starter reconcile
 //	starter version    (or -version, also after any command): the module version and VCS revision
@@ -56,6 +57,7 @@ commands:
   status       print a transfer's status and events
   onboarding   issue a Zero Hash onboarding token
   resolve      record an operator's decision on a stalled or timed-out transfer, or on a review
+  redeliver    deliver the event a review holds to its transfer (applied once), recording who and why
   serve        serve the transfer API over HTTP for platform backends in any language (until SIGINT/SIGTERM)
   reconcile    run one Zero Hash reconciliation (GET /movements) now and print its summary
   version      print the module version and VCS revision of this binary (also -version)
@@ -79,6 +81,7 @@ var commands = map[string]command{
 	"status":     statusCommand,
 	"onboarding": onboardingCommand,
 	"resolve":    resolveCommand,
+	"redeliver":  redeliverCommand,
 	"reconcile":  reconcileCommand,
 }
 
@@ -318,6 +321,35 @@ func resolveCommand(fs *flag.FlagSet) func() (call, error) {
 		}
 		return func(ctx context.Context, tr *transfer.Client) (any, error) {
 			return tr.ResolveTransfer(ctx, connect.Kind(*kind), *transferID, r)
+		}, nil
+	}
+}
+
+// redeliverCommand delivers the event a review holds to its transfer, audited like resolve (transfer.Redeliver).
+func redeliverCommand(fs *flag.FlagSet) func() (call, error) {
+	reviewID := fs.String("review-id", "", "the workflow id of the review holding the event (required)")
+	fs.StringVar(reviewID, "review", "", "same as -review-id")
+	var req transfer.RedeliverRequest
+	fs.StringVar(&req.Reason, "reason", "", "why, for the audit trail (required)")
+	fs.StringVar(&req.Operator, "operator", "", "who decides, for the audit trail (required)")
+	fs.StringVar(&req.Operator, "actor", "", "same as -operator")
+	kind := fs.String("kind", "", "deposit or withdrawal: with -transfer-id, the transfer to deliver to (default: the event's own)")
+	fs.StringVar(&req.TransferID, "transfer-id", "", "with -kind, the platform's id of the transfer to deliver to")
+	return func() (call, error) {
+		if err := required(map[string]string{"review-id": *reviewID, "reason": req.Reason, "operator": req.Operator}); err != nil {
+			return nil, err
+		}
+		if *kind != "" || req.TransferID != "" {
+			if err := required(map[string]string{"kind": *kind, "transfer-id": req.TransferID}); err != nil {
+				return nil, fmt.Errorf("%w (both name the transfer to deliver to)", err)
+			}
+			if k := connect.Kind(*kind); !k.Valid() {
+				return nil, fmt.Errorf("-kind must be %s or %s", connect.KindDeposit, connect.KindWithdrawal)
+			}
+			req.Kind = connect.Kind(*kind)
+		}
+		return func(ctx context.Context, tr *transfer.Client) (any, error) {
+			return tr.Redeliver(ctx, *reviewID, req)
 		}, nil
 	}
 }

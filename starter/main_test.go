@@ -80,6 +80,12 @@ func TestUsageErrorsExit2BeforeDialing(t *testing.T) {
 			"-kind, -transfer-id are required"},
 		{"resolve both targets", []string{"resolve", "-review-id", "review-x", "-kind", "deposit", "-transfer-id", "T1",
 			"-outcome", "failed", "-reason", "r", "-operator", "ana"}, nil, "either -review-id or -kind with -transfer-id"},
+		{"redeliver without anything", []string{"redeliver"}, nil, "-operator, -reason, -review-id are required"},
+		{"redeliver without reason", []string{"redeliver", "-review", "review-x", "-actor", "ana"}, nil, "-reason is required"},
+		{"redeliver kind without transfer", []string{"redeliver", "-review-id", "review-x", "-operator", "ana", "-reason", "r", "-kind", "deposit"},
+			nil, "-transfer-id is required (both name the transfer to deliver to)"},
+		{"redeliver bad kind", []string{"redeliver", "-review-id", "review-x", "-operator", "ana", "-reason", "r", "-kind", "refund", "-transfer-id", "T1"},
+			nil, "-kind must be deposit or withdrawal"},
 		{"bad task queue variable", []string{"status", "-kind", "deposit", "-transfer-id", "T1"},
 			[]string{settings.EnvTemporalTaskQueue, "queue\n"}, "TEMPORAL_TASK_QUEUE (flag -temporal-task-queue): contains a control character"},
 		{"missing profile", []string{"status", "-kind", "deposit", "-transfer-id", "T1"},
@@ -114,13 +120,23 @@ func TestOnboardingBadEmailIsNotEchoed(t *testing.T) {
 }
 
 func TestHelpExitsZero(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"help"}, {"deposit", "-h"}, {"withdrawal", "--help"}} {
+	for _, args := range [][]string{{"-h"}, {"help"}, {"deposit", "-h"}, {"withdrawal", "--help"}, {"redeliver", "-h"}} {
 		code, _, stderr := runStarter(t, isolatedEnv(t), args...)
 		if code != 0 || !strings.Contains(stderr, "usage") && !strings.Contains(stderr, "Usage") {
 			t.Fatalf("%v: exit %d, stderr:\n%s", args, code, stderr)
 		}
 	}
-	_, _, stderr := runStarter(t, isolatedEnv(t), "withdrawal", "-h")
+	_, _, stderr := runStarter(t, isolatedEnv(t), "-h")
+	if !strings.Contains(stderr, "redeliver    deliver the event a review holds") {
+		t.Errorf("the overview lacks redeliver:\n%s", stderr)
+	}
+	_, _, stderr = runStarter(t, isolatedEnv(t), "redeliver", "-h")
+	for _, want := range []string{"-review-id", "-operator", "-reason", "-kind", "-transfer-id", "same as -operator"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("redeliver -h lacks %q", want)
+		}
+	}
+	_, _, stderr = runStarter(t, isolatedEnv(t), "withdrawal", "-h")
 	for _, want := range []string{"-asset", "-network", "-amount", "-timeout", "-temporal-address", "env TEMPORAL_ADDRESS"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("withdrawal -h lacks %q", want)

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -415,5 +416,172 @@ services:
 				t.Fatalf("problems %q lack %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// promConfig is the part of deploy/prometheus/prometheus.yml the checks read.
+type promConfig struct {
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName       string `yaml:"job_name"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+		DNSSDConfigs []struct {
+			Names []string `yaml:"names"`
+			Port  int      `yaml:"port"`
+		} `yaml:"dns_sd_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+// scrapeTargets lists a Prometheus config's targets per job as host:port.
+func (c promConfig) scrapeTargets() map[string][]string {
+	out := map[string][]string{}
+	for _, sc := range c.ScrapeConfigs {
+		for _, s := range sc.StaticConfigs {
+			out[sc.JobName] = append(out[sc.JobName], s.Targets...)
+		}
+		for _, d := range sc.DNSSDConfigs {
+			for _, n := range d.Names {
+				out[sc.JobName] = append(out[sc.JobName], fmt.Sprintf("%s:%d", n, d.Port))
+			}
+		}
+	}
+	return out
+}
+
+// portOf is the port of a listen address such as ":9090" or "0.0.0.0:8000".
+func portOf(addr string) string {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return ""
+	}
+	return addr[i+1:]
+}
+
+// checkMonitoring returns every way the compose file and the Prometheus config disagree: the Temporal server
+// exports its metrics, and Prometheus scrapes the worker, the bridge and Temporal where they listen, on addresses
+// the compose network reaches, and loads the alert rules.
+func checkMonitoring(base composeDoc, prom promConfig) []error {
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	want := map[string]struct{ service, addr, setting string }{
+		"temporal":           {"temporal", base.Services["temporal"].Environment["PROMETHEUS_ENDPOINT"], "PROMETHEUS_ENDPOINT"},
+		"connectflow-worker": {"worker", base.Services["worker"].Environment["METRICS_ADDR"], "METRICS_ADDR"},
+		"connectflow-bridge": {"webhookbridge", base.Services["webhookbridge"].Environment["BRIDGE_ADMIN_ADDR"], "BRIDGE_ADMIN_ADDR"},
+	}
+	targets := prom.scrapeTargets()
+	for _, job := range sortedKeys(want) {
+		w := want[job]
+		switch {
+		case w.addr == "":
+			bad("service %s: %s is not set, so nothing serves its metrics", w.service, w.setting)
+			continue
+		case strings.HasPrefix(w.addr, "127.") || strings.HasPrefix(w.addr, "localhost"):
+			bad("service %s: %s=%s listens on loopback only: Prometheus cannot reach it", w.service, w.setting, w.addr)
+		}
+		if got := targets[job]; !slices.Equal(got, []string{w.service + ":" + portOf(w.addr)}) {
+			bad("prometheus.yml: job %s scrapes %v, want [%s:%s] (%s of service %s)", job, got, w.service, portOf(w.addr), w.setting, w.service)
+		}
+	}
+	if !slices.Contains(prom.RuleFiles, "alerts.yml") {
+		bad("prometheus.yml does not load alerts.yml")
+	}
+	if svc, ok := base.Services["prometheus"]; !ok || !slices.Equal(svc.Profiles, []string{"monitoring"}) {
+		bad("service prometheus: missing, or not under the profile monitoring")
+	}
+	return problems
+}
+
+func readPromConfig(t *testing.T, text string) promConfig {
+	t.Helper()
+	var c promConfig
+	if err := yaml.Unmarshal([]byte(text), &c); err != nil {
+		t.Fatalf("prometheus config: %v", err)
+	}
+	return c
+}
+
+func TestComposeMonitoring(t *testing.T) {
+	base := readCompose(t, composePath)
+	data, err := os.ReadFile(prometheusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := readPromConfig(t, string(data))
+	for _, err := range checkMonitoring(base, prom) {
+		t.Error(err)
+	}
+
+	// The checker catches a broken pair: a checker that passes them would prove nothing.
+	broken := func(edit func(*composeDoc, *promConfig)) []error {
+		b := readCompose(t, composePath)
+		p := readPromConfig(t, string(data))
+		temporal := b.Services["temporal"]
+		temporal.Environment = maps.Clone(temporal.Environment)
+		b.Services["temporal"] = temporal
+		edit(&b, &p)
+		return checkMonitoring(b, p)
+	}
+	for name, c := range map[string]struct {
+		edit func(*composeDoc, *promConfig)
+		want string
+	}{
+		"Temporal's metrics off": {func(b *composeDoc, _ *promConfig) { delete(b.Services["temporal"].Environment, "PROMETHEUS_ENDPOINT") },
+			"service temporal: PROMETHEUS_ENDPOINT is not set"},
+		"Temporal's metrics on loopback": {func(b *composeDoc, _ *promConfig) {
+			b.Services["temporal"].Environment["PROMETHEUS_ENDPOINT"] = "127.0.0.1:8000"
+		}, "listens on loopback only"},
+		"scrape the wrong port": {func(_ *composeDoc, p *promConfig) { p.ScrapeConfigs[0].DNSSDConfigs[0].Port = 9999 },
+			"job connectflow-worker scrapes [worker:9999]"},
+		"no rules": {func(_ *composeDoc, p *promConfig) { p.RuleFiles = nil }, "does not load alerts.yml"},
+	} {
+		errs := broken(c.edit)
+		if !strings.Contains(fmt.Sprint(errs), c.want) {
+			t.Errorf("%s: errors %v, want one saying %q", name, errs, c.want)
+		}
+	}
+}
+
+// listenSettings are the settings and flags that make connectflow's services listen.
+var listenSettings = []string{"METRICS_ADDR", "WORKER_ADMIN_ADDR", "BRIDGE_ADDR", "BRIDGE_ADMIN_ADDR"}
+
+// TestComposeDemoPortsDoNotCollide: the demo runs the worker and the bridge in the sandbox's network namespace,
+// so no two of them may listen on one port (the bridge's admin port once was the worker's).
+func TestComposeDemoPortsDoNotCollide(t *testing.T) {
+	base := readCompose(t, composePath)
+	demo := readCompose(t, composeDemoPath)
+	owner := map[string]string{} // port -> who listens on it
+	listen := func(who, addr string) {
+		port := portOf(addr)
+		if port == "" {
+			return
+		}
+		if other, taken := owner[port]; taken {
+			t.Errorf("demo: %s and %s both listen on port %s in the sandbox's network namespace", other, who, port)
+		}
+		owner[port] = who
+	}
+	for _, arg := range base.Services["sandbox"].Command {
+		if v, ok := strings.CutPrefix(arg, "-addr="); ok {
+			listen("sandbox -addr", v)
+		}
+	}
+	for _, name := range sortedKeys(demo.Services) {
+		if demo.Services[name].NetworkMode != "service:sandbox" {
+			continue
+		}
+		env := maps.Clone(base.Services[name].Environment)
+		maps.Copy(env, demo.Services[name].Environment)
+		for _, v := range listenSettings {
+			if addr, ok := env[v]; ok {
+				listen(name+" "+v, addr)
+			} else if name == "webhookbridge" && v == "BRIDGE_ADMIN_ADDR" {
+				listen(name+" "+v+" (default)", "127.0.0.1:9091")
+			}
+		}
+	}
+	if len(owner) < 4 {
+		t.Fatalf("found only %v: the check reads nothing", owner)
 	}
 }

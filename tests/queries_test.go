@@ -15,7 +15,7 @@ import (
 	"github.com/connectflow/connectflow/workflows"
 )
 
-// The UI queries in README.md find exactly the transfers that need a person, on a real server's visibility store.
+// The UI queries in docs/operations.md find exactly the transfers that need a person, on a real server's visibility store.
 func TestOperatorQueries(t *testing.T) {
 	s := newStack(t, connecttest.Options{})
 	s.startWorker()
@@ -74,14 +74,14 @@ func TestOperatorQueries(t *testing.T) {
 		})
 	}
 
-	readme, err := os.ReadFile("../README.md")
+	page, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{workflows.QueryNeedsPerson, workflows.QueryStalled, workflows.QueryTimedOut,
 		workflows.QueryFailed, workflows.QueryUnmatched, "TransferStatus IN ('confirmed', 'settled') AND CloseTime >= '"} {
-		if !strings.Contains(string(readme), q) {
-			t.Errorf("README.md does not list the query %q", q)
+		if !strings.Contains(string(page), q) {
+			t.Errorf("docs/operations.md does not list the query %q", q)
 		}
 	}
 }

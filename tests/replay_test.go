@@ -18,8 +18,9 @@ const historiesDir = "../workflows/testdata/histories"
 
 // historySuffix names what the histories recorded now ran on: "_v1" is the transfer workflow on its state
 // machine (workflows.ChangeStateMachine version 1); "_v2" adds the platform notifications
-// (workflows.ChangePlatformNotifications version 1) without the edge rules; "_v3" runs both
-// workflows.ChangeEdgeRules and workflows.ChangePlatformNotifications (histories recorded with the edge rules
+// (workflows.ChangePlatformNotifications version 1) without the edge rules; "_v3" runs
+// workflows.ChangeEdgeRules, workflows.ChangePlatformNotifications and workflows.ChangeSupersedeAfterSession
+// (histories recorded with the edge rules
 // alone are named "_edge1", through checkReplayFile). Histories without a suffix ran on the code before. A change
 // under a new patch version bumps it, so the new code's histories are added next to the old ones.
 const historySuffix = "_v3"

@@ -22,7 +22,7 @@ import (
 const (
 	composeDynamicConfigPath = "../deploy/temporal/dynamicconfig/connectflow.yaml"
 	composeSchemaScriptPath  = "../deploy/temporal/scripts/setup-schema.sh"
-	goModPath                = "../go.mod"
+	goModPath                = "../dev/go.mod" // the dev command runs the tested cluster
 )
 
 // clusterFacts is what the tested cluster (dev -postgres, as chaos -topology cluster runs it) uses.
@@ -30,7 +30,7 @@ type clusterFacts struct {
 	plugin, database, visibility string
 	shards                       int
 	dynamic                      map[string]any
-	serverVersion                string // go.temporal.io/server in go.mod
+	serverVersion                string // go.temporal.io/server in dev/go.mod
 }
 
 func testedCluster(t *testing.T) clusterFacts {
@@ -41,7 +41,7 @@ func testedCluster(t *testing.T) clusterFacts {
 	}
 	m := regexp.MustCompile(`(?m)^\s*(?:require\s+)?go\.temporal\.io/server v(\S+)`).FindSubmatch(mod)
 	if m == nil {
-		t.Fatal("go.mod does not require go.temporal.io/server")
+		t.Fatalf("%s does not require go.temporal.io/server", goModPath)
 	}
 	return clusterFacts{plugin: embedded.PostgresPlugin, database: embedded.PostgresDatabase,
 		visibility: embedded.PostgresVisibilityDatabase, shards: embedded.ClusterHistoryShards,

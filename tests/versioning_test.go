@@ -153,10 +153,10 @@ func TestWorkerVersionsSideBySide(t *testing.T) {
 		t.Fatalf("v1's routing once v2 is current: %+v, %v", r, err)
 	}
 
-	// What keeps v1 from draining, as the README lists it: its open pinned workflows.
+	// What keeps v1 from draining, as docs/versioning.md lists it: its open pinned workflows.
 	openOnV1 := `TemporalWorkerDeploymentVersion="connectflow:v1" AND TemporalWorkflowVersioningBehavior="Pinned" AND ExecutionStatus="Running"`
-	if readme, err := os.ReadFile("../README.md"); err != nil || !strings.Contains(string(readme), openOnV1) {
-		t.Errorf("README.md does not list the query %q (%v)", openOnV1, err)
+	if page, err := os.ReadFile("../docs/versioning.md"); err != nil || !strings.Contains(string(page), openOnV1) {
+		t.Errorf("docs/versioning.md does not list the query %q (%v)", openOnV1, err)
 	}
 	eventually(t, "the open transfer to be listed on v1", func() bool {
 		resp, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{Query: openOnV1})

@@ -13,7 +13,7 @@ const ProblemContentType = "application/problem+json"
 // problemBase prefixes every problem type; a type never changes once published, so clients may switch on it.
 const problemBase = "urn:connectflow:problem:"
 
-// Problem types, one per kind of error. README.md lists them with their statuses.
+// Problem types, one per kind of error. docs/api.md lists them with their statuses.
 const (
 	TypeUnauthorized        = problemBase + "unauthorized"           // 401: no or wrong credentials
 	TypeForbidden           = problemBase + "forbidden"              // 403: the caller lacks the operator role
@@ -28,6 +28,9 @@ const (
 	TypeTransferClosed      = problemBase + "transfer-closed"        // 409: the transfer has finished
 	TypeTransferBusy        = problemBase + "transfer-busy"          // 409: if_busy=refuse and the reference is busy
 	TypeNotResolvable       = problemBase + "not-resolvable"         // 409: only a stalled or timed-out transfer is resolved
+	TypeReviewNotFound      = problemBase + "review-not-found"       // 404: no review workflow with this id
+	TypeReviewClosed        = problemBase + "review-closed"          // 409: the review was resolved or redelivered already
+	TypeNotDeliverable      = problemBase + "not-deliverable"        // 409: the review holds nothing a transfer takes now
 	TypeSessionRefused      = problemBase + "session-refused"        // 502: Connect refused the session
 	TypeOnboardingRefused   = problemBase + "onboarding-refused"     // 502: Zero Hash refused the onboarding token
 	TypeReconcileFailed     = problemBase + "reconcile-failed"       // 502: the reconciliation run failed
@@ -82,6 +85,9 @@ var titles = map[string]string{
 	TypeTransferClosed:      "The transfer has finished",
 	TypeTransferBusy:        "Another transfer of this reference awaits its user",
 	TypeNotResolvable:       "The transfer cannot be resolved now",
+	TypeReviewNotFound:      "No such review",
+	TypeReviewClosed:        "The review was resolved or redelivered already",
+	TypeNotDeliverable:      "The review's event cannot be delivered to a transfer",
 	TypeSessionRefused:      "Connect refused the session",
 	TypeOnboardingRefused:   "Zero Hash refused the onboarding token",
 	TypeReconcileFailed:     "The reconciliation run failed",
@@ -105,6 +111,9 @@ var statuses = map[string]int{
 	TypeTransferClosed:      http.StatusConflict,
 	TypeTransferBusy:        http.StatusConflict,
 	TypeNotResolvable:       http.StatusConflict,
+	TypeReviewNotFound:      http.StatusNotFound,
+	TypeReviewClosed:        http.StatusConflict,
+	TypeNotDeliverable:      http.StatusConflict,
 	TypeSessionRefused:      http.StatusBadGateway,
 	TypeOnboardingRefused:   http.StatusBadGateway,
 	TypeReconcileFailed:     http.StatusBadGateway,

@@ -9,6 +9,7 @@
 //	POST /v1/{deposits|withdrawals}/{transfer_id}/resolve   an operator's audited decision
 //	POST /v1/onboarding-tokens                              a Zero Hash onboarding token
 //	POST /v1/reconcile                                      one Zero Hash reconciliation run now (operator)
+//	POST /v1/reviews/{review_id}/redeliver                  deliver a review's event to its transfer (operator)
 //	GET  /openapi.json, /healthz, /readyz, /metrics
 //
 // Every /v1 call needs a bearer token or JWT (see Authenticator); errors are RFC 9457 problem documents.
@@ -195,6 +196,7 @@ func New(opts Options) (*Server, error) {
 	e.GET(PathTransfers, s.api(false, s.list))
 	e.POST(PathOnboarding, s.api(false, s.onboarding))
 	e.POST(PathReconcile, s.api(true, s.reconcileNow))
+	e.POST(PathReviews+suffixRedeliver, s.api(true, s.redeliver))
 	e.GET(PathOpenAPI, func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI) })
 	e.GET(PathHealthz, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET(PathReadyz, s.readyz)

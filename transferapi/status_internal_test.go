@@ -14,7 +14,7 @@ import (
 )
 
 // reviewStatuses belong to review workflows, not transfers.
-var reviewStatuses = []string{"StatusNeedsReview", "StatusResolved"}
+var reviewStatuses = []string{"StatusNeedsReview", "StatusResolved", "StatusRedelivered"}
 
 // TestStatusesMatchWorkflows keeps the list filter and the OpenAPI Status enum equal to the transfer statuses
 // package workflows declares, so a status added there (and met in an answer) fails here first.

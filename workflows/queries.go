@@ -6,7 +6,7 @@ import (
 )
 
 // Visibility queries an operator runs in the Temporal UI (or `temporal workflow list --query`) to find what needs a
-// person. README.md lists the same text; a test runs each one against a real server.
+// person. docs/operations.md lists the same text; a test runs each one against a real server.
 const (
 	QueryNeedsPerson = "TransferStatus IN ('stalled', 'timed_out', 'needs_review')"
 	QueryStalled     = "TransferStatus = 'stalled'"

@@ -59,6 +59,27 @@ const ChangeStateMachine = "transfer-state-machine"
 // Transfers started before it (no marker) replay and finish on the rules they started with.
 const ChangeEdgeRules = "transfer-edge-rules"
 
+// ChangeSupersedeAfterSession is the change id of superseding off the session's critical path (issue 12). Before
+// it, the session activity (OpenSession) listed the reference's transfers awaiting their user in visibility and
+// signalled them before the session reached the user; a slow visibility store delayed every session, and a list
+// that timed out lost the supersede (recorded, never retried). Under it:
+//   - OpenSession only opens the session; the update answers as soon as it is open;
+//   - SignalMatching runs next as a background activity (SupersedeActivityOptions: retried, bounded), and the
+//     transfer closes only after it has run; a failure is recorded, never fatal;
+//   - the Supersede signal carries the superseder's session time, and a transfer whose own session is newer than
+//     the superseder's ignores it (recorded): a late retry of an older transfer's supersede never ends a newer one.
+//
+// Transfers started before it (no marker) replay and finish as they started.
+const ChangeSupersedeAfterSession = "supersede-after-session"
+
+// SupersedeActivityOptions bound superseding older transfers: it runs after the session is with the user, so
+// nobody waits on it; past ScheduleToCloseTimeout the older transfers end at their own session deadline instead.
+var SupersedeActivityOptions = func() workflow.ActivityOptions {
+	o := TemporalActivityOptions
+	o.ScheduleToCloseTimeout = 30 * time.Minute
+	return o
+}()
+
 // transfer is the running state of one transfer workflow; the rules are machine.go's.
 type transfer struct {
 	in         TransferInput
@@ -73,6 +94,8 @@ type transfer struct {
 	indexed    [6]string // the search attribute values last upserted, in sync's order
 	// edge: this execution runs under ChangeEdgeRules.
 	edge bool
+	// lateSupersede: this execution runs under ChangeSupersedeAfterSession.
+	lateSupersede bool
 	// closing is the grace timer of a deferred SDK close, and closeAt its record's index; nil when none pends.
 	closing    *workflow.Future
 	closeAt    int
@@ -101,12 +124,14 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		return transferWorkflowV0(ctx, in)
 	}
 	edge := workflow.GetVersion(ctx, ChangeEdgeRules, workflow.DefaultVersion, 1) >= 1
+	lateSupersede := workflow.GetVersion(ctx, ChangeSupersedeAfterSession, workflow.DefaultVersion, 1) >= 1
 	t := &transfer{
-		edge:  edge,
-		in:    in,
-		seen:  map[string]int{},
-		wake:  workflow.NewChannel(ctx),
-		clock: Clock{Timeouts: in.Timeouts},
+		edge:          edge,
+		lateSupersede: lateSupersede,
+		in:            in,
+		seen:          map[string]int{},
+		wake:          workflow.NewChannel(ctx),
+		clock:         Clock{Timeouts: in.Timeouts},
 		state: TransferState{
 			WorkflowID:  workflow.GetInfo(ctx).WorkflowExecution.ID,
 			Kind:        in.Kind,
@@ -122,6 +147,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	}
 	if err := t.registerHandlers(ctx); err != nil {
 		return TransferResult{}, err
+	}
+	if in.Carry == nil {
+		t.metricStarted(ctx) // a continued run is the same transfer
 	}
 	workflow.SetCurrentDetails(ctx, t.summary())
 	if c := in.Carry; c != nil && t.edge {
@@ -144,6 +172,9 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	} else {
 		t.step(ctx, EventSessionOpened)
 		t.sync(ctx)
+		if t.lateSupersede {
+			t.supersedeOthers(ctx)
+		}
 	}
 
 	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
@@ -249,12 +280,11 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 		Network:      t.in.Network,
 		Amount:       t.in.Amount,
 	}
-	open := activities.OpenSessionRequest{Session: req, Supersede: &activities.SignalMatchingRequest{
-		Query:   QueryAwaitingUser(t.in.ReferenceID),
-		Exclude: t.state.WorkflowID,
-		Signal:  SignalSupersede,
-		Arg:     Supersede{WorkflowID: t.state.WorkflowID, DedupeKey: "supersede:" + t.state.WorkflowID},
-	}}
+	open := activities.OpenSessionRequest{Session: req}
+	if !t.lateSupersede {
+		sup := t.supersedeRequest(time.Time{})
+		open.Supersede = &sup
+	}
 	var opened activities.OpenedSession
 	opts := SessionActivityOptions
 	opts.Summary = "Open Connect session: " + Summary(t.in.Kind, t.in.Amount, t.in.Asset, t.in.ReferenceID)
@@ -275,6 +305,44 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 	return nil
 }
 
+// supersedeRequest signals the other transfers of the reference still awaiting their user that this one's
+// session, opened at opened (zero before ChangeSupersedeAfterSession), replaced theirs.
+func (t *transfer) supersedeRequest(opened time.Time) activities.SignalMatchingRequest {
+	return activities.SignalMatchingRequest{
+		Query:   QueryAwaitingUser(t.in.ReferenceID),
+		Exclude: t.state.WorkflowID,
+		Signal:  SignalSupersede,
+		Arg: Supersede{WorkflowID: t.state.WorkflowID, DedupeKey: "supersede:" + t.state.WorkflowID,
+			SessionOpened: opened},
+	}
+}
+
+// supersedeOthers runs SignalMatching in the background once the session is open (ChangeSupersedeAfterSession):
+// Connect keeps one session per reference, so the older transfers' sessions are invalid now. A failure is
+// recorded (supersede_others, ignored) and the older transfers end at their own deadline.
+func (t *transfer) supersedeOthers(ctx workflow.Context) {
+	opts := SupersedeActivityOptions
+	opts.Summary = "Supersede the older transfers of reference " + t.in.ReferenceID + " still awaiting their user"
+	f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.SignalMatching, t.supersedeRequest(t.clock.SessionOpened))
+	t.background(ctx, "supersede", f, func(err error) {
+		t.record(ctx, "supersede-others", EventRecord{Source: "transfer", Name: "supersede_others",
+			Status: activityFailure(err), Effect: EffectIgnored})
+	})
+}
+
+// activityFailure is the message of why an activity failed, without Temporal's wrapping (ids, attempt numbers).
+func activityFailure(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) && actErr.Unwrap() != nil {
+		return actErr.Unwrap().Error()
+	}
+	return err.Error()
+}
+
 // sessionFailure keeps the activity's error type (e.g. ConnectForbidden) and message, without Temporal's wrapping.
 func sessionFailure(err error) error {
 	var appErr *temporal.ApplicationError
@@ -288,6 +356,7 @@ func sessionFailure(err error) error {
 // confirmation for the deadlines. It returns the event's effect.
 func (t *transfer) step(ctx workflow.Context, e Event) string {
 	from := t.state.Status
+	wasFinal := t.state.Final()
 	to, effect := Step(from, e, t.state.Facts())
 	if effect != EffectApplied || to == from {
 		return effect
@@ -300,8 +369,12 @@ func (t *transfer) step(ctx workflow.Context, e Event) string {
 	if e == EventConfirmed {
 		t.state.ConfirmedAt = now
 		t.clock.Confirmed = now
+		t.metricConfirmed(ctx, now)
 	}
 	t.state.Status = to
+	if !wasFinal && t.state.Final() {
+		t.metricFinished(ctx, to) // final statuses never change again: counted once per transfer
+	}
 	t.changed(ctx, from, to)
 	return effect
 }
@@ -532,6 +605,11 @@ func (t *transfer) receiveSupersede(ctx workflow.Context, c workflow.ReceiveChan
 		return
 	}
 	rec := EventRecord{Source: "transfer", Name: "superseded", Status: s.WorkflowID}
+	if t.lateSupersede && !s.SessionOpened.IsZero() && s.SessionOpened.Before(t.clock.SessionOpened) {
+		rec.Effect = EffectIgnored // the superseder's session is older than this one's: this one is Connect's current
+		t.record(ctx, key, rec)
+		return
+	}
 	if rec.Effect = t.step(ctx, EventSuperseded); rec.Effect == EffectApplied {
 		t.state.SupersededBy = s.WorkflowID
 		t.state.FailureReason = "session replaced by a newer transfer for the same reference: " + s.WorkflowID
@@ -690,16 +768,20 @@ func (t *transfer) toReview(ctx workflow.Context, key, signal string, arg any, i
 	}
 	opts := TemporalActivityOptions
 	opts.Summary = "Send to review (" + in.Reason + "): " + req.WorkflowID
-	t.background(ctx, "review", workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.OpenReview, req))
+	t.background(ctx, "review", workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.OpenReview, req), nil)
 }
 
-// background waits for f in its own coroutine; finish waits for every one before the workflow closes.
-func (t *transfer) background(ctx workflow.Context, what string, f workflow.Future) {
+// background waits for f in its own coroutine; finish waits for every one before the workflow closes. A failure
+// is logged, then handed to failed when it is not nil.
+func (t *transfer) background(ctx workflow.Context, what string, f workflow.Future, failed func(error)) {
 	t.pending++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { t.pending-- }()
 		if err := f.Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error(what+" failed", "error", err)
+			if failed != nil {
+				failed(err)
+			}
 		}
 	})
 }

@@ -28,10 +28,16 @@ type env struct {
 	*testsuite.TestWorkflowEnvironment
 	t       *testing.T
 	reviews *[]activities.ReviewRequest // every review the workflow opened
+	// matching answers SignalMatching (superseding) when set.
+	matching *func(context.Context, activities.SignalMatchingRequest) ([]string, error)
 }
 
-func newEnv(t *testing.T) env {
+// newEnv is a test environment for the transfer workflow; metrics, if given, gets the workflow's metrics.
+func newEnv(t *testing.T, metrics ...client.MetricsHandler) env {
 	var s testsuite.WorkflowTestSuite
+	for _, h := range metrics {
+		s.SetMetricsHandler(h)
+	}
 	e := s.NewTestWorkflowEnvironment()
 	e.RegisterWorkflow(TransferWorkflow)
 	e.RegisterWorkflow(OnboardingWorkflow)
@@ -46,7 +52,16 @@ func newEnv(t *testing.T) env {
 			*reviews = append(*reviews, req)
 			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
 		}).Maybe()
-	return env{e, t, reviews}
+	// Superseding finds no other transfer of the reference, unless a test sets matching.
+	matching := new(func(context.Context, activities.SignalMatchingRequest) ([]string, error))
+	e.OnActivity(act.SignalMatching, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, req activities.SignalMatchingRequest) ([]string, error) {
+			if *matching != nil {
+				return (*matching)(ctx, req)
+			}
+			return nil, nil
+		}).Maybe()
+	return env{e, t, reviews, matching}
 }
 
 // onSession answers the session activity with fn, as Connect would; superseding finds no other transfer.
@@ -473,8 +488,7 @@ func TestSupersededWhileAwaitingTheUser(t *testing.T) {
 	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
 			asked = req
-			return activities.OpenedSession{Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)},
-				SupersedeError: "list: unavailable"}, nil
+			return activities.OpenedSession{Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
 		})
 	sup := Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer"}
 	e.signalAt(time.Minute, SignalSupersede, sup, sup)
@@ -485,12 +499,66 @@ func TestSupersededWhileAwaitingTheUser(t *testing.T) {
 	require.True(t, r.Final())
 	require.Nil(t, r.Session, "the result carries no JWT")
 	require.Equal(t, "sess-1", r.SessionID)
-	require.Equal(t, []string{"connect::applied", "transfer:list: unavailable:ignored", "transfer:deposit-newer:applied"}, effects(r))
-	// The session activity supersedes the other transfers of the reference still awaiting their user.
-	require.NotNil(t, asked.Supersede)
-	require.Equal(t, QueryAwaitingUser("USER01"), asked.Supersede.Query)
-	require.Equal(t, "default-test-workflow-id", asked.Supersede.Exclude)
-	require.Equal(t, SignalSupersede, asked.Supersede.Signal)
+	require.Equal(t, []string{"connect::applied", "transfer:deposit-newer:applied"}, effects(r))
+	require.Nil(t, asked.Supersede, "under supersede-after-session the session activity only opens the session")
+}
+
+// Superseding runs after the session is with the user (ChangeSupersedeAfterSession): the update answers before
+// SignalMatching is even scheduled to finish, the request names the reference and this session's time, and a
+// failure is recorded and does not fail the transfer.
+func TestSupersedeRunsAfterTheSessionUpdate(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	var asked activities.SignalMatchingRequest
+	var answeredAt, supersededAt time.Time
+	*e.matching = func(_ context.Context, req activities.SignalMatchingRequest) ([]string, error) {
+		asked, supersededAt = req, e.Now()
+		return nil, temporal.NewNonRetryableApplicationError("list: unavailable", "Unavailable", nil)
+	}
+	e.RegisterDelayedCallback(func() {
+		e.UpdateWorkflow(UpdateSession, "s1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("session update rejected: %v", err) },
+			OnComplete: func(_ any, err error) {
+				require.NoError(t, err)
+				answeredAt = e.Now()
+			}})
+	}, 0)
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated), ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.False(t, answeredAt.IsZero(), "the session update answered")
+	require.False(t, supersededAt.IsZero(), "superseding ran")
+	require.Equal(t, QueryAwaitingUser("USER01"), asked.Query)
+	require.Equal(t, "default-test-workflow-id", asked.Exclude)
+	require.Equal(t, SignalSupersede, asked.Signal)
+	var arg Supersede
+	b, err := json.Marshal(asked.Arg)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &arg))
+	require.Equal(t, "supersede:default-test-workflow-id", arg.DedupeKey)
+	require.Equal(t, r.Events[0].ReceivedAt, arg.SessionOpened, "the signal carries this session's time")
+	require.Contains(t, effects(r), "transfer:list: unavailable:ignored")
+	require.Equal(t, StatusConfirmed, r.Status, "a failed supersede never fails the transfer")
+}
+
+// A supersede from a transfer whose session is older than this one's is a late retry: Connect's current session
+// is this one, so it is ignored (recorded).
+func TestSupersedeFromAnOlderSessionIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	start := e.Now()
+	e.RegisterDelayedCallback(func() {
+		e.SignalWorkflow(SignalSupersede, Supersede{WorkflowID: "deposit-older", DedupeKey: "supersede:deposit-older",
+			SessionOpened: start.Add(-time.Minute)})
+		e.SignalWorkflow(SignalSupersede, Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer",
+			SessionOpened: e.Now()})
+	}, time.Minute)
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusSuperseded, r.Status)
+	require.Equal(t, "deposit-newer", r.SupersededBy)
+	require.Equal(t, []string{"connect::applied", "transfer:deposit-older:ignored", "transfer:deposit-newer:applied"}, effects(r))
 }
 
 func TestSupersedeAfterInitiatingIsIgnored(t *testing.T) {

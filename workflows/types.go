@@ -182,6 +182,9 @@ type SDKEvent struct {
 type Supersede struct {
 	WorkflowID string `json:"workflow_id"` // the superseding transfer
 	DedupeKey  string `json:"dedupe_key"`  // one per superseding transfer: "supersede:<its workflow id>"
+	// SessionOpened is when the superseding transfer's session opened (ChangeSupersedeAfterSession; zero before):
+	// a transfer whose own session is newer ignores the signal.
+	SessionOpened time.Time `json:"session_opened,omitzero"`
 }
 
 // LedgerMovement is the Zero Hash balance movement that settles a transfer.

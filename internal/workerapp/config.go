@@ -318,7 +318,7 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage:   "add missing search attributes to the namespace at start"})
 	s.Level(&st.LogLevel, settings.Spec{Env: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error"})
 	s.Bool(&w.Deployment.UseVersioning, settings.Spec{Env: EnvWorkerVersioning, Default: "false",
-		Usage: "run as the Worker Deployment version WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID: transfers stay on the version that started them; a version gets work once it is made current (README)"})
+		Usage: "run as the Worker Deployment version WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID: transfers stay on the version that started them; a version gets work once it is made current (docs/versioning.md)"})
 	s.String(&w.Deployment.Name, settings.Spec{Env: EnvWorkerDeploymentName, Default: DefaultDeploymentName,
 		Usage: "Worker Deployment this worker belongs to, with WORKER_VERSIONING"})
 	s.String(&w.Deployment.BuildID, settings.Spec{Env: EnvWorkerBuildID,

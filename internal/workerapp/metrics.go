@@ -31,13 +31,15 @@ type Metrics struct {
 	// Handler goes into client.Options.MetricsHandler.
 	Handler client.MetricsHandler
 	// HTTP serves the registry in the Prometheus text format.
-	HTTP   http.Handler
-	scope  io.Closer
-	logger *slog.Logger
+	HTTP     http.Handler
+	scope    io.Closer
+	logger   *slog.Logger
+	business *business
 }
 
-// NewMetrics returns SDK metrics on their own registry, alongside Go runtime and process metrics. A metric the
-// registry refuses (the same name with other labels) is logged, not fatal.
+// NewMetrics returns SDK metrics on their own registry, alongside Go runtime and process metrics and connectflow's
+// business metrics (business.go: the workflow's counters and histogram go through Handler; WatchVisibility keeps
+// the gauges). A metric the registry refuses (the same name with other labels) is logged, not fatal.
 func NewMetrics(logger *slog.Logger) *Metrics {
 	if logger == nil {
 		logger = slog.Default()
@@ -45,6 +47,7 @@ func NewMetrics(logger *slog.Logger) *Metrics {
 	registry := prom.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registry.MustRegister(codec.Collectors()...) // payloads whose encryption does not match this process's
+	biz := newBusiness(registry)
 	reporter := tallyprom.NewReporter(tallyprom.Options{
 		Registerer:       registry,
 		DefaultTimerType: tallyprom.HistogramTimerType,
@@ -56,12 +59,13 @@ func NewMetrics(logger *slog.Logger) *Metrics {
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 	}, MetricsReportInterval)
 	return &Metrics{
-		Handler: sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+		Handler: businessHandler{next: sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)), b: biz},
 		HTTP: promhttp.HandlerFor(registry, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		}),
-		scope:  closer,
-		logger: logger,
+		scope:    closer,
+		logger:   logger,
+		business: biz,
 	}
 }
 

@@ -57,6 +57,12 @@ func Run(ctx context.Context, st *Settings, opts client.Options, logger *slog.Lo
 		return fmt.Errorf("cannot reach Temporal at %s: %w", settings.HostPort(opts), err)
 	}
 	defer c.Close()
+	if metrics != nil {
+		// The stalled, timed-out, review and notification gauges, from visibility; never blocks the worker.
+		watch, stop := context.WithCancel(context.Background())
+		defer stop()
+		metrics.WatchVisibility(watch, c, VisibilityOptions{})
+	}
 	ready := NewReadiness(c, st.Worker.TaskQueue, opts.Identity)
 	if st.AdminAddr != "" {
 		ln, err := net.Listen("tcp", st.AdminAddr)

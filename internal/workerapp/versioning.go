@@ -26,7 +26,7 @@ import (
 // Worker Versioning settings. With WORKER_VERSIONING on, the worker polls as the Worker Deployment version
 // WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID, and Temporal sends it only the workflows of that version: a transfer
 // stays on the version that started it (Pinned), a review moves to the deployment's current version (AutoUpgrade).
-// The README's "Rolling out a new worker version" shows a rollout.
+// docs/versioning.md, "Rolling out a new worker version", shows a rollout.
 const (
 	EnvWorkerVersioning     = "WORKER_VERSIONING"
 	EnvWorkerDeploymentName = "WORKER_DEPLOYMENT_NAME"

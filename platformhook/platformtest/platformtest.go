@@ -203,7 +203,7 @@ func (r *Receiver) apply(id string, m Message) (Entry, bool, string) {
 	return e, true, ""
 }
 
-// Action is what a platform does on a notification (the README's table): credit a confirmed deposit, hold funds
+// Action is what a platform does on a notification (docs/notifications.md's table): credit a confirmed deposit, hold funds
 // when a withdrawal awaits its user, release them when it ends without moving money, debit them when it is
 // confirmed. A deposit settled straight from before confirmed (the ledger movement came first) is credited then;
 // a platform that starts transfers with await_ledger would credit at settled instead of confirmed.

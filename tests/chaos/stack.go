@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -22,6 +23,9 @@ import (
 
 // Binaries the suite runs, each built from the package of the same name.
 var binaries = []string{"dev", "worker", "webhookbridge", "sandbox"}
+
+// rootModule is the module that holds the binaries and the deploy scripts the suite runs.
+const rootModule = "github.com/connectflow/connectflow"
 
 const (
 	namespace = "default"
@@ -123,17 +127,22 @@ func (s *stack) build(ctx context.Context, prebuilt string) error {
 	return nil
 }
 
-// moduleRoot is the folder of the go.mod the suite belongs to.
+// moduleRoot is the folder of connectflow's root module (the binaries it builds live there). The suite is in the
+// tests module; the root's go.work joins both, so `go build ./dev ./worker ...` in that folder builds every binary.
 func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", rootModule).Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(exit.Stderr))
+		}
+		return "", fmt.Errorf("go list -m %s (run the suite from the connectflow checkout: go run ./tests/chaos): %w", rootModule, err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the suite inside the connectflow module (go run ./tests/chaos)")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("go list -m %s: no folder; run the suite from the connectflow checkout (go run ./tests/chaos)", rootModule)
 	}
-	return filepath.Dir(gomod), nil
+	return dir, nil
 }
 
 // freeAddr reserves nothing: it finds a loopback port free now. The suite keeps each port for its part's restarts.

@@ -17,21 +17,16 @@ var (
 	idSeg    = regexp.MustCompile(`^/v1/(deposits|withdrawals)/[^/]+`)
 )
 
-// TestREADMECurlExamples: every curl example of the README's transfer API section names a documented operation,
-// and its body is valid for it.
-func TestREADMECurlExamples(t *testing.T) {
-	raw, err := os.ReadFile("../README.md")
+// TestAPIDocCurlExamples: every curl example of the transfer API's page (docs/api.md) names a documented
+// operation, and its body is valid for it; the page's error table names every problem type.
+func TestAPIDocCurlExamples(t *testing.T) {
+	raw, err := os.ReadFile("../docs/api.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(raw)
-	start := strings.Index(readme, "## The transfer API")
-	if start < 0 {
-		t.Fatal("README.md has no transfer API section")
-	}
-	section := readme[start:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
+	section := string(raw)
+	if !strings.HasPrefix(section, "# The transfer API") {
+		t.Fatal("docs/api.md does not start with the transfer API's title")
 	}
 	spec, err := transferapitest.LoadSpec()
 	if err != nil {
@@ -57,18 +52,18 @@ func TestREADMECurlExamples(t *testing.T) {
 			found = found || o == op
 		}
 		if !found {
-			t.Errorf("README example %q: %s is not an operation", strings.TrimSpace(cmd), op)
+			t.Errorf("docs/api.md example %q: %s is not an operation", strings.TrimSpace(cmd), op)
 			continue
 		}
 		if b := curlBody.FindStringSubmatch(cmd); b != nil {
 			var body any
 			if err := json.Unmarshal([]byte(b[1]), &body); err != nil {
-				t.Errorf("README example %q: body is not JSON: %v", cmd, err)
+				t.Errorf("docs/api.md example %q: body is not JSON: %v", cmd, err)
 				continue
 			}
 			schema := requestSchema(t, spec, path, strings.ToLower(method))
 			if err := spec.Validate(schema, body); err != nil {
-				t.Errorf("README example %q: %v", cmd, err)
+				t.Errorf("docs/api.md example %q: %v", cmd, err)
 			}
 		}
 		checked++
@@ -79,7 +74,7 @@ func TestREADMECurlExamples(t *testing.T) {
 	for _, typ := range transferapi.ProblemTypes() {
 		name := strings.TrimPrefix(typ, "urn:connectflow:problem:")
 		if !strings.Contains(section, name) {
-			t.Errorf("the README's error table lacks %s", typ)
+			t.Errorf("docs/api.md's error table lacks %s", typ)
 		}
 	}
 }

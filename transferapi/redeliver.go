@@ -1,0 +1,97 @@
+package transferapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/starter/transfer"
+)
+
+// PathReviews is the base of the review routes; POST PathReviews/{review_id}/redeliver redelivers a review's event.
+const (
+	PathReviews       = "/v1/reviews"
+	suffixRedeliver   = "/:review_id/redeliver"
+	reviewIDParameter = "review_id"
+	reviewIDPrefix    = "review-"
+	maxReviewIDLength = 512
+)
+
+// RedeliverRequest is the body of POST /v1/reviews/{review_id}/redeliver; the operator is the authenticated caller.
+// Kind and transfer_id, both or neither, name the transfer to deliver to; neither means the event's own (the one
+// the bridge routes it to now).
+type RedeliverRequest struct {
+	Reason     string       `json:"reason"`
+	Kind       connect.Kind `json:"kind,omitempty"`
+	TransferID string       `json:"transfer_id,omitempty"`
+}
+
+// redeliver delivers the event held in a review to its transfer (transfer.Client.Redeliver), for an operator.
+func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
+	id := c.Param(reviewIDParameter)
+	if !validReviewID(id) {
+		return 0, nil, newProblem(TypeReviewNotFound, "a review id is review-<event key>, as the review's workflow id")
+	}
+	c.Set(keyWorkflowID, id)
+	var req RedeliverRequest
+	if p := readJSON(c.Request, c.Writer, s.maxBody, &req); p != nil {
+		return 0, nil, p
+	}
+	var errs []FieldError
+	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > maxReason {
+		errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d bytes", maxReason)})
+	}
+	if req.Kind != "" || req.TransferID != "" {
+		if !req.Kind.Valid() {
+			errs = append(errs, FieldError{Field: "kind", Detail: "deposit or withdrawal, with transfer_id"})
+		}
+		if !transferIDPattern.MatchString(req.TransferID) {
+			errs = append(errs, FieldError{Field: "transfer_id", Detail: "required with kind: 1 to 128 letters, digits and ._:@-, starting with a letter or digit"})
+		}
+	}
+	if len(errs) > 0 {
+		return 0, nil, invalid(errs...)
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
+	defer cancel()
+	out, err := s.transfers.Redeliver(ctx, id, transfer.RedeliverRequest{Operator: caller.Name, Reason: req.Reason,
+		Kind: req.Kind, TransferID: req.TransferID})
+	switch {
+	case err == nil:
+		return http.StatusOK, out, nil
+	case errors.Is(err, transfer.ErrReviewNotFound):
+		return 0, nil, newProblem(TypeReviewNotFound, err.Error())
+	case errors.Is(err, transfer.ErrReviewClosed):
+		return 0, nil, newProblem(TypeReviewClosed, err.Error())
+	case errors.Is(err, transfer.ErrNotDeliverable):
+		return 0, nil, newProblem(TypeNotDeliverable, err.Error())
+	case errors.Is(err, transfer.ErrNoTransfer) && req.TransferID != "":
+		return 0, nil, newProblem(TypeTransferNotFound, err.Error())
+	case errors.Is(err, transfer.ErrNoTransfer):
+		return 0, nil, newProblem(TypeNotDeliverable, err.Error())
+	case errors.Is(err, transfer.ErrTransferClosed):
+		return 0, nil, newProblem(TypeTransferClosed, err.Error())
+	case errors.Is(err, transfer.ErrInvalidRedelivery):
+		return 0, nil, invalid(FieldError{Field: "body", Detail: err.Error()})
+	}
+	return 0, nil, s.temporalProblem(c, err, "redeliver "+id)
+}
+
+// validReviewID: a review workflow id (workflows.ReviewWorkflowID: "review-" and an event key), printable, no slash.
+func validReviewID(id string) bool {
+	if !strings.HasPrefix(id, reviewIDPrefix) || len(id) == len(reviewIDPrefix) || len(id) > maxReviewIDLength {
+		return false
+	}
+	for _, r := range id {
+		if r == '/' || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
