@@ -9,6 +9,12 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION} AS build
 WORKDIR /src
+# .git is not in the build context (.dockerignore), so the go tool cannot stamp the revision: pass it, and every
+# binary's -version prints it (internal/buildinfo), e.g.
+#   docker build --build-arg VCS_REVISION=$(git rev-parse HEAD) --build-arg VCS_TIME=$(git log -1 --format=%cI) ...
+# (docker-compose.yml passes both from the environment). Without them -version says "revision unknown".
+ARG VCS_REVISION=""
+ARG VCS_TIME=""
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # The build fetches only the modules these binaries import (not the Temporal server's), into a cache mount.
 # The root (product) module alone, not the go.work that joins the server-linked dev/, bench/ and tests/ modules
@@ -16,7 +22,9 @@ ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 ENV GOWORK=off
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w" -o /out/ ./worker ./webhookbridge ./sandbox ./deploy/probe
+    go build -trimpath -o /out/ \
+      -ldflags="-s -w -X github.com/connectflow/connectflow/internal/buildinfo.vcsRevision=${VCS_REVISION} -X github.com/connectflow/connectflow/internal/buildinfo.vcsTime=${VCS_TIME}" \
+      ./worker ./webhookbridge ./sandbox ./deploy/probe
 
 FROM gcr.io/distroless/static-debian12:nonroot AS runtime
 COPY --from=build /out/probe /usr/local/bin/probe

@@ -53,7 +53,7 @@ FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDec
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
 	zerohash:FuzzParseMovementsPage \
 	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
-	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize webhookbridge:FuzzParseSize webhookbridge:FuzzLoadConfig \
+	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize internal/bridgeapp:FuzzParseSize internal/bridgeapp:FuzzLoadSettings \
 	transferapi:FuzzParseTokens transferapi:FuzzStartRequest workflows:FuzzWebhookID
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
@@ -89,3 +89,14 @@ alerts:
 	deploy/prometheus/promtool.sh check config deploy/prometheus/prometheus.yml
 	deploy/prometheus/promtool.sh check rules deploy/prometheus/alerts.yml
 	deploy/prometheus/promtool.sh test rules deploy/prometheus/alerts_test.yml
+
+# The product binaries into bin/, -trimpath, each answering -version with the commit (internal/buildinfo): the go
+# tool stamps it in a plain git checkout; the -X below carries it where the stamp is off (GOFLAGS=-buildvcs=false,
+# a git worktree, an export without .git).
+VCS_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VCS_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
+BUILDINFO := github.com/connectflow/connectflow/internal/buildinfo
+.PHONY: build
+build:
+	$(GO) build -trimpath -ldflags "-X $(BUILDINFO).vcsRevision=$(VCS_REVISION) -X $(BUILDINFO).vcsTime=$(VCS_TIME)" \
+		-o bin/ ./worker ./webhookbridge ./starter ./sandbox ./deploy/probe

@@ -26,6 +26,8 @@ import (
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/dev/embedded"
+	"github.com/connectflow/connectflow/internal/bridgeapp"
+	"github.com/connectflow/connectflow/internal/cmdmain"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/internal/workerapp"
 	"github.com/connectflow/connectflow/starter/transfer"
@@ -37,8 +39,6 @@ const (
 	connectKeyBits = 2048
 	// readyTimeout bounds the wait for the bridge to hold the sandbox's keys and reach Temporal.
 	readyTimeout = 30 * time.Second
-	// stopTimeout bounds the bridge's drain at the end.
-	stopTimeout = 10 * time.Second
 )
 
 // stack is everything a run measures: Temporal, the Connect sandbox, the webhook bridge over loopback HTTP, the
@@ -182,8 +182,7 @@ func (s *stack) workerEnv(temporalEnv []string) []string {
 		ours := strings.HasPrefix(name, "CONNECT_") || strings.HasPrefix(name, "ZEROHASH_") ||
 			strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "CONNECTFLOW_") ||
 			strings.HasPrefix(name, "WORKER_") || // unversioned: nothing would make a bench version current
-			name == workerapp.EnvMetricsAddr || name == workerapp.EnvMaxConcurrentActivities ||
-			name == workerapp.EnvRegisterSearchAttributes || name == workerapp.EnvLogLevel
+			name == workerapp.EnvLogLevel || workerapp.Aliases[name] != "" // WORKER_* above, and their old names
 		keep := external && (strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "CONNECTFLOW_CODEC_"))
 		if !ours || keep {
 			env = append(env, kv)
@@ -204,52 +203,40 @@ func (s *stack) workerEnv(temporalEnv []string) []string {
 	)
 }
 
-// startBridge serves the webhook bridge on loopback as `go run ./webhookbridge` does, verifying signature and JWT
-// against the sandbox's JWKS and logging one JSON line per request (formatted, then dropped).
+// startBridge serves the webhook bridge on loopback assembled by bridgeapp as `go run ./webhookbridge` assembles
+// it, verifying signature and JWT against the sandbox's JWKS and logging one JSON line per request (formatted,
+// then dropped). It has no admin port: the run waits for its readiness here.
 func (s *stack) startBridge(ctx context.Context) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("webhook bridge: %w", err)
 	}
 	s.bridgeURL = "http://" + ln.Addr().String()
-	keys, err := bridge.NewJWKSKeys(context.Background(), s.sandbox.URL+"/api/v1/jwks", bridge.JWKSOptions{})
+	st, err := bridgeapp.LoadSettings(nil, settings.MapEnv{
+		bridgeapp.EnvPublicURL:             s.bridgeURL,
+		bridgeapp.EnvConnectJWKSURL:        s.sandbox.URL + "/api/v1/jwks",
+		bridgeapp.EnvZeroHashWebhookSecret: connecttest.DefaultWebhookSecret,
+		settings.EnvTemporalTaskQueue:      s.taskQueue,
+	}, io.Discard)
+	if err != nil {
+		_ = ln.Close() // never served
+		return fmt.Errorf("webhook bridge settings: %w", err)
+	}
+	app, err := bridgeapp.New(context.Background(), st, bridgeapp.Options{Temporal: s.client,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		_ = ln.Close() // never served
 		return err
 	}
-	b, err := bridge.New(bridge.Options{
-		Temporal:              s.client,
-		TaskQueue:             s.taskQueue,
-		PublicURL:             s.bridgeURL,
-		ZeroHashWebhookSecret: connecttest.DefaultWebhookSecret,
-		Keys:                  keys,
-		Logger:                slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Registerer:            prometheus.NewRegistry(),
-	})
-	if err != nil {
-		keys.Close()
-		_ = ln.Close() // never served
-		return err
-	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("webhook bridge stopped serving", "err", err)
-		}
-	}()
-	s.stops = append(s.stops, func() error {
-		b.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		return srv.Shutdown(ctx)
-	})
+	s.stops = append(s.stops, cmdmain.Background(func(ctx context.Context) error { return app.Serve(ctx, ln, nil) },
+		func(err error) { s.log.Error("webhook bridge stopped serving", "err", err) }))
 	// One pooled connection per concurrent sender, reused across webhooks, as a delivery service keeps them.
 	s.http = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		MaxIdleConns: s.cfg.Concurrency * 2, MaxIdleConnsPerHost: s.cfg.Concurrency * 2, IdleConnTimeout: time.Minute,
 	}}
 	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	return b.WaitReady(readyCtx)
+	return app.Bridge.WaitReady(readyCtx)
 }
 
 // stop stops every started part, last started first.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/codec"
+	"github.com/connectflow/connectflow/internal/bridgeapp"
 	"github.com/connectflow/connectflow/workflows"
 )
 
@@ -98,11 +99,11 @@ func writeNext(b *strings.Builder, s *stack) {
 		bridgeAddr := hostPort(dialHost(s.cfg.ip), cmp.Or(s.cfg.bridgePort, defaultBridgePort))
 		hooks := "http://" + bridgeAddr
 		b.WriteString("\nRun the other parts as their own processes, each in a terminal with the lines above in its environment:\n")
-		fmt.Fprintf(b, "  go run ./sandbox -autoplay confirmed -deposit-webhook-url %s%s -withdrawal-webhook-url %s%s -balance-webhook-url %s%s\n",
+		fmt.Fprintf(b, "  go run ./sandbox -outcome confirmed -deposit-webhook-url %s%s -withdrawal-webhook-url %s%s -balance-webhook-url %s%s\n",
 			hooks, bridge.PathConnectDeposits, hooks, bridge.PathConnectWithdrawals, hooks, bridge.PathZeroHashBalances)
 		b.WriteString("      it prints the Connect and Zero Hash variables the worker and the bridge need\n")
 		b.WriteString("  go run ./worker\n")
-		fmt.Fprintf(b, "  BRIDGE_ADDR=%s %s=%s go run ./webhookbridge\n", bridgeAddr, envBridgePublicURL, hooks)
+		fmt.Fprintf(b, "  %s=%s %s=%s go run ./webhookbridge\n", bridgeapp.EnvAddr, bridgeAddr, bridgeapp.EnvPublicURL, hooks)
 		return
 	}
 	b.WriteString("\nTry it from another terminal:\n")

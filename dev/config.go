@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // Default ports: Temporal's and its UI's usual ones, the sandbox's and the bridge's own defaults.
@@ -106,10 +108,14 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 	fs.StringVar(&logLevel, "log-level", "warn", "log level of the sandbox, bridge and worker on stderr: debug, info, warn or error")
 	fs.StringVar(&serverLevel, "server-log-level", "error", "log level of the Temporal server on stderr")
 	c.cluster.register(fs)
+	version := buildinfo.Flag(fs, os.Stdout)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return config{}, err
 	} else if err != nil {
 		return config{}, fmt.Errorf("%w: %w", errPrinted, err)
+	}
+	if err := version(); err != nil {
+		return config{}, err // buildinfo.ErrVersion wraps flag.ErrHelp: exit 0
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (every setting is a flag; see -h)", fs.Arg(0))
@@ -140,6 +146,7 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 			ports[p.port] = p.name
 		}
 	}
+	c.cluster.readFile(bad)
 	switch {
 	case c.cluster.postgres != "":
 		c.dataDir = "" // the cluster check below names -data and -memory

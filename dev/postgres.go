@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/connectflow/connectflow/dev/embedded"
@@ -14,6 +16,7 @@ import (
 // docker-compose.yml's (embedded.PostgresPlugin, embedded.ClusterHistoryShards, embedded.ClusterDynamicConfig).
 type clusterFlags struct {
 	postgres       string // DSN; empty runs the SQLite server
+	postgresFile   string // file holding the DSN (it carries a password: a flag shows in ps)
 	historyShards  int
 	clusterAddress string
 }
@@ -21,10 +24,32 @@ type clusterFlags struct {
 func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.postgres, "postgres", "", "run Temporal as one node of a cluster on PostgreSQL at this DSN "+
 		"(postgres://user:password@host:port/postgres?sslmode=disable) instead of SQLite; the schema is set up first")
+	fs.StringVar(&c.postgresFile, "postgres-file", "", "file holding the -postgres DSN (a Docker secret: the DSN carries "+
+		"a password, and a flag shows in ps); not with -postgres")
 	fs.IntVar(&c.historyShards, "history-shards", embedded.ClusterHistoryShards,
 		"history shards of the cluster (-postgres only; fixed when its database is first set up, the same on every node)")
 	fs.StringVar(&c.clusterAddress, "cluster-address", embedded.DefaultClusterAddress,
 		"address the cluster record names (-postgres only; the same on every node)")
+}
+
+// readFile sets the DSN from -postgres-file, first of the checks (the others read the DSN); its errors never
+// quote the file's content.
+func (c *clusterFlags) readFile(bad func(flagName, format string, args ...any)) {
+	if c.postgresFile == "" {
+		return
+	}
+	if c.postgres != "" {
+		bad("postgres-file", "give -postgres or -postgres-file, not both")
+		return
+	}
+	data, err := os.ReadFile(c.postgresFile)
+	if err != nil {
+		bad("postgres-file", "cannot read the file: %v", errors.Unwrap(err))
+		return
+	}
+	if c.postgres = strings.TrimSpace(string(data)); c.postgres == "" {
+		bad("postgres-file", "the file is empty")
+	}
 }
 
 // check validates the cluster flags against the rest of the command line; set holds the flags given.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,6 +55,40 @@ func TestParseConfigPostgresErrors(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%q: the error %q shows the password", tc.args, err)
+		}
+	}
+}
+
+// TestParseConfigPostgresFile: -postgres-file holds the DSN (its password stays out of ps), as every secret has a
+// file variant; it is not taken with -postgres, and its errors never show the content.
+func TestParseConfigPostgresFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "dsn")
+	if err := os.WriteFile(file, []byte(testDSN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig([]string{"-server-only", "-postgres-file", file, "-temporal-port", "0"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg := c.cluster.options(); pg == nil || pg.DSN != testDSN || c.dataDir != "" {
+		t.Fatalf("from the file: options %+v, data %q", pg, c.dataDir)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-postgres", testDSN, "-postgres-file", file}, "-postgres-file: give -postgres or -postgres-file, not both"},
+		{[]string{"-postgres-file", filepath.Join(dir, "absent")}, "-postgres-file: cannot read the file"},
+		{[]string{"-postgres-file", empty}, "-postgres-file: the file is empty"},
+	} {
+		_, err := parseConfig(tc.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: err %v, want %q without the password", tc.args, err, tc.want)
 		}
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,18 +25,13 @@ import (
 	"github.com/connectflow/connectflow/codec"
 	"github.com/connectflow/connectflow/connecttest"
 	"github.com/connectflow/connectflow/dev/embedded"
+	"github.com/connectflow/connectflow/internal/bridgeapp"
+	"github.com/connectflow/connectflow/internal/cmdmain"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/internal/telemetry"
 	"github.com/connectflow/connectflow/internal/workerapp"
 	"github.com/connectflow/connectflow/platformhook/platformtest"
 	"github.com/connectflow/connectflow/workflows"
-)
-
-// Variables of the webhook bridge this command prints; webhookbridge reads them (see webhookbridge -h).
-const (
-	envBridgePublicURL       = "BRIDGE_PUBLIC_URL"
-	envConnectJWKSURL        = "CONNECT_JWKS_URL"
-	envZeroHashWebhookSecret = "ZEROHASH_WEBHOOK_SECRET"
 )
 
 const (
@@ -341,7 +338,7 @@ var workerEnv = map[string]bool{
 	workerapp.EnvZeroHashPassphrase: true,
 }
 
-var bridgeEnv = map[string]bool{envConnectJWKSURL: true, envZeroHashWebhookSecret: true}
+var bridgeEnv = map[string]bool{bridgeapp.EnvConnectJWKSURL: true, bridgeapp.EnvZeroHashWebhookSecret: true}
 
 // splitSandboxEnv sorts the sandbox's KEY=value lines into the worker's and the bridge's. A line neither reads
 // is an error: the sandbox and this command have drifted apart.
@@ -368,14 +365,8 @@ func splitSandboxEnv(lines []string) (worker, bridgeVars []envVar, err error) {
 
 // startWorker runs the worker configured exactly as `go run ./worker` would be with the printed environment.
 func (s *stack) startWorker() error {
-	env := settings.MapEnv{}
-	for _, g := range s.env {
-		for _, v := range g.vars {
-			env[v.name] = v.value
-		}
-	}
 	var usage strings.Builder
-	st, err := workerapp.LoadSettings(nil, env, &usage)
+	st, err := workerapp.LoadSettings(nil, s.envOf(), &usage)
 	if err != nil {
 		return fmt.Errorf("worker settings from the sandbox: %w", err)
 	}
@@ -406,49 +397,49 @@ func (s *stack) startWorker() error {
 	return nil
 }
 
+// startBridge runs the webhook bridge assembled by bridgeapp as `go run ./webhookbridge` assembles it, from the
+// environment the banner prints for it (Temporal's and the bridge's groups), on the stack's Temporal client. It
+// has no admin port: the stack waits for its readiness here.
 func (s *stack) startBridge(ctx context.Context) error {
 	ln, err := net.Listen("tcp", hostPort(s.cfg.ip, s.cfg.bridgePort))
 	if err != nil {
 		return fmt.Errorf("webhook bridge: %w", err)
 	}
 	s.bridgeURL = "http://" + dialAddr(ln.Addr())
-	s.appendEnv(bridgeGroup, envVar{envBridgePublicURL, s.bridgeURL})
-	jwksURL, _ := lookup(s.env, envConnectJWKSURL)
-	secret, _ := lookup(s.env, envZeroHashWebhookSecret)
-	log := s.log.With("part", "bridge")
-	keys, err := bridge.NewJWKSKeys(context.Background(), jwksURL, bridge.JWKSOptions{Logger: log})
+	s.appendEnv(bridgeGroup, envVar{bridgeapp.EnvPublicURL, s.bridgeURL})
+	st, err := bridgeapp.LoadSettings(nil, s.envOf(temporalGroup, bridgeGroup), io.Discard)
+	if err != nil {
+		_ = ln.Close() // never served
+		return fmt.Errorf("webhook bridge settings from the sandbox: %w", err)
+	}
+	app, err := bridgeapp.New(context.Background(), st, bridgeapp.Options{Temporal: s.client,
+		Logger: s.log.With("part", "bridge"), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		_ = ln.Close() // never served
 		return err
 	}
-	b, err := bridge.New(bridge.Options{
-		Temporal:              s.client,
-		TaskQueue:             workflows.DefaultTaskQueue,
-		PublicURL:             s.bridgeURL,
-		ZeroHashWebhookSecret: secret,
-		Keys:                  keys,
-		Logger:                log,
-		Registerer:            prometheus.NewRegistry(),
-	})
-	if err != nil {
-		keys.Close()
-		_ = ln.Close() // never served
-		return err
-	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("webhook bridge stopped serving", "err", err)
+	s.serve("webhook bridge", func(ctx context.Context) error { return app.Serve(ctx, ln, nil) })
+	return waitReady(ctx, app.Bridge)
+}
+
+// serve runs a part that serves until its context ends and then drains (bridgeapp's and transferapi's Serve);
+// stopping it ends that context and waits for the drain. A part that stops serving by itself is logged at once.
+func (s *stack) serve(name string, serve func(ctx context.Context) error) {
+	s.add(name, cmdmain.Background(serve, func(err error) { s.log.Error(name+" stopped serving", "err", err) }))
+}
+
+// envOf is the environment the banner prints in the groups titled titles (every group when none is named).
+func (s *stack) envOf(titles ...string) settings.MapEnv {
+	env := settings.MapEnv{}
+	for _, g := range s.env {
+		if len(titles) > 0 && !slices.Contains(titles, g.title) {
+			continue
 		}
-	}()
-	s.add("webhook bridge", func() error {
-		b.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		return srv.Shutdown(ctx)
-	})
-	return waitReady(ctx, b)
+		for _, v := range g.vars {
+			env[v.name] = v.value
+		}
+	}
+	return env
 }
 
 // waitReady waits until the bridge holds the sandbox's keys and reaches Temporal.

@@ -16,11 +16,11 @@ import (
 	"github.com/connectflow/connectflow/workflows"
 )
 
-// DefaultEvery is ZEROHASH_RECONCILE_EVERY's default.
+// DefaultEvery is WORKER_RECONCILE_EVERY's default.
 const DefaultEvery = 5 * time.Minute
 
 // scheduleNote is the note a worker leaves on the schedule when it pauses it.
-const pausedNote = "paused by a worker started with ZEROHASH_RECONCILE_EVERY=0"
+const pausedNote = "paused by a worker started with WORKER_RECONCILE_EVERY=0"
 
 // ScheduleAction is what the schedule's action is: what EnsureSchedule creates and compares.
 func scheduleAction(taskQueue string) *client.ScheduleWorkflowAction {
@@ -55,7 +55,7 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, ever
 			Action:        scheduleAction(taskQueue),
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: max(every, time.Minute),
-			Note:          "created by a connectflow worker (ZEROHASH_RECONCILE_EVERY=" + every.String() + ")",
+			Note:          "created by a connectflow worker (WORKER_RECONCILE_EVERY=" + every.String() + ")",
 		})
 		if err == nil {
 			return nil
@@ -94,7 +94,7 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, ever
 			s.State = &client.ScheduleState{}
 		}
 		s.State.Paused = false
-		s.State.Note = "updated by a connectflow worker (ZEROHASH_RECONCILE_EVERY=" + every.String() + ")"
+		s.State.Note = "updated by a connectflow worker (WORKER_RECONCILE_EVERY=" + every.String() + ")"
 		return &client.ScheduleUpdate{Schedule: &s}, nil
 	}})
 	if err != nil {

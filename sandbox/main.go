@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -18,13 +19,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // exitUsage is the exit status for bad flags, as the flag package uses.
@@ -35,6 +39,12 @@ func main() {
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// outcomeManual leaves every session to the control API, as `go run ./dev -outcome manual` does.
+const outcomeManual = "manual"
+
+// deprecatedFlags maps each flag kept from before the sandbox's flags matched dev's to the one to use instead.
+var deprecatedFlags = map[string]string{"autoplay": "outcome", "autoplay-after": "pace", "v": "log-level"}
 
 // flagFor names the command-line flag behind each connecttest.Options field it sets.
 var flagFor = map[string]string{
@@ -47,8 +57,8 @@ var flagFor = map[string]string{
 	"DepositWebhookURL":    "-deposit-webhook-url",
 	"WithdrawalWebhookURL": "-withdrawal-webhook-url",
 	"BalanceWebhookURL":    "-balance-webhook-url",
-	"AutoPlay":             "-autoplay",
-	"AutoPlayAfter":        "-autoplay-after",
+	"AutoPlay":             "-outcome",
+	"AutoPlayAfter":        "-pace",
 	"SigningKey":           "-signing-key",
 }
 
@@ -75,18 +85,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.SessionTTL, "session-ttl", connecttest.DefaultSessionTTL, "session lifetime")
 	fs.BoolVar(&opts.WebhookBearer, "webhook-bearer", false, "add the guide's bearer JWT to Connect webhooks (the published headers have none)")
 	fs.BoolVar(&opts.NumericJWTTimes, "numeric-jwt-times", false, "session JWT iat/exp as numbers instead of the guide's RFC 3339 strings")
-	fs.DurationVar(&opts.AutoPlayAfter, "autoplay-after", connecttest.DefaultAutoPlayAfter, "pause before an auto-played session's first webhook")
+	// The same names as `go run ./dev`'s flags for the same things: -outcome, -pace, -log-level.
+	outcome := fs.String("outcome", outcomeManual, "how the sandbox plays each new session by itself: confirmed, failed, none (never finishes) or manual (only through the control API)")
+	pace := fs.Duration("pace", connecttest.DefaultAutoPlayAfter, "pause before each webhook of a played session")
+	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info (every session and delivery), warn or error")
+	autoplayAfter := fs.Duration("autoplay-after", connecttest.DefaultAutoPlayAfter, "deprecated: use -pace (this one pauses only before the first webhook)")
 	scopes := fs.String("scopes", string(connect.ScopeDepositSend)+","+string(connect.ScopeWithdrawalRequest)+","+string(connect.ScopeWithdrawalSend),
 		"comma-separated session scopes the organization may use (user:withdrawal:send is the guide's variant)")
-	autoplay := fs.String("autoplay", "", "play every new session's webhooks by itself: confirmed, failed or none (empty: only on request)")
+	// Every secret flag has a -NAME-file twin, as every secret setting of the other commands has a _FILE variant.
+	secretFiles := map[string]*string{}
+	for _, name := range []string{"client-secret", "api-secret", "passphrase", "webhook-secret"} {
+		secretFiles[name] = fs.String(name+"-file", "", "file holding -"+name+" (a Docker secret); not with -"+name)
+	}
+	autoplay := fs.String("autoplay", "", "deprecated: use -outcome (empty: manual)")
 	signingKey := fs.String("signing-key", "", "PEM file with the RSA private key that signs JWTs and webhooks (default: a fresh key per start)")
 	orgKey := fs.String("org-public-key", "", "PEM file with the organization's RSA public key; when set, session requests must be signed")
-	verbose := fs.Bool("v", false, "log every session and delivery to stderr")
+	verbose := fs.Bool("v", false, "deprecated: use -log-level info")
+	version := buildinfo.Flag(fs, stdout)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return exitUsage // the flag package has printed which flag was wrong
+	}
+	if version() != nil {
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sandbox: unexpected argument %q (all settings are flags; see -h)\n", fs.Arg(0))
@@ -95,6 +118,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func(flagName string, err error) int {
 		fmt.Fprintf(stderr, "sandbox: %s: %v\n", flagName, err)
 		return exitUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, name := range slices.Sorted(maps.Keys(secretFiles)) {
+		path := *secretFiles[name]
+		if path == "" {
+			continue
+		}
+		if given[name] {
+			return usage("-"+name+"-file", fmt.Errorf("give -%s or -%s-file, not both", name, name))
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return usage("-"+name+"-file", err)
+		}
+		if err := fs.Set(name, strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")); err != nil {
+			return usage("-"+name+"-file", err)
+		}
+	}
+	for _, old := range slices.Sorted(maps.Keys(deprecatedFlags)) {
+		switch name := deprecatedFlags[old]; {
+		case given[old] && given[name]:
+			return usage("-"+old, fmt.Errorf("is the deprecated name of -%s: give one of them", name))
+		case given[old]:
+			fmt.Fprintf(stderr, "sandbox: -%s is deprecated: use -%s\n", old, name)
+		}
+	}
+	opts.AutoPlayAfter = *pace
+	delay := *pace // dev's -pace: before the first webhook and between the next ones
+	if given["autoplay"] {
+		*outcome = cmp.Or(*autoplay, outcomeManual)
+	}
+	if given["autoplay-after"] {
+		opts.AutoPlayAfter, delay = *autoplayAfter, 0 // as before: only before the first webhook
+	}
+	if given["v"] {
+		*logLevel = "warn"
+		if *verbose {
+			*logLevel = "info"
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usage("-log-level", fmt.Errorf("%q is not debug, info, warn or error", *logLevel))
 	}
 	for _, f := range []struct{ name, value string }{
 		{"-client-id", opts.ClientID}, {"-client-secret", opts.ClientSecret}, {"-organization-id", opts.OrganizationID},
@@ -113,8 +180,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(opts.AllowedScopes) == 0 {
 		return usage("-scopes", errors.New("names no scope"))
 	}
-	if *autoplay != "" {
-		opts.AutoPlay = &connecttest.Play{Outcome: connecttest.Outcome(*autoplay)}
+	switch o := connecttest.Outcome(*outcome); o {
+	case outcomeManual:
+	case connecttest.OutcomeConfirmed, connecttest.OutcomeFailed, connecttest.OutcomeNone:
+		opts.AutoPlay = &connecttest.Play{Outcome: o, Delay: delay}
+	default:
+		flagName := "-outcome"
+		if given["autoplay"] {
+			flagName = "-autoplay"
+		}
+		return usage(flagName, fmt.Errorf("%q is not confirmed, failed, none or %s", *outcome, outcomeManual))
 	}
 	var err error
 	if *signingKey != "" {
@@ -126,10 +201,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if opts.OrgPublicKey, err = readPublicKey(*orgKey); err != nil {
 			return usage("-org-public-key", err)
 		}
-	}
-	level := slog.LevelWarn
-	if *verbose {
-		level = slog.LevelInfo
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 

@@ -193,6 +193,10 @@ func TestBadFlags(t *testing.T) {
 		{"empty client secret", []string{"-client-secret", ""}, "-client-secret"},
 		{"relative webhook URL", []string{"-withdrawal-webhook-url", "hooks/withdrawals"}, "-withdrawal-webhook-url"},
 		{"unknown autoplay outcome", []string{"-autoplay", "sometimes"}, "-autoplay"},
+		{"unknown outcome", []string{"-outcome", "sometimes"}, "-outcome"},
+		{"old and new name together", []string{"-autoplay", "confirmed", "-outcome", "failed"}, "-autoplay"},
+		{"unknown log level", []string{"-log-level", "loud"}, "-log-level"},
+		{"negative pace", []string{"-pace", "-1s"}, "-pace"},
 		{"unknown scope", []string{"-scopes", "user:everything"}, "-scopes"},
 		{"missing key file", []string{"-signing-key", filepath.Join(dir, "absent.pem")}, "-signing-key"},
 		{"org key not PEM", []string{"-org-public-key", garbage}, "-org-public-key"},
@@ -225,5 +229,58 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "-deposit-webhook-url") {
 		t.Fatalf("-h usage lacks the webhook flags:\n%s", stderr.String())
+	}
+}
+
+// TestFlagsMatchDev: -outcome, -pace and -log-level are dev's names for the same things; the old -autoplay,
+// -autoplay-after and -v still work, each with one line saying which flag replaces it.
+func TestFlagsMatchDev(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // serve nothing: the flags are checked and the banner printed first
+	for _, tt := range []struct {
+		args []string
+		warn string
+	}{
+		{[]string{"-outcome", "confirmed", "-pace", "10ms", "-log-level", "debug"}, ""},
+		{[]string{"-outcome", "manual"}, ""},
+		{[]string{"-autoplay", "failed"}, "sandbox: -autoplay is deprecated: use -outcome"},
+		{[]string{"-autoplay-after", "2s"}, "sandbox: -autoplay-after is deprecated: use -pace"},
+		{[]string{"-v"}, "sandbox: -v is deprecated: use -log-level"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, tt.args...), &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", tt.args, code, stderr.String())
+		}
+		if tt.warn == "" && strings.Contains(stderr.String(), "deprecated") || !strings.Contains(stderr.String(), tt.warn) {
+			t.Errorf("%v: stderr %q, want %q", tt.args, stderr.String(), tt.warn)
+		}
+	}
+}
+
+// TestSecretFiles: each secret flag has a -NAME-file twin (a Docker secret), its one trailing newline dropped;
+// giving both, or a file that cannot be read, is a usage error naming the file flag.
+func TestSecretFiles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	file := filepath.Join(t.TempDir(), "webhook-secret")
+	if err := os.WriteFile(file, []byte("from-the-file-7f3a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"-addr", "127.0.0.1:0", "-webhook-secret-file", file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "ZEROHASH_WEBHOOK_SECRET=from-the-file-7f3a\n") {
+		t.Errorf("the banner does not show the file's secret:\n%s", stdout.String())
+	}
+	for _, args := range [][]string{
+		{"-webhook-secret", "x", "-webhook-secret-file", file},
+		{"-client-secret-file", filepath.Join(t.TempDir(), "absent")},
+	} {
+		stderr.Reset()
+		if code := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &stdout, &stderr); code != exitUsage ||
+			!strings.Contains(stderr.String(), "-file") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
+		}
 	}
 }

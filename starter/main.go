@@ -9,6 +9,7 @@
 //	starter redeliver  -review-id ID -reason R -operator O [-kind K -transfer-id T]
 //	starter serve      [-starter-addr A] ...: the transfer API over HTTP (package transferapi); "starter serve -h"
 //	starter reconcile
+//	starter version    (or -version, also after any command): the module version and VCS revision
 //
 // Temporal is reached as the worker reaches it (envconfig, TEMPORAL_* variables, -temporal-* flags).
 // Exit status: 0 on success; 1 with a one-line "starter: ..." on stderr when the call fails; 2 for bad usage.
@@ -34,6 +35,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/buildinfo"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/internal/telemetry/otelsetup"
 	"github.com/connectflow/connectflow/starter/transfer"
@@ -59,6 +61,7 @@ commands:
   redeliver    deliver the event a review holds to its transfer (applied once), recording who and why
   serve        serve the transfer API over HTTP for platform backends in any language (until SIGINT/SIGTERM)
   reconcile    run one Zero Hash reconciliation (GET /movements) now and print its summary
+  version      print the module version and VCS revision of this binary (also -version)
 
 "starter <command> -h" lists the command's flags.
 `
@@ -93,6 +96,9 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, overview)
 		return 0
+	case "version", "-version", "--version":
+		buildinfo.Fprint(stdout, "starter")
+		return 0
 	}
 	if name == "serve" {
 		return transferapi.Main(ctx, args[1:], env, stderr)
@@ -103,7 +109,7 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 		return exitUsage
 	}
 
-	s := settings.New("starter "+name, settings.Options{Env: env, Output: stderr})
+	s := settings.New("starter "+name, settings.Options{Env: env, Output: stderr, VersionOutput: stdout})
 	temporalSettings := settings.BindTemporal(s, workflows.DefaultTaskQueue)
 	fs := s.FlagSet()
 	timeout := fs.Duration("timeout", defaultTimeout, "bound on the whole call, reaching Temporal included")

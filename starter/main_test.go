@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/internal/buildinfo"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -139,6 +140,18 @@ func TestHelpExitsZero(t *testing.T) {
 	for _, want := range []string{"-asset", "-network", "-amount", "-timeout", "-temporal-address", "env TEMPORAL_ADDRESS"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("withdrawal -h lacks %q", want)
+		}
+	}
+}
+
+// TestVersion: the build on stdout, exit 0, before any setting is read (none is given), for the command and for
+// each subcommand.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"-version"}, {"deposit", "-version"}, {"status", "-version"}} {
+		code, stdout, stderr := runStarter(t, settings.MapEnv{}, args...)
+		if code != 0 || !strings.HasPrefix(stdout, "starter") || !strings.Contains(stdout, buildinfo.Module+" ") ||
+			!strings.Contains(stdout, " revision ") || stderr != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
 		}
 	}
 }

@@ -467,7 +467,7 @@ func checkMonitoring(base composeDoc, prom promConfig) []error {
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	want := map[string]struct{ service, addr, setting string }{
 		"temporal":           {"temporal", base.Services["temporal"].Environment["PROMETHEUS_ENDPOINT"], "PROMETHEUS_ENDPOINT"},
-		"connectflow-worker": {"worker", base.Services["worker"].Environment["METRICS_ADDR"], "METRICS_ADDR"},
+		"connectflow-worker": {"worker", base.Services["worker"].Environment["WORKER_METRICS_ADDR"], "WORKER_METRICS_ADDR"},
 		"connectflow-bridge": {"webhookbridge", base.Services["webhookbridge"].Environment["BRIDGE_ADMIN_ADDR"], "BRIDGE_ADMIN_ADDR"},
 	}
 	targets := prom.scrapeTargets()
@@ -544,7 +544,7 @@ func TestComposeMonitoring(t *testing.T) {
 }
 
 // listenSettings are the settings and flags that make connectflow's services listen.
-var listenSettings = []string{"METRICS_ADDR", "WORKER_ADMIN_ADDR", "BRIDGE_ADDR", "BRIDGE_ADMIN_ADDR"}
+var listenSettings = []string{"WORKER_METRICS_ADDR", "WORKER_ADMIN_ADDR", "BRIDGE_ADDR", "BRIDGE_ADMIN_ADDR"}
 
 // TestComposeDemoPortsDoNotCollide: the demo runs the worker and the bridge in the sandbox's network namespace,
 // so no two of them may listen on one port (the bridge's admin port once was the worker's).

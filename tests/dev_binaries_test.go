@@ -3,9 +3,12 @@ package tests
 import (
 	"bytes"
 	"os/exec"
+	"path"
 	"regexp"
+	"strings"
 	"testing"
 
+	"github.com/connectflow/connectflow/internal/buildinfo"
 	"github.com/connectflow/connectflow/internal/cmdtest"
 )
 
@@ -74,5 +77,28 @@ func TestSmallBinariesDoNotLinkTheServer(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^go\.temporal\.io/server/temporal$`).Match(out) ||
 		!regexp.MustCompile(`(?m)^github\.com/temporalio/ui-server/v2/server$`).Match(out) {
 		t.Fatal("dev does not list the Temporal server and UI packages: the check above proves nothing")
+	}
+}
+
+// TestEveryBinaryAnswersVersion runs each of connectflow's commands, built as `go build` builds them, with -version
+// and nothing else: exit 0, one line on stdout naming the command, its module path, a version and a revision. The
+// revision is the commit where the go tool stamps it (a plain git checkout with -buildvcs on), else "unknown":
+// internal/buildinfo's test checks the stamped and the link-time (-ldflags -X) revisions.
+func TestEveryBinaryAnswersVersion(t *testing.T) {
+	// The module is the root's, or for the server-linked commands their own (github.com/connectflow/connectflow/dev).
+	line := regexp.MustCompile(`^([a-z]+): ` + regexp.QuoteMeta(buildinfo.Module) + `(/[a-z]+)? (\(devel\)|v\S+) revision \S+ .*go1\.\S+`)
+	for _, pkg := range []string{"worker", "webhookbridge", "starter", "sandbox", "deploy/probe", "dev", "bench", "tests/chaos"} {
+		cmd := exec.Command(cmdtest.Build(t, "../"+pkg), "-version")
+		cmd.Env = []string{"HOME=" + t.TempDir()} // no setting: -version reads none
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Errorf("%s -version: %v\n%s", pkg, err, stderr.String())
+			continue
+		}
+		m := line.FindStringSubmatch(stdout.String())
+		if m == nil || m[1] != path.Base(pkg) || strings.Count(stdout.String(), "\n") != 1 {
+			t.Errorf("%s -version printed %q", pkg, stdout.String())
+		}
 	}
 }

@@ -174,7 +174,7 @@ func TestReconciliationRecoversDroppedBalanceWebhooks(t *testing.T) {
 	}
 }
 
-// TestReconcileScheduleSettlesWithoutAnOperator: the worker's schedule (ZEROHASH_RECONCILE_EVERY) starts runs by
+// TestReconcileScheduleSettlesWithoutAnOperator: the worker's schedule (WORKER_RECONCILE_EVERY) starts runs by
 // itself; a deposit whose balance webhook was dropped settles without anyone asking; starter's RunNow goes through
 // the schedule; the interval follows the setting and 0 pauses it.
 func TestReconcileScheduleSettlesWithoutAnOperator(t *testing.T) {
@@ -228,7 +228,7 @@ func TestReconcileScheduleSettlesWithoutAnOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	if desc, err = h.Describe(s.ctx()); err != nil || !desc.Schedule.State.Paused {
-		t.Fatalf("schedule after ZEROHASH_RECONCILE_EVERY=0: %+v, %v", desc.Schedule.State, err)
+		t.Fatalf("schedule after WORKER_RECONCILE_EVERY=0: %+v, %v", desc.Schedule.State, err)
 	}
 }
 

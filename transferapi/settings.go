@@ -39,6 +39,12 @@ type Settings struct {
 	LogLevel                        slog.Level
 }
 
+// TemporalSettings and Level are what the shared start-up needs (cmdmain.Settings).
+func (st *Settings) TemporalSettings() *settings.Temporal { return st.Temporal }
+
+// Level is LOG_LEVEL.
+func (st *Settings) Level() slog.Level { return st.LogLevel }
+
 // LoadSettings reads the settings from args and env, a flag beating its variable. For -h it prints the usage to
 // output and returns flag.ErrHelp; for bad syntax, settings.ErrUsage (also printed); otherwise every missing or
 // malformed setting, each a *settings.Error naming its variable and never quoting a token.

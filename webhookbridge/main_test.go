@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
@@ -17,7 +15,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +26,6 @@ import (
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
-	"github.com/connectflow/connectflow/internal/settings"
 )
 
 // asMain makes the test binary run the real main() in a subprocess, with only the environment a test gives it.
@@ -117,66 +113,6 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 				t.Fatalf("stderr shows the secret:\n%s", stderr.String())
 			}
 		})
-	}
-}
-
-// TestZeroHashSchemesAreOptional: the bridge starts with the secret, with only the RSA key, or with neither, and
-// the defaults are the published contract's (signature auth, 5 min Zero Hash tolerance, legacy accepted).
-func TestZeroHashSchemesAreOptional(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "zh-webhook.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for name, c := range map[string]struct {
-		set     map[string]string
-		schemes string
-	}{
-		"secret only": {map[string]string{}, "hmac"},
-		"RSA only, timestamps required": {map[string]string{"ZEROHASH_WEBHOOK_SECRET": "", "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": keyFile,
-			"ZEROHASH_WEBHOOK_REQUIRE_TIMESTAMP": "true"}, "rsa+timestamp-required"},
-		"both":    {map[string]string{"ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": keyFile}, "hmac+rsa"},
-		"neither": {map[string]string{"ZEROHASH_WEBHOOK_SECRET": ""}, "none"},
-	} {
-		env := goodEnv()
-		for k, v := range c.set {
-			if v == "" {
-				delete(env, k)
-			} else {
-				env[k] = v
-			}
-		}
-		cfg, err := loadConfig(nil, settings.MapEnv(env), io.Discard)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		if got := zeroHashSchemes(cfg); got != c.schemes {
-			t.Errorf("%s: schemes %q, want %q", name, got, c.schemes)
-		}
-		if cfg.auth != bridge.AuthSignature || cfg.zeroHashWindow != 5*time.Minute || cfg.clientID != "" {
-			t.Errorf("%s: defaults auth %q, tolerance %v, client id %q", name, cfg.auth, cfg.zeroHashWindow, cfg.clientID)
-		}
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"1": 1, "1048576": 1 << 20, "512KiB": 512 << 10, "1MiB": 1 << 20} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"0", "-1", "1048577", "1025KiB", "2MiB", "1GiB", "1 MiB", "MiB", "0x10"} {
-		if got, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) = %d, want an error", in, got)
-		}
 	}
 }
 

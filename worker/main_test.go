@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/connectflow/connectflow/internal/cmdmain"
 	"github.com/connectflow/connectflow/internal/cmdtest"
 	"net"
 	"os"
@@ -92,8 +93,8 @@ func TestMissingOrMalformedSettingExits2NamingIt(t *testing.T) {
 			env := workerEnv(t)
 			tt.edit(env)
 			code, stderr := runWorker(t, env)
-			if code != exitUsage || !strings.Contains(stderr, tt.want) {
-				t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, exitUsage, tt.want, stderr)
+			if code != cmdmain.ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, cmdmain.ExitUsage, tt.want, stderr)
 			}
 			if tt.absent != "" && strings.Contains(stderr, tt.absent) {
 				t.Fatalf("stderr prints a secret:\n%s", stderr)
@@ -107,8 +108,8 @@ func TestFlagOverridesMissingVariable(t *testing.T) {
 	delete(env, "CONNECT_CLIENT_ID")
 	code, stderr := runWorker(t, env, "-connect-client-id", "from-flag")
 	// Settings accepted, so it gets as far as dialing Temporal, which refuses.
-	if code != exitFailure || strings.Contains(stderr, "CONNECT_CLIENT_ID") {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+	if code != cmdmain.ExitFailure || strings.Contains(stderr, "CONNECT_CLIENT_ID") {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
 	}
 }
 
@@ -118,7 +119,8 @@ func TestHelpListsFlagsAndVariables(t *testing.T) {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	for _, want := range []string{"-connect-client-secret", "env CONNECT_CLIENT_SECRET", "-temporal-namespace",
-		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "-max-concurrent-activities", "env METRICS_ADDR"} {
+		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "-worker-max-concurrent-activities", "env WORKER_METRICS_ADDR",
+		"deprecated alias METRICS_ADDR (flag -metrics-addr)"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("-h lacks %q", want)
 		}
@@ -130,8 +132,8 @@ func TestHelpListsFlagsAndVariables(t *testing.T) {
 
 func TestUnreachableTemporalExits1WithAJSONLog(t *testing.T) {
 	code, stderr := runWorker(t, workerEnv(t))
-	if code != exitFailure {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+	if code != cmdmain.ExitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	var last struct{ Level, Msg, Error string }
@@ -155,10 +157,10 @@ func TestMetricsAddressInUseExits1(t *testing.T) {
 	}
 	defer ln.Close()
 	env := workerEnv(t)
-	env["METRICS_ADDR"] = ln.Addr().String()
+	env["WORKER_METRICS_ADDR"] = ln.Addr().String()
 	code, stderr := runWorker(t, env)
-	if code != exitFailure || !strings.Contains(stderr, `"error":"metrics: listen tcp `) {
-		t.Fatalf("exit %d, want %d and a metrics listen error; stderr:\n%s", code, exitFailure, stderr)
+	if code != cmdmain.ExitFailure || !strings.Contains(stderr, `"error":"metrics: listen tcp `) {
+		t.Fatalf("exit %d, want %d and a metrics listen error; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
 	}
 }
 
@@ -168,4 +170,39 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	cmdtest.Cleanup()
 	os.Exit(code)
+}
+
+// TestDeprecatedNamesStillWorkWithOneWarning: today's names of the worker's own knobs are read as before, each
+// with one warning naming the WORKER_* setting and never the value.
+func TestDeprecatedNamesStillWorkWithOneWarning(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	env := workerEnv(t)
+	env["METRICS_ADDR"] = ln.Addr().String() // in use: the exit proves the old name was read
+	env["ZEROHASH_RECONCILE_EVERY"] = "7m13s"
+	code, stderr := runWorker(t, env)
+	if code != cmdmain.ExitFailure || !strings.Contains(stderr, `"error":"metrics: listen tcp `) {
+		t.Fatalf("exit %d, want %d and a metrics listen error; stderr:\n%s", code, cmdmain.ExitFailure, stderr)
+	}
+	for old, name := range map[string]string{"METRICS_ADDR": "WORKER_METRICS_ADDR", "ZEROHASH_RECONCILE_EVERY": "WORKER_RECONCILE_EVERY"} {
+		var warnings int
+		for _, line := range strings.Split(stderr, "\n") {
+			var l struct{ Level, Msg, Setting, Use string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Level == "WARN" && l.Setting == old {
+				warnings++
+				if l.Use != name || !strings.Contains(l.Msg, name) {
+					t.Errorf("warning for %s: %+v, want it to name %s", old, l, name)
+				}
+			}
+		}
+		if warnings != 1 {
+			t.Errorf("%d warnings for %s, want 1; stderr:\n%s", warnings, old, stderr)
+		}
+	}
+	if strings.Contains(stderr, "7m13s") {
+		t.Errorf("a warning shows the value:\n%s", stderr)
+	}
 }

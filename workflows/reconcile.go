@@ -12,7 +12,7 @@ import (
 // Reconciliation reads Zero Hash's ledger back (GET /movements) so a balance webhook Zero Hash gave up on still
 // settles its transfer. Three pieces:
 //
-//   - A Temporal Schedule (ReconcileScheduleID, every ZEROHASH_RECONCILE_EVERY) starts one ReconcileWorkflow per
+//   - A Temporal Schedule (ReconcileScheduleID, every WORKER_RECONCILE_EVERY) starts one ReconcileWorkflow per
 //     interval; its runs, each with its ReconcileSummary as result, are listed under the schedule in the UI.
 //   - ReconcileWorkflow: reads the cursor, pages GET /movements of the deposit and withdrawal kinds since it in one
 //     activity (a heartbeat per page; a retry resumes from the last page heartbeated), routes each movement exactly

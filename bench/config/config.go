@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // Scenario names, for -scenarios.
@@ -82,7 +85,8 @@ var Tiny = Config{
 // ErrPrinted marks a syntax error the flag package has already printed with the usage.
 var ErrPrinted = errors.New("bad command line")
 
-// Parse reads args. For -h it prints the usage to output and returns flag.ErrHelp; every other error names the
+// Parse reads args. For -h it prints the usage to output and returns flag.ErrHelp (for -version, the build on
+// stdout and buildinfo.ErrVersion, which wraps it); every other error names the
 // flag it is about.
 func Parse(args []string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -108,10 +112,14 @@ func Parse(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write CPU profiles of the whole run into this folder: bench.pprof (server, sandbox, bridge, load) and worker.pprof")
 	fs.BoolVar(&c.Tiny, "tiny", false, "tiny sizes that only prove the command works (CI); explicit flags still win")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
+	version := buildinfo.Flag(fs, os.Stdout)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return Config{}, err
 	} else if err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrPrinted, err)
+	}
+	if err := version(); err != nil {
+		return Config{}, err // buildinfo.ErrVersion wraps flag.ErrHelp: exit 0
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (every setting is a flag; see -h)", fs.Arg(0))

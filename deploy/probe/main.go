@@ -2,18 +2,22 @@
 //
 //	probe http://127.0.0.1:8080/readyz
 //
-// It GETs the URL and exits 0 on a 2xx answer, 1 on any other answer or no answer, 2 for bad usage.
+// It GETs the URL and exits 0 on a 2xx answer, 1 on any other answer or no answer, 2 for bad usage. `probe
+// -version` prints the build.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // timeout bounds the whole check, below the compose healthcheck's own timeout.
@@ -23,10 +27,21 @@ const timeout = 3 * time.Second
 const maxBody = 512
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the one usage line below says it all
+	version := buildinfo.Flag(fs, stdout)
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "probe: %v\nusage: probe URL\n", err)
+		return 2
+	}
+	if version() != nil {
+		return 0
+	}
+	args = fs.Args()
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: probe URL")
 		return 2

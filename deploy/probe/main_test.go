@@ -42,11 +42,13 @@ func TestProbe(t *testing.T) {
 		{"two urls", []string{srv.URL, srv.URL}, 2, "usage: probe URL"},
 		{"relative url", []string{"/readyz"}, 2, "not an absolute http(s) URL"},
 		{"other scheme", []string{"ftp://127.0.0.1/readyz"}, 2, "not an absolute http(s) URL"},
+		{"unknown flag", []string{"-x", srv.URL}, 2, "usage: probe URL"},
+		{"version", []string{"-version"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			if code := run(tt.args, &stderr); code != tt.wantCode {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != tt.wantCode {
 				t.Fatalf("exit %d, want %d (stderr %q)", code, tt.wantCode, stderr.String())
 			}
 			if tt.wantErr == "" && stderr.Len() > 0 {

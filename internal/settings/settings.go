@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 // Env is where settings come from when no flag gives them; envconfig.EnvLookup has the same shape.
@@ -48,6 +50,8 @@ func (m MapEnv) Environ() []string {
 type Options struct {
 	Env    Env       // default OSEnv
 	Output io.Writer // where -h and flag syntax errors are printed; default os.Stderr
+	// VersionOutput is where -version prints the build (internal/buildinfo); default os.Stdout.
+	VersionOutput io.Writer
 }
 
 // Spec describes one setting.
@@ -62,6 +66,19 @@ type Spec struct {
 	// OwnFile says the caller registers and reads Env+FileSuffix itself, with rules of its own (a list the file
 	// adds to); Secret then registers no _FILE variant.
 	OwnFile bool
+	// Aliases are deprecated names of Env, still read, each also a flag (METRICS_ADDR, -metrics-addr): after Env's
+	// flag, an alias's flag; after Env's variable, an alias's variable. Each alias used is recorded for
+	// Deprecated, by name only. -h lists them under Env. Not for a Secret (its _FILE has no alias).
+	Aliases []string
+}
+
+// Deprecation is one deprecated setting name a Parse read: Old (a variable, or a flag with its dash) and the New
+// name to use instead. It never holds a value.
+type Deprecation struct{ Old, New string }
+
+// Message is the one warning a process logs for d, naming the new setting and never the value.
+func (d Deprecation) Message() string {
+	return d.Old + " is deprecated and will be removed: use " + d.New + " (same value)"
 }
 
 // FileSuffix names a secret's file variant: CONNECT_CLIENT_SECRET_FILE holds the path of a file (a Docker or
@@ -86,13 +103,37 @@ var ErrRequired = errors.New("required")
 // printed with the usage, so the caller need not print it again.
 var ErrUsage = errors.New("bad command line")
 
+// ErrVersion is Parse's answer to -version, after printing the build (internal/buildinfo). It wraps flag.ErrHelp,
+// so a caller that exits 0 after -h does the same after -version.
+var ErrVersion = buildinfo.ErrVersion
+
 // Set is a flag.FlagSet whose settings fall back to environment variables.
 type Set struct {
 	fs       *flag.FlagSet
 	env      Env
 	settings []*setting
 	byFlag   map[string]*setting
+	version  func() error      // prints the build and returns ErrVersion after -version
+	aliases  map[string]*alias // by flag name: deprecated names, left out of -h's list
+	// deprecated lists the aliases the last Parse read.
+	deprecated []Deprecation
 }
+
+// alias is a deprecated name of a setting: its variable and flag.
+type alias struct {
+	env     string
+	flag    string
+	flagged bool
+	raw     string
+}
+
+func (a *alias) Set(raw string) error { a.raw, a.flagged = raw, true; return nil }
+func (a *alias) String() string       { return "" }
+
+// aliasBool lets a deprecated bool flag stand alone (-register-search-attributes).
+type aliasBool struct{ *alias }
+
+func (aliasBool) IsBoolFlag() bool { return true }
 
 // setting is one registered Spec and how its text becomes the caller's value.
 type setting struct {
@@ -100,7 +141,8 @@ type setting struct {
 	flag    string
 	kind    string // placeholder shown in -h, e.g. "url"
 	secret  bool
-	flagged bool   // given on the command line: the flag wins even when empty
+	flagged bool // given on the command line: the flag wins even when empty
+	aliases []*alias
 	raw     string // the flag's text, once flagged
 	parse   func(string) error
 	isBool  bool
@@ -116,8 +158,13 @@ func New(name string, opts Options) *Set {
 	if opts.Output == nil {
 		opts.Output = os.Stderr
 	}
-	s := &Set{fs: flag.NewFlagSet(name, flag.ContinueOnError), env: opts.Env, byFlag: map[string]*setting{}}
+	if opts.VersionOutput == nil {
+		opts.VersionOutput = os.Stdout
+	}
+	s := &Set{fs: flag.NewFlagSet(name, flag.ContinueOnError), env: opts.Env, byFlag: map[string]*setting{},
+		aliases: map[string]*alias{}}
 	s.fs.SetOutput(opts.Output)
+	s.version = buildinfo.Flag(s.fs, opts.VersionOutput) // every command answers -version
 	s.fs.Usage = s.usage
 	return s
 }
@@ -140,8 +187,22 @@ func (s *Set) add(spec Spec, kind string, parse func(string) error) *setting {
 	s.fs.Var(flagValue{st}, st.flag, spec.Usage)
 	s.settings = append(s.settings, st)
 	s.byFlag[st.flag] = st
+	for _, name := range spec.Aliases {
+		a := &alias{env: name, flag: FlagName(name)}
+		var v flag.Value = a
+		if kind == "" { // a Bool
+			v = aliasBool{a}
+		}
+		s.fs.Var(v, a.flag, "deprecated: use -"+st.flag)
+		s.aliases[a.flag] = a
+		st.aliases = append(st.aliases, a)
+	}
 	return st
 }
+
+// Deprecated lists the deprecated names (Spec.Aliases) the last Parse read, for the process to warn of once its
+// logger exists; names only, never a value.
+func (s *Set) Deprecated() []Deprecation { return s.deprecated }
 
 // flagValue records the flag's text; parsing waits until Parse so flag and variable are checked alike.
 type flagValue struct{ s *setting }
@@ -161,20 +222,24 @@ func (v flagValue) String() string {
 func (v flagValue) IsBoolFlag() bool { return v.s != nil && v.s.isBool }
 
 // Parse reads args, then fills every setting from its flag, else its variable (empty counts as unset), else its
-// default. It returns flag.ErrHelp for -h, an ErrUsage for bad syntax, or every missing and malformed setting
-// joined, each an *Error.
+// default. It returns flag.ErrHelp for -h, ErrVersion for -version (the build printed, no setting read), an
+// ErrUsage for bad syntax, or every missing and malformed setting joined, each an *Error.
 func (s *Set) Parse(args []string) error {
 	if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return err
 	} else if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
+	if err := s.version(); err != nil {
+		return err
+	}
 	var problems []error
+	s.deprecated = nil
 	for _, st := range s.settings {
 		if st.fileOf != nil {
 			continue // read with its secret
 		}
-		raw := s.text(st)
+		raw, envName, flagName := s.textFrom(st)
 		if st.file != nil {
 			if path := s.text(st.file); path != "" {
 				if raw != "" {
@@ -196,10 +261,35 @@ func (s *Set) Parse(args []string) error {
 			}
 		}
 		if err := st.set(raw); err != nil {
-			problems = append(problems, &Error{Env: st.spec.Env, Flag: st.flag, Err: err})
+			problems = append(problems, &Error{Env: envName, Flag: flagName, Err: err})
 		}
 	}
 	return errors.Join(problems...)
+}
+
+// textFrom is text, and for a setting with aliases the one read first: its flag, an alias's flag, its variable,
+// an alias's variable (each alias read is recorded as deprecated). It also returns the variable and flag named
+// in an error about the text: the alias's when the text came from one.
+func (s *Set) textFrom(st *setting) (raw, envName, flagName string) {
+	if st.flagged || len(st.aliases) == 0 {
+		return s.text(st), st.spec.Env, st.flag
+	}
+	for _, a := range st.aliases {
+		if a.flagged {
+			s.deprecated = append(s.deprecated, Deprecation{Old: "-" + a.flag, New: "-" + st.flag})
+			return a.raw, a.env, a.flag
+		}
+	}
+	if v, ok := s.env.LookupEnv(st.spec.Env); ok && v != "" {
+		return v, st.spec.Env, st.flag
+	}
+	for _, a := range st.aliases {
+		if v, ok := s.env.LookupEnv(a.env); ok && v != "" {
+			s.deprecated = append(s.deprecated, Deprecation{Old: a.env, New: st.spec.Env})
+			return v, a.env, a.flag
+		}
+	}
+	return st.spec.Default, st.spec.Env, st.flag
 }
 
 // text is a setting's flag text when flagged, else its variable when non-empty, else its default.
@@ -256,6 +346,9 @@ func (s *Set) usage() {
 	out := s.fs.Output()
 	fmt.Fprintf(out, "Usage of %s:\n", s.fs.Name())
 	s.fs.VisitAll(func(f *flag.Flag) {
+		if s.aliases[f.Name] != nil {
+			return // listed under the setting it names
+		}
 		st := s.byFlag[f.Name]
 		if st == nil {
 			name, usage := flag.UnquoteUsage(f)
@@ -275,6 +368,9 @@ func (s *Set) usage() {
 		}
 		if st.secret {
 			fmt.Fprint(out, ", secret: prefer the variable (flags show in ps)")
+		}
+		for _, a := range st.aliases {
+			fmt.Fprintf(out, "; deprecated alias %s (flag -%s)", a.env, a.flag)
 		}
 		fmt.Fprintln(out)
 	})

@@ -380,3 +380,86 @@ func TestSecretFileVariant(t *testing.T) {
 		})
 	}
 }
+
+// TestAliases: a deprecated name is still read, after the new one, as a variable or a flag; each read is recorded
+// by name (never the value) and an error about its value names it; -h lists the new name with its alias.
+func TestAliases(t *testing.T) {
+	const secretish = "value-7f3a"
+	tests := []struct {
+		name       string
+		args       []string
+		env        MapEnv
+		want       string
+		deprecated []Deprecation
+	}{
+		{"default", nil, MapEnv{}, "def", nil},
+		{"new variable", nil, MapEnv{"WORKER_THING": "new"}, "new", nil},
+		{"old variable", nil, MapEnv{"THING": secretish}, secretish, []Deprecation{{"THING", "WORKER_THING"}}},
+		{"new variable beats old", nil, MapEnv{"WORKER_THING": "new", "THING": "old"}, "new", nil},
+		{"old flag", []string{"-thing", "flagged"}, MapEnv{"WORKER_THING": "new"}, "flagged", []Deprecation{{"-thing", "-worker-thing"}}},
+		{"new flag beats old flag", []string{"-thing", "old", "-worker-thing", "new"}, MapEnv{}, "new", nil},
+		{"second alias", nil, MapEnv{"OLDER_THING": "older"}, "older", []Deprecation{{"OLDER_THING", "WORKER_THING"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newSet(tt.env)
+			var got string
+			var on bool
+			s.String(&got, Spec{Env: "WORKER_THING", Default: "def", Aliases: []string{"THING", "OLDER_THING"}})
+			s.Bool(&on, Spec{Env: "WORKER_ON", Aliases: []string{"ON"}})
+			if err := s.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want || len(s.Deprecated()) != len(tt.deprecated) {
+				t.Fatalf("got %q, deprecated %v; want %q, %v", got, s.Deprecated(), tt.want, tt.deprecated)
+			}
+			for i, d := range s.Deprecated() {
+				if d != tt.deprecated[i] || strings.Contains(d.Message(), secretish) || !strings.Contains(d.Message(), d.New) {
+					t.Errorf("deprecation %d: %+v %q, want %+v", i, d, d.Message(), tt.deprecated[i])
+				}
+			}
+		})
+	}
+
+	// A deprecated bool flag stands alone, as the new one does.
+	s, _ := newSet(MapEnv{})
+	var on bool
+	s.Bool(&on, Spec{Env: "WORKER_ON", Aliases: []string{"ON"}})
+	if err := s.Parse([]string{"-on"}); err != nil || !on {
+		t.Fatalf("-on: %v, %v", err, on)
+	}
+
+	// A bad value read through an alias is reported under the alias, the name the operator set.
+	s, _ = newSet(MapEnv{"ADDR": "nine-thousand"})
+	var addr string
+	s.Addr(&addr, Spec{Env: "WORKER_ADDR", Aliases: []string{"ADDR"}})
+	var se *Error
+	if err := s.Parse(nil); !errors.As(err, &se) || se.Env != "ADDR" || se.Flag != "addr" {
+		t.Fatalf("bad alias value: %v", err)
+	}
+
+	// -h: the new name as "env", the alias beside it, no line of its own.
+	s, out := newSet(MapEnv{})
+	s.String(new(string), Spec{Env: "WORKER_THING", Usage: "a thing", Aliases: []string{"THING"}})
+	if err := s.Parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "env WORKER_THING; deprecated alias THING (flag -thing)") ||
+		strings.Contains(out.String(), "  -thing") {
+		t.Errorf("usage:\n%s", out.String())
+	}
+}
+
+// TestVersionFlag: -version prints the build to VersionOutput and reads no setting, not even a required one.
+func TestVersionFlag(t *testing.T) {
+	var out, version bytes.Buffer
+	s := New("tool", Options{Env: MapEnv{}, Output: &out, VersionOutput: &version})
+	s.String(new(string), Spec{Env: "NEEDED", Required: true})
+	err := s.Parse([]string{"-version"})
+	if !errors.Is(err, ErrVersion) || !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Parse(-version) = %v, want ErrVersion wrapping flag.ErrHelp", err)
+	}
+	if !strings.HasPrefix(version.String(), "tool: github.com/connectflow/connectflow ") || out.Len() != 0 {
+		t.Errorf("version %q, output %q", version.String(), out.String())
+	}
+}

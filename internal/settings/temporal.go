@@ -55,11 +55,21 @@ type Temporal struct {
 	codecKeys string
 	overlay   map[string]*string // envconfig variables bound here, by name
 	env       Env
+	set       *Set
+}
+
+// Deprecated lists the deprecated setting names the process's Set read (Set.Deprecated): every process binds
+// Temporal, so its start-up (internal/cmdmain) warns of them through here once its logger exists.
+func (t *Temporal) Deprecated() []Deprecation {
+	if t.set == nil {
+		return nil
+	}
+	return t.set.Deprecated()
 }
 
 // BindTemporal registers -temporal-address, -temporal-namespace and -temporal-task-queue on s.
 func BindTemporal(s *Set, defaultTaskQueue string) *Temporal {
-	t := &Temporal{env: s.env}
+	t := &Temporal{env: s.env, set: s}
 	s.String(&t.Address, Spec{Env: EnvTemporalAddress,
 		Usage: "Temporal frontend host:port (else the envconfig profile's, else localhost:7233)"})
 	s.String(&t.Namespace, Spec{Env: EnvTemporalNamespace,

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,11 +39,11 @@ const (
 	EnvZeroHashAPIKey           = "ZEROHASH_API_KEY"
 	EnvZeroHashAPISecret        = "ZEROHASH_API_SECRET"
 	EnvZeroHashPassphrase       = "ZEROHASH_PASSPHRASE"
-	EnvMetricsAddr              = "METRICS_ADDR"
-	EnvMaxConcurrentActivities  = "MAX_CONCURRENT_ACTIVITIES"
-	EnvRegisterSearchAttributes = "REGISTER_SEARCH_ATTRIBUTES"
+	EnvMetricsAddr              = "WORKER_METRICS_ADDR"
+	EnvMaxConcurrentActivities  = "WORKER_MAX_CONCURRENT_ACTIVITIES"
+	EnvRegisterSearchAttributes = "WORKER_REGISTER_SEARCH_ATTRIBUTES"
 	EnvLogLevel                 = "LOG_LEVEL"
-	EnvZeroHashReconcileEvery   = "ZEROHASH_RECONCILE_EVERY"
+	EnvReconcileEvery           = "WORKER_RECONCILE_EVERY"
 	// Notifications to the platform (activities.NotifyPlatform); without a URL they are off.
 	EnvPlatformWebhookURL        = "PLATFORM_WEBHOOK_URL"
 	EnvPlatformWebhookSecret     = "PLATFORM_WEBHOOK_SECRET"
@@ -50,6 +51,27 @@ const (
 	EnvPlatformWebhookRetryFor   = "PLATFORM_WEBHOOK_RETRY_FOR"
 	EnvPlatformWebhookTimeout    = "PLATFORM_WEBHOOK_TIMEOUT"
 )
+
+// Aliases maps each deprecated name of a worker setting to its WORKER_* name (docs/configuration-naming.md):
+// still read, each read logged as one warning naming the new setting.
+var Aliases = map[string]string{
+	"METRICS_ADDR":               EnvMetricsAddr,
+	"MAX_CONCURRENT_ACTIVITIES":  EnvMaxConcurrentActivities,
+	"REGISTER_SEARCH_ATTRIBUTES": EnvRegisterSearchAttributes,
+	"ZEROHASH_RECONCILE_EVERY":   EnvReconcileEvery,
+}
+
+// aliasesOf lists the deprecated names of the setting named env.
+func aliasesOf(env string) []string {
+	var names []string
+	for old, name := range Aliases {
+		if name == env {
+			names = append(names, old)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
 
 // Config is what New needs to build a worker.
 type Config struct {
@@ -229,6 +251,12 @@ type Settings struct {
 	LogLevel                 slog.Level
 }
 
+// TemporalSettings and Level are what the shared start-up needs (cmdmain.Settings).
+func (st *Settings) TemporalSettings() *settings.Temporal { return st.Temporal }
+
+// Level is LOG_LEVEL.
+func (st *Settings) Level() slog.Level { return st.LogLevel }
+
 // LoadSettings reads the worker's settings from args and env, a flag beating its variable. For -h it prints the
 // usage to output and returns flag.ErrHelp; for bad syntax, settings.ErrUsage (also printed); otherwise every
 // missing or malformed setting, each a *settings.Error naming its variable.
@@ -267,9 +295,9 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "Zero Hash API secret (base64)"})
 	s.Secret(&w.ZeroHash.Passphrase, settings.Spec{Env: EnvZeroHashPassphrase, Required: true,
 		Usage: "Zero Hash API passphrase"})
-	s.Int(&w.MaxConcurrentActivities, settings.Spec{Env: EnvMaxConcurrentActivities,
+	s.Int(&w.MaxConcurrentActivities, settings.Spec{Env: EnvMaxConcurrentActivities, Aliases: aliasesOf(EnvMaxConcurrentActivities),
 		Usage: "activities run at once by this worker; 0 keeps the SDK default"})
-	s.Duration(&w.ReconcileEvery, settings.Spec{Env: EnvZeroHashReconcileEvery, Default: "5m",
+	s.Duration(&w.ReconcileEvery, settings.Spec{Env: EnvReconcileEvery, Default: "5m", Aliases: aliasesOf(EnvReconcileEvery),
 		Usage: "how often to reconcile Zero Hash movements (GET /movements) by a Temporal Schedule; 0 turns it off"})
 	var secrets, secretsFile string
 	s.URL(&w.Platform.URL, settings.Spec{Env: EnvPlatformWebhookURL,
@@ -282,12 +310,13 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "how long one notification is retried before it goes to review"})
 	s.Duration(&w.Platform.Timeout, settings.Spec{Env: EnvPlatformWebhookTimeout, Default: activities.DefaultPlatformTimeout.String(),
 		Usage: "one delivery attempt without an answer within it counts as failed"})
-	s.Addr(&st.MetricsAddr, settings.Spec{Env: EnvMetricsAddr,
+	s.Addr(&st.MetricsAddr, settings.Spec{Env: EnvMetricsAddr, Aliases: aliasesOf(EnvMetricsAddr),
 		Usage: "serve Prometheus /metrics here, e.g. :9090; unset serves none"})
 	s.Addr(&st.AdminAddr, settings.Spec{Env: EnvWorkerAdminAddr,
 		Usage: "serve /readyz (started and polling) and /metrics here, e.g. 127.0.0.1:9091; unset serves none"})
 	s.Bool(&st.RegisterSearchAttributes, settings.Spec{Env: EnvRegisterSearchAttributes, Default: "true",
-		Usage: "add missing search attributes to the namespace at start"})
+		Aliases: aliasesOf(EnvRegisterSearchAttributes),
+		Usage:   "add missing search attributes to the namespace at start"})
 	s.Level(&st.LogLevel, settings.Spec{Env: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error"})
 	s.Bool(&w.Deployment.UseVersioning, settings.Spec{Env: EnvWorkerVersioning, Default: "false",
 		Usage: "run as the Worker Deployment version WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID: transfers stay on the version that started them; a version gets work once it is made current (docs/versioning.md)"})

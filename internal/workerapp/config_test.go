@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,7 +194,7 @@ func TestLoadSettingsHelpShowsNamesNotSecrets(t *testing.T) {
 		t.Fatalf("LoadSettings(-h) = %v, want flag.ErrHelp", err)
 	}
 	for _, want := range []string{"-connect-client-id", "env CONNECT_CLIENT_ID, required", "-temporal-address",
-		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "env METRICS_ADDR", "env CONNECT_ORG_KEY_FILE",
+		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "env WORKER_METRICS_ADDR", "env CONNECT_ORG_KEY_FILE",
 		"env CONNECT_ORGANIZATION_ID, required", "env CONNECT_WITHDRAWAL_SCOPE, default user:withdrawal:request",
 		"env CONNECT_AUDIENCE", "env CONNECT_SIGN_REQUESTS"} {
 		if !strings.Contains(out.String(), want) {
@@ -364,5 +366,49 @@ func TestLoadSettingsPlatformNotifications(t *testing.T) {
 				t.Fatalf("error quotes a secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestDeprecatedAliases: each of today's names (Aliases) still sets its WORKER_* setting, and is reported as
+// deprecated by name; the new name wins over it.
+func TestDeprecatedAliases(t *testing.T) {
+	values := map[string]string{EnvMetricsAddr: ":9191", EnvMaxConcurrentActivities: "7",
+		EnvRegisterSearchAttributes: "false", EnvReconcileEvery: "7m"}
+	got := func(st *Settings, name string) string {
+		switch name {
+		case EnvMetricsAddr:
+			return st.MetricsAddr
+		case EnvMaxConcurrentActivities:
+			return fmt.Sprint(st.Worker.MaxConcurrentActivities)
+		case EnvRegisterSearchAttributes:
+			return fmt.Sprint(st.RegisterSearchAttributes)
+		case EnvReconcileEvery:
+			return st.Worker.ReconcileEvery.String()
+		}
+		t.Fatalf("no value check for %s: add one", name)
+		return ""
+	}
+	for old, name := range Aliases {
+		want, ok := values[name]
+		if !ok || !strings.HasPrefix(name, "WORKER_") {
+			t.Fatalf("alias %s names %s: not a WORKER_* setting with a test value", old, name)
+		}
+		env := goodEnv(t)
+		env[old] = want
+		st, err := LoadSettings(nil, env, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", old, err)
+		}
+		if v := got(st, name); v != want && !(name == EnvReconcileEvery && v == "7m0s") {
+			t.Errorf("%s=%s set %s to %s", old, want, name, v)
+		}
+		if d := st.Temporal.Deprecated(); len(d) != 1 || d[0] != (settings.Deprecation{Old: old, New: name}) {
+			t.Errorf("%s: deprecated %v", old, d)
+		}
+		env[name] = map[string]string{EnvMetricsAddr: ":9292", EnvMaxConcurrentActivities: "1",
+			EnvRegisterSearchAttributes: "true", EnvReconcileEvery: "1m"}[name]
+		if st, err = LoadSettings(nil, env, io.Discard); err != nil || len(st.Temporal.Deprecated()) != 0 || got(st, name) == want {
+			t.Errorf("%s beside %s: %v, deprecated %v, value %s", name, old, err, st.Temporal.Deprecated(), got(st, name))
+		}
 	}
 }

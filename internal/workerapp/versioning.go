@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/connectflow/connectflow/internal/buildinfo"
 	"github.com/connectflow/connectflow/internal/settings"
 	"github.com/connectflow/connectflow/workflows"
 )
@@ -126,8 +127,9 @@ func (r behaviorRegistry) RegisterWorkflow(wf any) {
 
 // DefaultBuildID is the build id of this binary when WORKER_BUILD_ID is unset, from what the Go toolchain stamped
 // into it (runtime/debug.ReadBuildInfo):
-//  1. the VCS revision (vcs.revision; `go build` in a git checkout stamps it), with "-dirty-" and a hash of the
-//     executable appended when the tree had uncommitted changes, since two such builds differ;
+//  1. the VCS revision (vcs.revision; `go build` in a git checkout stamps it; an image build passes it at link
+//     time, internal/buildinfo), with "-dirty-" and a hash of the executable appended when the tree had
+//     uncommitted changes, since two such builds differ;
 //  2. else the main module's version (a `go install module@v1.2.3` build);
 //  3. else "exe-" and the first 16 hex digits of the executable's SHA-256 (e.g. a -buildvcs=false image build):
 //     the same build always gets the same id, a different one another id.
@@ -137,17 +139,10 @@ func DefaultBuildID() (string, error) {
 }
 
 func buildID(info *debug.BuildInfo, exeHash func() (string, error)) (string, error) {
-	var revision string
-	var modified bool
-	if info != nil {
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				revision = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
+	bi := buildinfo.FromDebug(info)
+	revision, modified := bi.Revision, bi.Modified
+	if revision == buildinfo.Unknown {
+		revision = ""
 	}
 	switch {
 	case revision != "" && !modified:

@@ -30,6 +30,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/connectflow/connectflow/internal/buildinfo"
 )
 
 const (
@@ -158,8 +160,12 @@ func parseOver(c config, args []string, output io.Writer) (config, bool, error) 
 	fs.IntVar(&c.nodes, "nodes", c.nodes, "Temporal nodes of the cluster topology")
 	fs.IntVar(&c.historyShards, "history-shards", c.historyShards, "history shards of the cluster topology")
 	fs.IntVar(&c.bridges, "bridges", c.bridges, "webhook bridges behind a balancer in the cluster topology")
+	version := buildinfo.Flag(fs, os.Stdout)
 	if err := fs.Parse(args); err != nil {
 		return c, small, err
+	}
+	if err := version(); err != nil {
+		return c, small, err // buildinfo.ErrVersion wraps flag.ErrHelp: exit 0
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })

@@ -229,7 +229,7 @@ func (s *stack) startSandbox(ctx context.Context) error {
 	}
 	hooks := "http://" + s.bridgeAddr
 	sec := s.secrets
-	p, err := s.start("sandbox", []string{"-addr", "127.0.0.1:0", "-v",
+	p, err := s.start("sandbox", []string{"-addr", "127.0.0.1:0", "-log-level", "info",
 		"-client-id", sec.clientID, "-client-secret", sec.clientSecret,
 		"-api-key", sec.apiKey, "-api-secret", sec.apiSecret, "-passphrase", sec.passphrase,
 		"-webhook-secret", sec.webhookSecret,
@@ -344,7 +344,7 @@ func waitReady(ctx context.Context, p *proc, url string) error {
 // startWorker runs one more worker against the sandbox and waits until it says it is starting to poll.
 func (s *stack) startWorker(ctx context.Context) (*proc, error) {
 	env := append(s.temporalEnv(), "LOG_LEVEL=debug") // the most a worker ever logs is what the scan reads
-	env = append(env, "ZEROHASH_RECONCILE_EVERY=2s")  // dropped balance webhooks are read back within seconds
+	env = append(env, "WORKER_RECONCILE_EVERY=2s")    // dropped balance webhooks are read back within seconds
 	env = append(env, s.sandboxVars("CONNECT_API_URL", "CONNECT_CLIENT_ID", "CONNECT_CLIENT_SECRET",
 		"CONNECT_ORGANIZATION_ID", "ZEROHASH_API_URL", "ZEROHASH_API_KEY", "ZEROHASH_API_SECRET", "ZEROHASH_PASSPHRASE")...)
 	// The worker reaches the sandbox through the tap, so the audience it would derive from CONNECT_API_URL is the

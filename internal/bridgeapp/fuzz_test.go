@@ -1,4 +1,4 @@
-package main
+package bridgeapp
 
 import (
 	"io"
@@ -35,20 +35,20 @@ func FuzzParseSize(f *testing.F) {
 	})
 }
 
-// FuzzLoadConfig checks the bridge's settings with any secret and size: no panic, and no error quotes the secret.
-func FuzzLoadConfig(f *testing.F) {
+// FuzzLoadSettings checks the bridge's settings with any secret and size: no panic, and no error quotes the secret.
+func FuzzLoadSettings(f *testing.F) {
 	f.Add(secretValue, "1MiB", "300s")
 	f.Add(secretValue, "2MiB", "1ms")
 	f.Add("tolerance", "x", "y")
 	f.Fuzz(func(t *testing.T, secret, size, tolerance string) {
 		env := settings.MapEnv(goodEnv())
 		env["ZEROHASH_WEBHOOK_SECRET"], env["BRIDGE_MAX_BODY"], env["CONNECT_WEBHOOK_TOLERANCE"] = secret, size, tolerance
-		_, err := loadConfig(nil, env, io.Discard)
+		_, err := LoadSettings(nil, env, io.Discard)
 		if err == nil || len(secret) < 8 || !strings.Contains(err.Error(), secret) {
 			return
 		}
 		env["ZEROHASH_WEBHOOK_SECRET"] = secretValue
-		if _, other := loadConfig(nil, env, io.Discard); other == nil || !strings.Contains(other.Error(), secret) {
+		if _, other := LoadSettings(nil, env, io.Discard); other == nil || !strings.Contains(other.Error(), secret) {
 			t.Fatalf("error quotes the webhook secret: %v", err)
 		}
 	})
