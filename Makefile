@@ -26,7 +26,7 @@ tidy-check:
 			echo "modules differ: Makefile MODULES:"; echo "$$want"; echo "go.work:"; echo "$$have"; echo "go.mod files:"; echo "$$found"; exit 1; fi
 	@set -e; bad=; for m in $(MODULES); do \
 		(cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "^ $$m: go.mod/go.sum not tidy (run: make tidy)"; bad=1; }; \
-		done; [ -z "$$bad" ]
+		done; [ -z "$$bad" ]; echo "go mod tidy -diff: clean in $(MODULES)"
 
 tidy:
 	@set -e; for m in $(MODULES); do echo "go mod tidy in $$m"; (cd $$m && GOWORK=off $(GO) mod tidy); done

@@ -308,23 +308,35 @@ func (s *storm) restartNode(ctx context.Context, i int) {
 // The ids name no workflow, so the sweep changes nothing.
 func (s *storm) sweepShards(ctx context.Context, bound time.Duration) (time.Duration, error) {
 	tc := s.driver.tc
+	return sweepProbes(ctx, handoverProbes, bound, func(ctx context.Context, i int) error { return describeProbe(ctx, tc, i) })
+}
+
+// sweepProbes calls probe for each of 0..n-1, 16 at a time, again and again (every 100ms) for those that failed,
+// until each has succeeded once or bound has passed; it returns how long that took and, on timeout, the last error.
+func sweepProbes(ctx context.Context, n int, bound time.Duration, probe func(ctx context.Context, i int) error) (time.Duration, error) {
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	pending := make(map[int]bool, handoverProbes)
-	for i := range handoverProbes {
+	pending := make(map[int]bool, n)
+	for i := range n {
 		pending[i] = true
 	}
 	var last error
 	for {
+		// The round's ids are taken before any probe runs: its goroutines delete from pending as they answer.
+		round := make([]int, 0, len(pending))
+		for i := range pending {
+			round = append(round, i)
+		}
+		slices.Sort(round)
 		var mu sync.Mutex
 		sem := make(chan struct{}, 16)
 		var wg sync.WaitGroup
-		for i := range pending {
+		for _, i := range round {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				err := describeProbe(ctx, tc, i)
+				err := probe(ctx, i)
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {
@@ -339,7 +351,7 @@ func (s *storm) sweepShards(ctx context.Context, bound time.Duration) (time.Dura
 			return time.Since(started), nil
 		}
 		if !sleep(ctx, 100*time.Millisecond) {
-			return time.Since(started), fmt.Errorf("%d of %d shard probes unanswered after %v: %w", len(pending), handoverProbes, bound, last)
+			return time.Since(started), fmt.Errorf("%d of %d shard probes unanswered after %v: %w", len(pending), n, bound, last)
 		}
 	}
 }

@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestTopologyFlags(t *testing.T) {
@@ -64,5 +69,49 @@ func TestReportPlansNodeFaultsOnlyOnTheCluster(t *testing.T) {
 	cluster.printTopology(&out)
 	if !strings.Contains(out.String(), "node 2 (dev-5) killed: every shard served again") || !strings.Contains(out.String(), "5.7s") {
 		t.Fatalf("topology table:\n%s", out.String())
+	}
+}
+
+// TestSweepProbes: every probe is retried until it answers once, and the sweep's bookkeeping is safe while its
+// probes answer concurrently (the first version ranged over the pending set while probes deleted from it: a
+// "concurrent map iteration and map write" crash in chaos-cluster-smoke).
+func TestSweepProbes(t *testing.T) {
+	for range 20 {
+		var mu sync.Mutex
+		calls := map[int]int{}
+		took, err := sweepProbes(context.Background(), 256, time.Minute, func(_ context.Context, i int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[i]++
+			if i%50 == 0 && calls[i] < 3 {
+				return fmt.Errorf("probe %d: not yet", i)
+			}
+			return nil
+		})
+		if err != nil || took <= 0 {
+			t.Fatalf("sweep: %v, %v", took, err)
+		}
+		for i := range 256 {
+			want := 1
+			if i%50 == 0 {
+				want = 3
+			}
+			if calls[i] != want {
+				t.Fatalf("probe %d called %d times; want %d (retried until it answers, then never again)", i, calls[i], want)
+			}
+		}
+	}
+}
+
+func TestSweepProbesTimesOut(t *testing.T) {
+	stuck := errors.New("shard 7 has no owner")
+	_, err := sweepProbes(context.Background(), 16, 300*time.Millisecond, func(_ context.Context, i int) error {
+		if i == 7 {
+			return stuck
+		}
+		return nil
+	})
+	if !errors.Is(err, stuck) || !strings.Contains(err.Error(), "1 of 16 shard probes unanswered") {
+		t.Fatalf("a probe that never answers: %v", err)
 	}
 }
