@@ -582,14 +582,17 @@ func TestAttackSignalFloodContinuesAsNew(t *testing.T) {
 	if taken != flood {
 		t.Fatalf("the transfer recorded %d of %d flood signals: continuing as new lost some", taken, flood)
 	}
-	runs, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{
-		Query: "WorkflowId = '" + started.WorkflowID + "'"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A run hands over after its 10th signal, taking what was already delivered with it; so at least two runs.
-	if n := len(runs.GetExecutions()); n < 2 {
-		t.Fatalf("%d runs for %d signals at 10 per run, want at least 2", n, flood)
-	}
+	// Visibility is written after the runs close, so the count is waited for, not read once.
+	runs := 0
+	eventually(t, fmt.Sprintf("at least 2 runs for %d signals at 10 per run", flood), func() bool {
+		resp, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowId = '" + started.WorkflowID + "'"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = len(resp.GetExecutions())
+		return runs >= 2
+	})
 	s.checkReplayFile(started.WorkflowID, recordFile("deposit_flood_continued"))
 }
