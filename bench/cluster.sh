@@ -51,7 +51,9 @@ run_matrix() { # shards, then worker counts
 	done
 	for w in "$@"; do
 		echo "cluster-bench: $shards shards, $nodes nodes, $w workers" >&2
-		TEMPORAL_ADDRESS=$first "$bin/bench" -scenarios ingest,transfers -workers "$w" ${BENCH_FLAGS:-} \
+		# A throwaway cluster: payloads in plaintext unless the caller gave keys (the worker refuses to run without
+		# either since issue 14).
+		TEMPORAL_ADDRESS=$first CONNECTFLOW_CODEC_PLAINTEXT=${CONNECTFLOW_CODEC_PLAINTEXT:-true} "$bin/bench" -scenarios ingest,transfers -workers "$w" ${BENCH_FLAGS:-} \
 			-json "$out/shards-$shards-workers-$w.json" >"$out/shards-$shards-workers-$w.md"
 	done
 	cleanup

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -165,6 +166,9 @@ func (s *stack) startTemporal(ctx context.Context) ([]string, error) {
 	if err := workerapp.RegisterSearchAttributes(ctx, c, opts.Namespace); err != nil {
 		return nil, err
 	}
+	if err := searchAttributesUsable(ctx, c); err != nil {
+		return nil, err
+	}
 	return []string{
 		settings.EnvTemporalAddress + "=" + settings.HostPort(opts),
 		settings.EnvTemporalNamespace + "=" + opts.Namespace,
@@ -302,4 +306,30 @@ func (s *stack) settle(ctx context.Context) time.Duration {
 	}
 	s.log.Warn("the run's processes are still busy; measuring anyway", "waited", settleMax)
 	return time.Since(start)
+}
+
+// searchAttributesUsable waits until the frontend takes a query naming every connectflow search attribute: on a
+// fresh cluster the namespace's new attributes reach each node's namespace cache some seconds after they are
+// added, and a start that names one before then fails ("no mapping defined for search attribute").
+func searchAttributesUsable(ctx context.Context, c client.Client) error {
+	var q []string
+	for _, name := range workflows.SearchAttributeNames {
+		q = append(q, name+" = 'bench-probe'")
+	}
+	query := strings.Join(q, " AND ")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("search attributes still unusable after 2 minutes: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

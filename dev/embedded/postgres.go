@@ -56,11 +56,22 @@ const (
 	postgresMaxConnLifetime = time.Hour
 )
 
-// ClusterDynamicConfig is the dynamic config every cluster node runs with: the keys and values of
-// deploy/temporal/dynamicconfig/connectflow.yaml, which compose's server loads.
+// ClusterDynamicConfig is the dynamic config every embedded server runs with, one node of a cluster or alone on
+// SQLite: the keys and values of deploy/temporal/dynamicconfig/connectflow.yaml, which compose's server loads.
+//
+// VisibilityRPS lifts Temporal's default of 10 visibility calls per second per namespace and frontend: every
+// transfer lists the other transfers of its reference once (superseding), so at the default a namespace starts at
+// most about 10 transfers a second, and operators' and the metrics' lists queue behind them (docs/performance.md).
 func ClusterDynamicConfig() map[string]any {
-	return map[string]any{"frontend.enableUpdateWorkflowExecution": true}
+	return map[string]any{
+		"frontend.enableUpdateWorkflowExecution": true,
+		"frontend.namespaceRPS.visibility":       VisibilityRPS,
+	}
 }
+
+// VisibilityRPS is the visibility calls per second per namespace and frontend the embedded server and compose's
+// server allow (Temporal's default is 10).
+const VisibilityRPS = 500
 
 // Postgres makes an embedded server one node of a cluster on PostgreSQL: its membership goes through the
 // database's cluster_membership table, so several nodes (processes) on one database form one cluster, and each

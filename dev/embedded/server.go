@@ -348,10 +348,8 @@ func newTemporal(conf *config.Config, o Options) (temporal.Server, error) {
 		return nil, fmt.Errorf("embedded temporal: claim mapper: %w", err)
 	}
 	dynamic := dynamicconfig.StaticClient{}
-	if o.Postgres != nil {
-		for k, v := range ClusterDynamicConfig() {
-			dynamic[dynamicconfig.MakeKey(k)] = v
-		}
+	for k, v := range ClusterDynamicConfig() {
+		dynamic[dynamicconfig.MakeKey(k)] = v
 	}
 	for k, v := range o.DynamicConfig {
 		dynamic[dynamicconfig.MakeKey(k)] = v
