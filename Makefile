@@ -58,8 +58,7 @@ FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDec
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/ > /tmp/connectflow-fuzz.log 2>&1 || { cat /tmp/connectflow-fuzz.log; exit 1; }; \
-		tail -1 /tmp/connectflow-fuzz.log; done
+		GO=$(GO) .ci/fuzz-one.sh $$pkg $$name $(FUZZTIME) || exit 1; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./connect/ ./zerohash/ ./codec/ ./bridge/
