@@ -153,14 +153,20 @@ func (s *stack) startCluster(ctx context.Context) error {
 		}
 		c.namespaceReady = true
 	}
+	return s.startStopped(ctx, c.nodes, s.startNode)
+}
+
+// startStopped starts, at once, every process of procs that is not running, with start(ctx, its index), and
+// returns every error. procs is read under s.mu: start stores the new process in it.
+func (s *stack) startStopped(ctx context.Context, procs []*proc, start func(context.Context, int) error) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(c.nodes))
-	for i := range c.nodes {
+	errs := make([]error, len(procs))
+	for i := range procs {
 		s.mu.Lock()
-		running := c.nodes[i] != nil && !c.nodes[i].exited()
+		running := procs[i] != nil && !procs[i].exited()
 		s.mu.Unlock()
 		if !running {
-			wg.Go(func() { errs[i] = s.startNode(ctx, i) })
+			wg.Go(func() { errs[i] = start(ctx, i) })
 		}
 	}
 	wg.Wait()
@@ -462,19 +468,7 @@ func (s *stack) startBridgeBalancer() error {
 
 // startBridges starts every bridge behind the balancer that is not running.
 func (s *stack) startBridges(ctx context.Context) error {
-	c := s.cluster
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.bridges))
-	for i := range c.bridges {
-		s.mu.Lock()
-		running := c.bridges[i] != nil && !c.bridges[i].exited()
-		s.mu.Unlock()
-		if !running {
-			wg.Go(func() { errs[i] = s.startBridgeAt(ctx, i) })
-		}
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return s.startStopped(ctx, s.cluster.bridges, s.startBridgeAt)
 }
 
 func (s *stack) startBridgeAt(ctx context.Context, i int) error {
