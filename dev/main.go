@@ -51,7 +51,12 @@ func main() {
 // run is the whole command: it serves until ctx ends and returns the exit status. getenv supplies the payload
 // encryption keys, read as every connectflow process reads them.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	defer otelsetup.Main("connectflow-dev", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/tracing.md)
+	stopTracing, err := otelsetup.Start(ctx, "connectflow-dev", stderr) // when OTEL_* says so (docs/tracing.md)
+	if err != nil {
+		fmt.Fprintf(stderr, "dev: %v\n", err)
+		return 2
+	}
+	defer stopTracing()
 	cfg, err := parseConfig(args, stderr)
 	if err == nil {
 		cfg.codecKeys, err = codec.LoadKeys(getenv) // its errors name the variable, never key material

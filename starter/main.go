@@ -137,7 +137,11 @@ func run(ctx context.Context, args []string, env settings.Env, stdout, stderr io
 	if err != nil {
 		return usageError(err.Error())
 	}
-	defer otelsetup.Main("connectflow-starter", stderr)() // tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set
+	stopTracing, err := otelsetup.Start(ctx, "connectflow-starter", stderr) // when OTEL_* says so (docs/tracing.md)
+	if err != nil {
+		return usageError(err.Error())
+	}
+	defer stopTracing()
 	temporalSettings.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	opts, err := temporalSettings.ClientOptions()
 	if err != nil {

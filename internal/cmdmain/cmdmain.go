@@ -68,18 +68,12 @@ func Main[S Settings](ctx context.Context, cmd Command[S], args []string, env se
 		PrintLines(stderr, cmd.Name, err)
 		return ExitUsage
 	}
-	shutdown, err := otelsetup.Setup(ctx, cmd.Service)
+	stopTracing, err := otelsetup.Start(ctx, cmd.Service, stderr)
 	if err != nil {
-		PrintLines(stderr, cmd.Name, fmt.Errorf("tracing: %w", err))
+		PrintLines(stderr, cmd.Name, err)
 		return ExitUsage
 	}
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := shutdown(fctx); err != nil {
-			fmt.Fprintf(stderr, "%s: tracing: spans not flushed: %v\n", cmd.Name, err)
-		}
-	}()
+	defer stopTracing()
 	temporal := st.TemporalSettings()
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: st.Level()}))
 	for _, d := range temporal.Deprecated() {

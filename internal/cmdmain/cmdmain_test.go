@@ -115,3 +115,19 @@ func TestBackground(t *testing.T) {
 		t.Fatal("stop after a failed serve: nil, want its error")
 	}
 }
+
+// A bad OTEL_* setting is a bad setting: exit 2 with a line naming it, and Run never starts.
+func TestMainRefusesABadTracingSetting(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")
+	ran := false
+	run := func(context.Context, *testSettings, client.Options, *slog.Logger) error { ran = true; return nil }
+	var stderr bytes.Buffer
+	env := settings.MapEnv{"TESTPROC_NAME": "x", settings.EnvCodecPlaintext: "true"}
+	if got := Main(t.Context(), testCommand(run), nil, env, &stderr); got != ExitUsage || ran {
+		t.Fatalf("status %d (ran %v), want %d without running; stderr:\n%s", got, ran, ExitUsage, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "testproc: tracing:") || !strings.Contains(stderr.String(), "OTEL_EXPORTER_OTLP_PROTOCOL") {
+		t.Errorf("stderr does not name the tracing setting:\n%s", stderr.String())
+	}
+}

@@ -105,15 +105,13 @@ func NewTracerProvider(opts ...sdktrace.TracerProviderOption) *sdktrace.TracerPr
 // shutdownTimeout bounds the flush of the spans not yet exported when a command stops.
 const shutdownTimeout = 5 * time.Second
 
-// Main is Setup for a command's run function, in one line: `defer otelsetup.Main("connectflow-worker", stderr)()`.
-// A wrong OTEL_* setting is printed to stderr and exits 2, as the commands' other bad settings do. The function
-// it returns flushes the spans not yet exported (for at most 5 s) and stops tracing; with tracing off it does
-// nothing.
-func Main(serviceName string, stderr io.Writer) (stop func()) {
-	shutdown, err := Setup(context.Background(), serviceName)
+// Start is Setup for a command: it returns a bad OTEL_* setting as an error for the command to print and exit 2
+// on, as with its other bad settings, and else a stop function that flushes the spans not yet exported (for at
+// most 5 s, a failure printed to stderr under serviceName) and stops tracing. With tracing off stop does nothing.
+func Start(ctx context.Context, serviceName string, stderr io.Writer) (stop func(), err error) {
+	shutdown, err := Setup(ctx, serviceName)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: tracing: %v\n", serviceName, err)
-		os.Exit(2)
+		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -121,5 +119,5 @@ func Main(serviceName string, stderr io.Writer) (stop func()) {
 		if err := shutdown(ctx); err != nil {
 			fmt.Fprintf(stderr, "%s: tracing: spans not flushed: %v\n", serviceName, err)
 		}
-	}
+	}, nil
 }
