@@ -295,26 +295,13 @@ func (r *router) search(ctx context.Context, attr, value string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	var found string
-	for _, ex := range resp.GetExecutions() {
-		id := ex.GetExecution().GetWorkflowId()
-		if !isTransferWorkflowID(id) {
-			continue
-		}
-		if ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			return id, nil
-		}
-		if found == "" {
-			found = id
-		}
-	}
-	return found, nil
+	return workflows.PickTransfer(resp.GetExecutions()), nil
 }
 
 // isTransferWorkflowID reports whether id is a workflows.WorkflowID, not a review's.
 func isTransferWorkflowID(id string) bool {
-	return strings.HasPrefix(id, workflows.WorkflowID(connect.KindDeposit, "")) ||
-		strings.HasPrefix(id, workflows.WorkflowID(connect.KindWithdrawal, ""))
+	_, ok := workflows.TransferKindOf(id)
+	return ok
 }
 
 // queryLiteral quotes value for a visibility query. Only the characters of ids (UUIDs, hex, dashes) are allowed,

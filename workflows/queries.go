@@ -3,6 +3,9 @@ package workflows
 import (
 	"strings"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 )
 
 // Visibility queries an operator runs in the Temporal UI (or `temporal workflow list --query`) to find what needs a
@@ -32,4 +35,24 @@ func QueryAwaitingUser(ref string) string {
 // or a double quote even so: such a reference is not found, so it is never superseded or refused.)
 func QueryString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// PickTransfer is the transfer a visibility list by a Connect id (ConnectSessionID, ConnectTransferID) routes to:
+// the first running transfer listed, else the first listed; "" when none is a transfer (reviews carry the same
+// attributes). The bridge's router and transfer.Client.Redeliver both choose with it.
+func PickTransfer(executions []*workflowpb.WorkflowExecutionInfo) string {
+	found := ""
+	for _, ex := range executions {
+		id := ex.GetExecution().GetWorkflowId()
+		if _, ok := TransferKindOf(id); !ok {
+			continue
+		}
+		if ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return id
+		}
+		if found == "" {
+			found = id
+		}
+	}
+	return found
 }

@@ -212,18 +212,8 @@ func (c *Client) eventTransfer(ctx context.Context, st workflows.ReviewState) (s
 		if err != nil {
 			return "", fmt.Errorf("find the transfer by %s: %w", q.attr, err)
 		}
-		found := ""
-		for _, ex := range resp.GetExecutions() {
-			id := ex.GetExecution().GetWorkflowId()
-			if ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				return id, nil
-			}
-			if found == "" {
-				found = id
-			}
-		}
-		if found != "" {
-			return found, nil
+		if id := workflows.PickTransfer(resp.GetExecutions()); id != "" {
+			return id, nil
 		}
 	}
 	return "", nil
