@@ -212,6 +212,12 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		t.timer.cancel()
 		t.timer = nil
 	}
+	return t.close(ctx, events, sdk, ledger, supersede)
+}
+
+// close ends a final transfer: it waits for its notifications to be acknowledged, records every signal delivered
+// meanwhile, upserts what changed, lets background activities and update handlers finish, and returns the result.
+func (t *transfer) close(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
 	if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
 		return t.result(), err
 	}
@@ -535,15 +541,7 @@ func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supe
 	}
 	t.sync(ctx)
 	if t.state.Final() {
-		if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
-			return t.result(), err
-		}
-		t.drainSignals(ctx, events, sdk, ledger, supersede)
-		t.sync(ctx)
-		if err := t.finish(ctx); err != nil {
-			return t.result(), err
-		}
-		return t.result(), nil
+		return t.close(ctx, events, sdk, ledger, supersede)
 	}
 	next := t.in
 	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1, Notify: t.carryNotifications()}

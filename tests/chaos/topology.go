@@ -132,19 +132,11 @@ func (s *stack) startCluster(ctx context.Context) error {
 		}
 	}
 	if c.nodeAddrs == nil {
-		for range s.cfg.nodes {
-			addr, err := freeAddr()
-			if err != nil {
-				return err
-			}
-			c.nodeAddrs = append(c.nodeAddrs, addr)
-		}
-		c.nodes = make([]*proc, len(c.nodeAddrs))
-		lb, err := startBalancer(c.nodeAddrs)
+		addrs, lb, err := balanced(s.cfg.nodes)
 		if err != nil {
 			return err
 		}
-		c.lb = lb
+		c.nodeAddrs, c.nodes, c.lb = addrs, make([]*proc, len(addrs)), lb
 		s.temporalAddr = lb.addr()
 	}
 	if !c.namespaceReady {
@@ -449,21 +441,30 @@ func (s *stack) startBridgeBalancer() error {
 	if c.bridgeLB != nil {
 		return nil
 	}
-	for range s.cfg.bridges {
-		addr, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		c.bridgeAddrs = append(c.bridgeAddrs, addr)
-	}
-	c.bridges = make([]*proc, len(c.bridgeAddrs))
-	lb, err := startBalancer(c.bridgeAddrs)
+	addrs, lb, err := balanced(s.cfg.bridges)
 	if err != nil {
 		return err
 	}
-	c.bridgeLB = lb
+	c.bridgeAddrs, c.bridges, c.bridgeLB = addrs, make([]*proc, len(addrs)), lb
 	s.bridgeAddr = lb.addr()
 	return nil
+}
+
+// balanced picks n free loopback addresses for n processes and starts a balancer in front of them.
+func balanced(n int) ([]string, *balancer, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		addrs = append(addrs, addr)
+	}
+	lb, err := startBalancer(addrs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return addrs, lb, nil
 }
 
 // startBridges starts every bridge behind the balancer that is not running.
