@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -156,12 +157,25 @@ func (a *Activities) OpenReview(ctx context.Context, req ReviewRequest) (ReviewO
 	return ReviewOpened{}, fmt.Errorf("open review %s: %w", req.WorkflowID, err)
 }
 
-// OpenSessionRequest opens a transfer's Connect session, then tells the transfers whose session the new one
-// replaced (Connect keeps one session per reference), in the same activity so a transfer pays no extra action.
+// OpenSessionRequest opens a transfer's Connect session. Before workflows.MachineV2 it then told the transfers
+// whose session the new one replaced (Connect keeps one session per reference), in the same activity
+// (Supersede); under it, it checks meanwhile whether there is anyone to tell (Others).
 type OpenSessionRequest struct {
 	Session   connect.SessionRequest `json:"session"`
 	Supersede *SignalMatchingRequest `json:"supersede,omitempty"`
+	Others    *OthersCheck           `json:"others,omitempty"`
 }
+
+// OthersCheck asks, while the session opens, whether a visibility query lists any running workflow but one.
+type OthersCheck struct {
+	Query   string `json:"query"`
+	Exclude string `json:"exclude,omitempty"` // the caller itself
+}
+
+// OthersCheckWait is how long OpenSession waits for its OthersCheck after the session is open: the session is
+// what the user waits for, so a slow visibility store adds at most this, and an unanswered check counts as
+// "maybe" (the workflow then runs SignalMatching after the session).
+const OthersCheckWait = 100 * time.Millisecond
 
 // OpenedSession is the opened session and what superseding did.
 type OpenedSession struct {
@@ -170,17 +184,33 @@ type OpenedSession struct {
 	// SupersedeError says why superseding failed; the session stands, and the older transfers end at their own
 	// deadline instead. The workflow records it.
 	SupersedeError string `json:"supersede_error,omitempty"`
+	// NoOthers is true when the OthersCheck answered in time and listed no running workflow but the caller. False
+	// means "there may be": listed, failed, not answered within OthersCheckWait, or not asked.
+	NoOthers bool `json:"no_others,omitempty"`
 }
 
-// OpenSession is CreateSession followed by SignalMatching(req.Supersede). A retry opens the same session at
-// Connect (same request_id) and signals again, which the receivers dedupe. A failure to supersede does not fail
-// the session: the user is waiting for it.
+// OpenSession is CreateSession, with req.Others checked at the same time, followed by SignalMatching
+// (req.Supersede). A retry opens the same session at Connect (same request_id) and signals again, which the
+// receivers dedupe. A failure to check or supersede does not fail the session: the user is waiting for it.
 func (a *Activities) OpenSession(ctx context.Context, req OpenSessionRequest) (OpenedSession, error) {
+	var others <-chan bool
+	if req.Others != nil && a.Temporal != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel() // a check still running when the answer is given is abandoned
+		others = a.checkNoOthers(cctx, *req.Others)
+	}
 	s, err := a.CreateSession(ctx, req.Session)
 	if err != nil {
 		return OpenedSession{}, err
 	}
 	out := OpenedSession{Session: s}
+	if others != nil {
+		select {
+		case out.NoOthers = <-others:
+		case <-time.After(OthersCheckWait):
+			activity.GetLogger(ctx).Info("other transfers of the reference not checked in time: superseding after the session")
+		}
+	}
 	if req.Supersede != nil {
 		ids, err := a.SignalMatching(ctx, *req.Supersede)
 		out.Superseded = ids
@@ -190,4 +220,28 @@ func (a *Activities) OpenSession(ctx context.Context, req OpenSessionRequest) (O
 		}
 	}
 	return out, nil
+}
+
+// checkNoOthers lists c.Query in the background and answers true when it lists no running workflow but
+// c.Exclude; false when it lists one, or more than a page, or fails (logged).
+func (a *Activities) checkNoOthers(ctx context.Context, c OthersCheck) <-chan bool {
+	answer := make(chan bool, 1)
+	go func() {
+		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: c.Query, PageSize: 2})
+		if err != nil {
+			if ctx.Err() == nil {
+				activity.GetLogger(ctx).Warn("other transfers of the reference not checked", "error", err)
+			}
+			answer <- false
+			return
+		}
+		none := len(resp.GetNextPageToken()) == 0
+		for _, ex := range resp.GetExecutions() {
+			if ex.GetExecution().GetWorkflowId() != c.Exclude && ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				none = false
+			}
+		}
+		answer <- none
+	}()
+	return answer
 }

@@ -188,3 +188,71 @@ func TestOpenSessionSupersedesAndNeverFailsTheSessionForIt(t *testing.T) {
 		t.Fatal("a refused session must fail")
 	}
 }
+
+// blockingTemporal answers a list only when its context ends (or fails at once with err); nothing else is called.
+type blockingTemporal struct {
+	Temporal
+	err error
+}
+
+func (b blockingTemporal) ListWorkflow(ctx context.Context, _ *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// OpenSession's OthersCheck (workflows.MachineV2): NoOthers only when the list answered in time and holds no
+// running workflow but the caller; a second one, a list with more pages, a failure or a list slower than
+// OthersCheckWait all say "there may be", and none of them fails the session or holds it until the list ends (the
+// blocking list never ends on its own).
+func TestOpenSessionChecksForOtherTransfers(t *testing.T) {
+	check := &OthersCheck{Query: "Q", Exclude: "deposit-new"}
+	for _, c := range []struct {
+		name     string
+		temporal Temporal
+		want     bool
+	}{
+		{"only the caller", &fakeTemporal{pages: [][]string{{"deposit-new"}}}, true},
+		{"none listed", &fakeTemporal{pages: [][]string{{}}}, true},
+		{"a closed one besides", &fakeTemporal{pages: [][]string{{"deposit-new", "deposit-done"}}, closed: map[string]bool{"deposit-done": true}}, true},
+		{"another running", &fakeTemporal{pages: [][]string{{"deposit-old", "deposit-new"}}}, false},
+		{"more than a page", &fakeTemporal{pages: [][]string{{"deposit-new"}, {"deposit-old"}}}, false},
+		{"list fails", blockingTemporal{err: errors.New("visibility unavailable")}, false},
+		{"list slower than OthersCheckWait", blockingTemporal{}, false},
+		{"no Temporal client", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(&Activities{Connect: fakeConnect{}, Temporal: c.temporal})
+			v, err := env.ExecuteActivity((&Activities{}).OpenSession, OpenSessionRequest{
+				Session: connect.SessionRequest{RequestID: "deposit-new"}, Others: check})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out OpenedSession
+			if err := v.Get(&out); err != nil || out.Session.ID != "sess-1" {
+				t.Fatalf("opened %+v, %v", out, err)
+			}
+			if out.NoOthers != c.want {
+				t.Errorf("NoOthers = %v, want %v", out.NoOthers, c.want)
+			}
+			if f, ok := c.temporal.(*fakeTemporal); ok && (len(f.queries) != 1 || f.queries[0] != "Q") {
+				t.Errorf("listed %q, want one list of the check's query", f.queries)
+			}
+		})
+	}
+	// Not asked (before MachineV2): no list at all.
+	fake := &fakeTemporal{}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(&Activities{Connect: fakeConnect{}, Temporal: fake})
+	if _, err := env.ExecuteActivity((&Activities{}).OpenSession, OpenSessionRequest{Session: connect.SessionRequest{RequestID: "d"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.queries) != 0 {
+		t.Errorf("listed %q without an OthersCheck", fake.queries)
+	}
+}

@@ -447,8 +447,9 @@ func TestAttackWebhookToleranceIsCapped(t *testing.T) {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// recordFile names a recorded history of workflows.ChangeEdgeRules version 1.
-func recordFile(name string) string { return name + "_edge1" }
+// recordFile names a recorded history of an edge rule's path: the ones recorded under workflows.ChangeEdgeRules
+// version 1 alone are "_edge1"; new ones take historySuffix like every other path.
+func recordFile(name string) string { return name + historySuffix }
 
 // Finding 3: a widget closed right after the user submitted does not abandon the transfer, and a close abandons
 // only after its grace period passed without a Connect event; the transfer's real events then confirm it.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 
@@ -79,6 +80,8 @@ func TestDepositAndWithdrawalEndToEnd(t *testing.T) {
 	}
 	s.checkReplay(dep.WorkflowID, "deposit_confirmed")
 	s.checkReplay(wd.WorkflowID, "withdrawal_confirmed")
+	s.checkCheapHistory(dep.WorkflowID)
+	s.checkCheapHistory(wd.WorkflowID)
 	if got := s.sandbox.Count(connecttest.EndpointToken); got != 1 {
 		t.Fatalf("token requests: got %d, want 1", got)
 	}
@@ -266,5 +269,44 @@ func TestUnusableSessionFailsWithReadableReason(t *testing.T) {
 	}
 	if got := s.sandbox.Count(connecttest.EndpointSessions); got != 1 {
 		t.Fatalf("an unusable session must not be retried: %d session requests", got)
+	}
+}
+
+// checkCheapHistory checks what workflows.MachineV2 saves in a transfer confirmed inside its session window, with
+// no other transfer of its reference, on a real server: one version marker (one TemporalChangeVersion upsert), one
+// deadline timer and no cancelled one, and no SignalMatching activity (OpenSession found nobody to supersede).
+func (s *stack) checkCheapHistory(workflowID string) {
+	s.t.Helper()
+	var markers, timers, cancelled, upserts int
+	var activities []string
+	it := s.client.GetWorkflowHistory(s.ctx(), workflowID, "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			s.t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "Version" {
+				markers++
+			}
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			timers++
+		case enumspb.EVENT_TYPE_TIMER_CANCELED:
+			cancelled++
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			upserts++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			activities = append(activities, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
+		}
+	}
+	if markers != 1 || timers != 1 || cancelled != 0 || len(activities) != 1 || activities[0] != "OpenSession" {
+		s.t.Errorf("%s: %d version markers, %d timers started, %d cancelled, activities %v; want 1, 1, 0, [OpenSession]",
+			workflowID, markers, timers, cancelled, activities)
+	}
+	// The version marker's TemporalChangeVersion, then one per status change while running: awaiting_user,
+	// initiated, broadcasted, confirmed.
+	if upserts != 5 {
+		s.t.Errorf("%s: %d search-attribute upserts, want 5", workflowID, upserts)
 	}
 }

@@ -113,7 +113,7 @@ type notifier struct {
 // startNotifications decides, once per transfer, whether it notifies the platform (a new execution asks its
 // worker; an execution started before the change never does), and starts the coroutine that delivers them.
 func (t *transfer) startNotifications(ctx workflow.Context) {
-	if workflow.GetVersion(ctx, ChangePlatformNotifications, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if t.machine == MachineV1 && workflow.GetVersion(ctx, ChangePlatformNotifications, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
 	var cfg activities.PlatformConfig
@@ -272,7 +272,7 @@ func (t *transfer) carryNotifications() *NotifyCarry {
 // A transfer that did not notify before (notifications off, or continued by code older than the change) does
 // not start notifying mid-way. The notification state itself (sequence, acknowledged) is in c.State.
 func (t *transfer) resumeNotifications(ctx workflow.Context, c *TransferCarry) {
-	if workflow.GetVersion(ctx, ChangePlatformNotifications, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if t.machine == MachineV1 && workflow.GetVersion(ctx, ChangePlatformNotifications, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
 	n := c.Notify

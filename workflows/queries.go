@@ -30,6 +30,13 @@ func QueryAwaitingUser(ref string) string {
 		QueryString(ref) + " AND TransferStatus = '" + string(StatusAwaitingUser) + "'"
 }
 
+// QueryBeforeUser finds the running transfers of reference ref that have not reached their user's action yet
+// (creating_session or awaiting_user): the ones a new session for ref may supersede, now or once theirs opens.
+func QueryBeforeUser(ref string) string {
+	return "WorkflowType = 'TransferWorkflow' AND ExecutionStatus = 'Running' AND ConnectReferenceID = " +
+		QueryString(ref) + " AND TransferStatus IN ('" + string(StatusCreatingSession) + "', '" + string(StatusAwaitingUser) + "')"
+}
+
 // QueryString quotes s as a visibility query string literal: backslashes and single quotes are escaped, so no
 // value can change the query. (Some visibility stores, SQLite's among them, match no value that holds a backslash
 // or a double quote even so: such a reference is not found, so it is never superseded or refused.)

@@ -73,6 +73,23 @@ const ChangeEdgeRules = "transfer-edge-rules"
 // Transfers started before it (no marker) replay and finish as they started.
 const ChangeSupersedeAfterSession = "supersede-after-session"
 
+// Versions of ChangeStateMachine. Version 2 is the first change that adds a version to an existing change id
+// instead of a change id of its own: a change id costs every new transfer a marker and a TemporalChangeVersion
+// search-attribute upsert (a visibility write) for as long as its GetVersion call stays in the code.
+const (
+	// MachineV1 is the state machine; ChangeEdgeRules, ChangeSupersedeAfterSession and
+	// ChangePlatformNotifications are each asked with their own GetVersion call.
+	MachineV1 workflow.Version = 1
+	// MachineV2 (issue 12, cost per transfer) is MachineV1 with those three changes on, asked no more (one
+	// marker per transfer instead of four), and two cheaper rules:
+	//   - a pending deadline timer that fires no later than the current deadline is kept: when it fires early the
+	//     workflow starts one for the rest of the deadline, and a final transfer leaves its timer to lapse. A
+	//     deposit confirmed before its session window ends starts one timer, not two, and cancels none;
+	//   - OpenSession checks, while it opens the session, whether any other transfer of the reference is still
+	//     before its user (creating_session or awaiting_user); only then does SignalMatching run after it.
+	MachineV2 workflow.Version = 2
+)
+
 // SupersedeActivityOptions bound superseding older transfers: it runs after the session is with the user, so
 // nobody waits on it; past ScheduleToCloseTimeout the older transfers end at their own session deadline instead.
 var SupersedeActivityOptions = func() workflow.ActivityOptions {
@@ -93,10 +110,15 @@ type transfer struct {
 	pending    int       // background activities (reviews) still running
 	details    string    // the current details last set, so they are set only when they change
 	indexed    [6]string // the search attribute values last upserted, in sync's order
+	// machine is this execution's version of ChangeStateMachine (MachineV1 or MachineV2).
+	machine workflow.Version
 	// edge: this execution runs under ChangeEdgeRules.
 	edge bool
 	// lateSupersede: this execution runs under ChangeSupersedeAfterSession.
 	lateSupersede bool
+	// noOthers: OpenSession found no other transfer of the reference before its user (MachineV2), so there is
+	// nobody to supersede.
+	noOthers bool
 	// closing is the grace timer of a deferred SDK close, and closeAt its record's index; nil when none pends.
 	closing    *workflow.Future
 	closeAt    int
@@ -121,12 +143,17 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	}
 	// A patch: transfers that started before the state machine replay on the code they started on. The version
 	// is recorded (a marker) the first time this runs, so every later replay takes the same branch.
-	if workflow.GetVersion(ctx, ChangeStateMachine, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	machine := workflow.GetVersion(ctx, ChangeStateMachine, workflow.DefaultVersion, MachineV2)
+	if machine == workflow.DefaultVersion {
 		return transferWorkflowV0(ctx, in)
 	}
-	edge := workflow.GetVersion(ctx, ChangeEdgeRules, workflow.DefaultVersion, 1) >= 1
-	lateSupersede := workflow.GetVersion(ctx, ChangeSupersedeAfterSession, workflow.DefaultVersion, 1) >= 1
+	edge, lateSupersede := true, true
+	if machine == MachineV1 { // each later change was asked on its own then
+		edge = workflow.GetVersion(ctx, ChangeEdgeRules, workflow.DefaultVersion, 1) >= 1
+		lateSupersede = workflow.GetVersion(ctx, ChangeSupersedeAfterSession, workflow.DefaultVersion, 1) >= 1
+	}
 	t := &transfer{
+		machine:       machine,
 		edge:          edge,
 		lateSupersede: lateSupersede,
 		in:            in,
@@ -173,7 +200,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	} else {
 		t.step(ctx, EventSessionOpened)
 		t.sync(ctx)
-		if t.lateSupersede {
+		if t.lateSupersede && !t.noOthers {
 			t.supersedeOthers(ctx)
 		}
 	}
@@ -194,13 +221,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 			sel.AddFuture(*c, func(f workflow.Future) { t.closeGraceOver(ctx, f) })
 		}
 		if tm := t.timer; tm != nil {
-			sel.AddFuture(tm.future, func(f workflow.Future) {
-				t.timer = nil
-				if f.Get(ctx, nil) == nil {
-					name := string(tm.On)
-					t.record(ctx, "timer:"+name, EventRecord{Source: "timer", Name: name, Effect: t.step(ctx, tm.On)})
-				}
-			})
+			sel.AddFuture(tm.future, func(f workflow.Future) { t.timerFired(ctx, tm, f) })
 		}
 		sel.Select(ctx)
 		t.sync(ctx)
@@ -208,7 +229,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if !t.state.Final() {
 		return t.continueAsNew(ctx, events, sdk, ledger, supersede)
 	}
-	if t.timer != nil {
+	if t.timer != nil && t.machine < MachineV2 { // MachineV2 leaves it to lapse with the workflow
 		t.timer.cancel()
 		t.timer = nil
 	}
@@ -268,8 +289,9 @@ func (t *transfer) resolve(ctx workflow.Context, r Resolution) (TransferResult, 
 }
 
 // createSession opens the Connect session; the workflow id is the request id, so every retry is the same request.
-// The same activity supersedes the other transfers of the reference still awaiting their user: Connect keeps one
-// session per reference, so theirs is invalid now.
+// Connect keeps one session per reference, so the other transfers of the reference still awaiting their user hold
+// an invalid session now: before ChangeSupersedeAfterSession the same activity superseded them; under
+// MachineV2 it checks whether there are any, so supersedeOthers runs only when there may be.
 func (t *transfer) createSession(ctx workflow.Context) error {
 	metadata := maps.Clone(t.in.Metadata) // copying a map is order-independent
 	if metadata == nil {
@@ -292,6 +314,9 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 		sup := t.supersedeRequest(time.Time{})
 		open.Supersede = &sup
 	}
+	if t.machine >= MachineV2 {
+		open.Others = &activities.OthersCheck{Query: QueryBeforeUser(t.in.ReferenceID), Exclude: t.state.WorkflowID}
+	}
 	var opened activities.OpenedSession
 	opts := SessionActivityOptions
 	opts.Summary = "Open Connect session: " + Summary(t.in.Kind, t.in.Amount, t.in.Asset, t.in.ReferenceID)
@@ -300,6 +325,7 @@ func (t *transfer) createSession(ctx workflow.Context) error {
 		return sessionFailure(err)
 	}
 	s := opened.Session
+	t.noOthers = opened.NoOthers
 	t.clock.SessionOpened = workflow.Now(ctx)
 	t.clock.SessionExpires = s.ExpiresAt
 	t.state.Session = &SessionInfo{SessionID: s.ID, AccountID: s.AccountID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}
@@ -386,10 +412,15 @@ func (t *transfer) step(ctx workflow.Context, e Event) string {
 	return effect
 }
 
-// armTimer keeps one timer for the current deadline: a deadline that did not move keeps its timer; one that moved
-// or went away cancels it.
+// armTimer keeps one timer for the current deadline. Under MachineV1 a deadline that did not move keeps its
+// timer and one that moved or went away cancels it. Under MachineV2 a pending timer is kept while it fires no
+// later than the deadline (timerFired then starts one for the rest), and is cancelled only when the deadline
+// comes earlier than it: a later deadline costs no cancel and no new timer until the old one fires.
 func (t *transfer) armTimer(ctx workflow.Context) {
 	d := DeadlineOf(t.state.Status, t.state.Facts(), t.clock)
+	if t.machine >= MachineV2 && t.timer != nil && (d.At.IsZero() || !t.timer.At.After(d.At)) {
+		return
+	}
 	if t.timer != nil && (t.timer.At.Equal(d.At) && t.timer.On == d.On) {
 		return
 	}
@@ -404,6 +435,25 @@ func (t *transfer) armTimer(ctx workflow.Context) {
 	wait := max(d.At.Sub(workflow.Now(ctx)), 0)
 	f := workflow.NewTimerWithOptions(timerCtx, wait, workflow.TimerOptions{Summary: d.Summary})
 	t.timer = &deadlineTimer{Deadline: d, future: f, cancel: cancel}
+}
+
+// timerFired takes the firing of timer tm. Under MachineV1 it is always tm's deadline: its event is applied.
+// Under MachineV2 the timer may be one the deadline outgrew (armTimer kept it): the current deadline's event is
+// applied only when that deadline has come, and otherwise the next armTimer starts a timer for the rest.
+func (t *transfer) timerFired(ctx workflow.Context, tm *deadlineTimer, f workflow.Future) {
+	t.timer = nil
+	if f.Get(ctx, nil) != nil {
+		return // cancelled
+	}
+	on := tm.On
+	if t.machine >= MachineV2 {
+		d := DeadlineOf(t.state.Status, t.state.Facts(), t.clock)
+		if d.At.IsZero() || workflow.Now(ctx).Before(d.At) {
+			return
+		}
+		on = d.On
+	}
+	t.record(ctx, "timer:"+string(on), EventRecord{Source: "timer", Name: string(on), Effect: t.step(ctx, on)})
 }
 
 func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveChannel) {

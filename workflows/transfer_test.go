@@ -799,3 +799,68 @@ func TestFloodedTransferContinuesAsNew(t *testing.T) {
 	require.Equal(t, "sdk::ignored", effects(r)[1], "the pending close was cancelled by initiated")
 	require.Len(t, r.Events, 6) // session, close, 2 flood, initiated, confirmed
 }
+
+// MachineV2: a deposit confirmed inside its session window starts one deadline timer (the session window's),
+// which the stall deadline does not restart, and cancels none: the workflow ends with it pending.
+func TestDeadlineTimerKeptWhenTheDeadlineMovesLater(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	var started []time.Duration
+	cancelled := 0
+	e.SetOnTimerScheduledListener(func(_ string, d time.Duration) { started = append(started, d) })
+	e.SetOnTimerCanceledListener(func(string) { cancelled++ })
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusBroadcasted))
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	require.Equal(t, StatusConfirmed, e.result().Status)
+	require.Equal(t, []time.Duration{testSessionTTL}, started, "one timer: the session window's")
+	require.Zero(t, cancelled)
+}
+
+// MachineV2: the session window's timer fires after the transfer was initiated; it applies nothing and the
+// workflow starts a timer for the rest of the stall deadline, which then stalls the transfer on time. A later
+// confirmation leaves the review horizon's timer pending, never cancelled.
+func TestOutgrownTimerStartsOneForTheRestOfTheDeadline(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	var started []time.Duration
+	e.SetOnTimerScheduledListener(func(_ string, d time.Duration) { started = append(started, d) })
+	e.SetOnTimerCanceledListener(func(string) { t.Error("a timer was cancelled") })
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusInitiated, e.state().Status) }, DefaultStallTimeout)
+	e.RegisterDelayedCallback(func() { require.Equal(t, StatusStalled, e.state().Status) }, DefaultStallTimeout+2*time.Minute)
+	e.signalAt(DefaultStallTimeout+3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	// The session window, the rest of the stall deadline, then the stalled transfer's review horizon.
+	require.Equal(t, []time.Duration{testSessionTTL, DefaultStallTimeout + time.Minute - testSessionTTL,
+		DefaultReviewHorizon - DefaultStallTimeout}, started)
+	require.Equal(t, []string{"connect::applied", "connect:initiated:applied", "timer::applied", "connect:confirmed:applied"}, effects(r))
+	require.Equal(t, string(EventStallTimeout), r.Events[2].Name)
+}
+
+// MachineV2: OpenSession asks whether the reference has another transfer before its user; when it has none,
+// SignalMatching never runs.
+func TestNoOtherTransferOfTheReferenceSkipsSuperseding(t *testing.T) {
+	e := newEnv(t)
+	var asked activities.OpenSessionRequest
+	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
+			asked = req
+			return activities.OpenedSession{NoOthers: true,
+				Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
+		})
+	*e.matching = func(context.Context, activities.SignalMatchingRequest) ([]string, error) {
+		t.Error("SignalMatching ran although OpenSession found no other transfer of the reference")
+		return nil, nil
+	}
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated), ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	require.Equal(t, StatusConfirmed, e.result().Status)
+	require.NotNil(t, asked.Others)
+	require.Equal(t, QueryBeforeUser("USER01"), asked.Others.Query)
+	require.Equal(t, "default-test-workflow-id", asked.Others.Exclude)
+	require.Nil(t, asked.Supersede)
+}
