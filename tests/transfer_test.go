@@ -304,9 +304,9 @@ func (s *stack) checkCheapHistory(workflowID string) {
 		s.t.Errorf("%s: %d version markers, %d timers started, %d cancelled, activities %v; want 1, 1, 0, [OpenSession]",
 			workflowID, markers, timers, cancelled, activities)
 	}
-	// The version marker's TemporalChangeVersion, then one per status change while running: awaiting_user,
-	// initiated, broadcasted, confirmed.
-	if upserts != 5 {
-		s.t.Errorf("%s: %d search-attribute upserts, want 5", workflowID, upserts)
+	// The version marker's TemporalChangeVersion and awaiting_user, then at most one per status change
+	// (initiated, broadcasted, confirmed): webhooks the workflow takes in one workflow task share one upsert.
+	if upserts < 3 || upserts > 5 {
+		s.t.Errorf("%s: %d search-attribute upserts, want 3 to 5", workflowID, upserts)
 	}
 }

@@ -224,6 +224,11 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 			sel.AddFuture(tm.future, func(f workflow.Future) { t.timerFired(ctx, tm, f) })
 		}
 		sel.Select(ctx)
+		// MachineV2: whatever else is ready in this workflow task is taken before the sync, so signals delivered
+		// together cost one upsert of their final values, not one each.
+		for t.machine >= MachineV2 && sel.HasPending() && !t.state.Final() && !t.runFull() {
+			sel.Select(ctx)
+		}
 		t.sync(ctx)
 	}
 	if !t.state.Final() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -863,4 +864,37 @@ func TestNoOtherTransferOfTheReferenceSkipsSuperseding(t *testing.T) {
 	require.Equal(t, QueryBeforeUser("USER01"), asked.Others.Query)
 	require.Equal(t, "default-test-workflow-id", asked.Others.Exclude)
 	require.Nil(t, asked.Supersede)
+}
+
+// MachineV2: webhooks taken in one workflow task share one upsert of their final values: initiated and
+// broadcasted delivered together cost one upsert, not two, and each is still applied and recorded on its own.
+func TestSignalsTakenTogetherShareOneUpsert(t *testing.T) {
+	e := newEnv(t)
+	// The session takes a second to open: the two webhooks arrive meanwhile and wait for the same workflow task.
+	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).After(time.Second).Return(
+		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
+			return activities.OpenedSession{NoOthers: true,
+				Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
+		})
+	var upserts [][]string
+	e.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		var keys []string
+		for k := range args.Get(0).(temporal.SearchAttributes).GetUntypedValues() {
+			keys = append(keys, k.GetName())
+		}
+		slices.Sort(keys)
+		upserts = append(upserts, keys)
+	}).Return()
+	e.signalAt(time.Millisecond, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated), ev(connect.KindDeposit, connect.StatusBroadcasted))
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, deposit())
+	r := e.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, []string{"connect::applied", "connect:initiated:applied", "connect:broadcasted:applied",
+		"connect:confirmed:applied"}, effects(r))
+	require.Equal(t, [][]string{
+		{"ConnectReferenceID", "ConnectSessionID", "TransferKind", "TransferStatus"}, // awaiting_user; the test starts with none set
+		{"ConnectTransferID", "TransferStatus"},                                      // initiated and broadcasted together: broadcasted
+		{"TransferStatus"},                                                           // confirmed
+	}, upserts)
 }
