@@ -81,10 +81,12 @@ const (
 	// ChangePlatformNotifications are each asked with their own GetVersion call.
 	MachineV1 workflow.Version = 1
 	// MachineV2 (issue 12, cost per transfer) is MachineV1 with those three changes on, asked no more (one
-	// marker per transfer instead of four), and two cheaper rules:
+	// marker per transfer instead of four), and three cheaper rules:
 	//   - a pending deadline timer that fires no later than the current deadline is kept: when it fires early the
 	//     workflow starts one for the rest of the deadline, and a final transfer leaves its timer to lapse. A
 	//     deposit confirmed before its session window ends starts one timer, not two, and cancels none;
+	//   - every signal already delivered is taken before the search attributes are synced, so webhooks that
+	//     arrive together cost one upsert of their final values;
 	//   - OpenSession checks, while it opens the session, whether any other transfer of the reference is still
 	//     before its user (creating_session or awaiting_user); only then does SignalMatching run after it.
 	MachineV2 workflow.Version = 2
