@@ -483,14 +483,22 @@ func TestOnboardingRejectsBadEmail(t *testing.T) {
 // startTime is when the session was recorded, the first event of every transfer.
 func (e env) startTime(r TransferResult) time.Time { return r.Events[0].ReceivedAt }
 
+// openSession answers the session activity, after the given delay, with session sess-1 and noOthers as its check
+// of the reference's other transfers; the request it was asked with is kept in what it returns.
+func (e env) openSession(noOthers bool, after time.Duration) *activities.OpenSessionRequest {
+	asked := new(activities.OpenSessionRequest)
+	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).After(after).Return(
+		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
+			*asked = req
+			return activities.OpenedSession{NoOthers: noOthers,
+				Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
+		})
+	return asked
+}
+
 func TestSupersededWhileAwaitingTheUser(t *testing.T) {
 	e := newEnv(t)
-	var asked activities.OpenSessionRequest
-	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
-			asked = req
-			return activities.OpenedSession{Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
-		})
+	asked := e.openSession(false, 0)
 	sup := Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer"}
 	e.signalAt(time.Minute, SignalSupersede, sup, sup)
 	e.ExecuteWorkflow(TransferWorkflow, deposit())
@@ -846,13 +854,7 @@ func TestOutgrownTimerStartsOneForTheRestOfTheDeadline(t *testing.T) {
 // SignalMatching never runs.
 func TestNoOtherTransferOfTheReferenceSkipsSuperseding(t *testing.T) {
 	e := newEnv(t)
-	var asked activities.OpenSessionRequest
-	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
-			asked = req
-			return activities.OpenedSession{NoOthers: true,
-				Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
-		})
+	asked := e.openSession(true, 0)
 	*e.matching = func(context.Context, activities.SignalMatchingRequest) ([]string, error) {
 		t.Error("SignalMatching ran although OpenSession found no other transfer of the reference")
 		return nil, nil
@@ -871,11 +873,7 @@ func TestNoOtherTransferOfTheReferenceSkipsSuperseding(t *testing.T) {
 func TestSignalsTakenTogetherShareOneUpsert(t *testing.T) {
 	e := newEnv(t)
 	// The session takes a second to open: the two webhooks arrive meanwhile and wait for the same workflow task.
-	e.OnActivity(act.OpenSession, mock.Anything, mock.Anything).After(time.Second).Return(
-		func(_ context.Context, req activities.OpenSessionRequest) (activities.OpenedSession, error) {
-			return activities.OpenedSession{NoOthers: true,
-				Session: connect.Session{ID: "sess-1", JWT: "jwt", ExpiresAt: e.Now().Add(testSessionTTL)}}, nil
-		})
+	e.openSession(true, time.Second)
 	var upserts [][]string
 	e.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		var keys []string
