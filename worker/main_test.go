@@ -120,7 +120,8 @@ func TestHelpListsFlagsAndVariables(t *testing.T) {
 	}
 	for _, want := range []string{"-connect-client-secret", "env CONNECT_CLIENT_SECRET", "-temporal-namespace",
 		"env TEMPORAL_TASK_QUEUE, required, default connect-transfers", "-worker-max-concurrent-activities", "env WORKER_METRICS_ADDR",
-		"deprecated alias METRICS_ADDR (flag -metrics-addr)"} {
+		"deprecated alias METRICS_ADDR (flag -metrics-addr)", "env OTEL_EXPORTER_OTLP_ENDPOINT",
+		"env OTEL_SERVICE_NAME: service.name, default connectflow-worker"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("-h lacks %q", want)
 		}

@@ -61,6 +61,9 @@ func Main[S Settings](ctx context.Context, cmd Command[S], args []string, env se
 	st, err := cmd.Load(args, env, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp): // -h, or -version (settings.ErrVersion wraps flag.ErrHelp)
+		if !errors.Is(err, settings.ErrVersion) {
+			otelsetup.Usage(stderr, cmd.Service) // -h: the OTEL_* settings follow the process's own
+		}
 		return ExitOK
 	case errors.Is(err, settings.ErrUsage):
 		return ExitUsage // already printed with the usage

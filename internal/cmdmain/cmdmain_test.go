@@ -56,7 +56,8 @@ func TestMainExitStatuses(t *testing.T) {
 		status int
 		stderr []string
 	}{
-		{"help", []string{"-h"}, settings.MapEnv{}, stopAtOnce, ExitOK, []string{"TESTPROC_NAME"}},
+		{"help, with the tracing settings", []string{"-h"}, settings.MapEnv{}, stopAtOnce, ExitOK,
+			[]string{"TESTPROC_NAME", "env OTEL_EXPORTER_OTLP_ENDPOINT:", "env OTEL_SERVICE_NAME: service.name, default"}},
 		{"version, no setting read", []string{"-version"}, settings.MapEnv{}, stopAtOnce, ExitOK, nil},
 		{"unknown flag", []string{"-nope"}, plaintext, stopAtOnce, ExitUsage, []string{"-nope"}},
 		{"missing setting", nil, settings.MapEnv{settings.EnvCodecPlaintext: "true"}, stopAtOnce, ExitUsage,
@@ -77,6 +78,11 @@ func TestMainExitStatuses(t *testing.T) {
 			for _, want := range c.stderr {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			if c.args == nil || c.args[0] != "-h" {
+				if strings.Contains(stderr.String(), "OTEL_") {
+					t.Errorf("the tracing settings are printed only with -h:\n%s", stderr.String())
 				}
 			}
 		})

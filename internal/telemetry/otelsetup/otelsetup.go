@@ -121,3 +121,18 @@ func Start(ctx context.Context, serviceName string, stderr io.Writer) (stop func
 		}
 	}, nil
 }
+
+// Usage prints the tracing settings Setup reads, for a process's -h, in the settings' "env NAME" form;
+// serviceName is the process's default service.name.
+func Usage(w io.Writer, serviceName string) {
+	fmt.Fprintf(w, `
+Tracing (OpenTelemetry over OTLP; off unless an endpoint is set; docs/tracing.md):
+  env %s: the collector's base URL, e.g. http://otel-collector:4318 (grpc: http://otel-collector:4317)
+  env %s: the traces URL as it is; wins over %s
+  env %s: %s (default) or %s; %s for traces alone
+  env %s: service.name, default %s
+  env %s: true turns tracing off
+  env %s: otlp (default) or none
+`, EnvEndpoint, EnvTracesEndpoint, EnvEndpoint, EnvProtocol, ProtocolHTTP, ProtocolGRPC, EnvTracesProtocol,
+		EnvServiceName, serviceName, EnvSDKDisabled, EnvTracesExporter)
+}
