@@ -172,9 +172,9 @@ type OthersCheck struct {
 	Exclude string `json:"exclude,omitempty"` // the caller itself
 }
 
-// OthersCheckWait is how long OpenSession waits for its OthersCheck after the session is open: the session is
-// what the user waits for, so a slow visibility store adds at most this, and an unanswered check counts as
-// "maybe" (the workflow then runs SignalMatching after the session).
+// OthersCheckWait bounds OpenSession's OthersCheck, which runs once the session is open: the user waits for the
+// session, so a slow visibility store adds at most this, and an unanswered check counts as "maybe" (the workflow
+// then runs SignalMatching after the session).
 const OthersCheckWait = 100 * time.Millisecond
 
 // OpenedSession is the opened session and what superseding did.
@@ -189,27 +189,19 @@ type OpenedSession struct {
 	NoOthers bool `json:"no_others,omitempty"`
 }
 
-// OpenSession is CreateSession, with req.Others checked at the same time, followed by SignalMatching
-// (req.Supersede). A retry opens the same session at Connect (same request_id) and signals again, which the
-// receivers dedupe. A failure to check or supersede does not fail the session: the user is waiting for it.
+// OpenSession is CreateSession, then req.Others checked (within OthersCheckWait), then SignalMatching
+// (req.Supersede). The check runs only after Connect opened the session, so every transfer of the reference
+// whose session the new one replaced (opened before it) has started by then. A retry opens the same session at
+// Connect (same request_id) and signals again, which the receivers dedupe. A failure to check or supersede does
+// not fail the session: the user is waiting for it.
 func (a *Activities) OpenSession(ctx context.Context, req OpenSessionRequest) (OpenedSession, error) {
-	var others <-chan bool
-	if req.Others != nil && a.Temporal != nil {
-		cctx, cancel := context.WithCancel(ctx)
-		defer cancel() // a check still running when the answer is given is abandoned
-		others = a.checkNoOthers(cctx, *req.Others)
-	}
 	s, err := a.CreateSession(ctx, req.Session)
 	if err != nil {
 		return OpenedSession{}, err
 	}
 	out := OpenedSession{Session: s}
-	if others != nil {
-		select {
-		case out.NoOthers = <-others:
-		case <-time.After(OthersCheckWait):
-			activity.GetLogger(ctx).Info("other transfers of the reference not checked in time: superseding after the session")
-		}
+	if req.Others != nil && a.Temporal != nil {
+		out.NoOthers = a.noOthers(ctx, *req.Others)
 	}
 	if req.Supersede != nil {
 		ids, err := a.SignalMatching(ctx, *req.Supersede)
@@ -222,26 +214,23 @@ func (a *Activities) OpenSession(ctx context.Context, req OpenSessionRequest) (O
 	return out, nil
 }
 
-// checkNoOthers lists c.Query in the background and answers true when it lists no running workflow but
-// c.Exclude; false when it lists one, or more than a page, or fails (logged).
-func (a *Activities) checkNoOthers(ctx context.Context, c OthersCheck) <-chan bool {
-	answer := make(chan bool, 1)
-	go func() {
-		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: c.Query, PageSize: 2})
-		if err != nil {
-			if ctx.Err() == nil {
-				activity.GetLogger(ctx).Warn("other transfers of the reference not checked", "error", err)
-			}
-			answer <- false
-			return
+// noOthers lists c.Query, for at most OthersCheckWait, and answers true when it lists no running workflow but
+// c.Exclude; false when it lists one, or more than a page, or fails or runs out of time (logged).
+func (a *Activities) noOthers(ctx context.Context, c OthersCheck) bool {
+	ctx, cancel := context.WithTimeout(ctx, OthersCheckWait)
+	defer cancel()
+	resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: c.Query, PageSize: 2})
+	if err != nil {
+		activity.GetLogger(ctx).Info("other transfers of the reference not checked: superseding after the session", "error", err)
+		return false
+	}
+	if len(resp.GetNextPageToken()) > 0 {
+		return false
+	}
+	for _, ex := range resp.GetExecutions() {
+		if ex.GetExecution().GetWorkflowId() != c.Exclude && ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return false
 		}
-		none := len(resp.GetNextPageToken()) == 0
-		for _, ex := range resp.GetExecutions() {
-			if ex.GetExecution().GetWorkflowId() != c.Exclude && ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				none = false
-			}
-		}
-		answer <- none
-	}()
-	return answer
+	}
+	return true
 }

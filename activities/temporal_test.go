@@ -244,6 +244,20 @@ func TestOpenSessionChecksForOtherTransfers(t *testing.T) {
 			}
 		})
 	}
+	// The check lists only once Connect opened the session: a transfer of the reference that started while the
+	// session was being opened (and so holds a session the new one replaced) is listed.
+	opened := &orderConnect{}
+	order := &orderTemporal{opened: opened}
+	var s0 testsuite.WorkflowTestSuite
+	env0 := s0.NewTestActivityEnvironment()
+	env0.RegisterActivity(&Activities{Connect: opened, Temporal: order})
+	if _, err := env0.ExecuteActivity((&Activities{}).OpenSession, OpenSessionRequest{
+		Session: connect.SessionRequest{RequestID: "deposit-new"}, Others: check}); err != nil {
+		t.Fatal(err)
+	}
+	if !order.listed || order.before {
+		t.Errorf("listed %v, before the session opened %v: want one list, after", order.listed, order.before)
+	}
 	// Not asked (before MachineV2): no list at all.
 	fake := &fakeTemporal{}
 	var s testsuite.WorkflowTestSuite
@@ -255,4 +269,24 @@ func TestOpenSessionChecksForOtherTransfers(t *testing.T) {
 	if len(fake.queries) != 0 {
 		t.Errorf("listed %q without an OthersCheck", fake.queries)
 	}
+}
+
+// orderConnect opens a session and remembers that it did.
+type orderConnect struct{ done bool }
+
+func (o *orderConnect) CreateSession(context.Context, connect.SessionRequest) (*connect.Session, error) {
+	o.done = true
+	return &connect.Session{ID: "sess-1", JWT: "jwt"}, nil
+}
+
+// orderTemporal lists nothing and notes whether it was asked before the session opened.
+type orderTemporal struct {
+	Temporal
+	opened         *orderConnect
+	listed, before bool
+}
+
+func (o *orderTemporal) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	o.listed, o.before = true, !o.opened.done
+	return &workflowservice.ListWorkflowExecutionsResponse{}, nil
 }

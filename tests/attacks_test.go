@@ -597,3 +597,52 @@ func TestAttackSignalFloodContinuesAsNew(t *testing.T) {
 	})
 	s.checkReplayFile(started.WorkflowID, recordFile("deposit_flood_continued"))
 }
+
+// Review finding (issue 12, MachineV2): close 1 is deferred; then, in one workflow task, a Connect event cancels
+// it, close 2 is deferred, and close 1's grace timer fires. That old timer must not abandon the transfer: close 2
+// gets its own grace. The worker is stopped meanwhile so the three arrive in one workflow task.
+func TestAttackOldCloseGraceTimerDoesNotCutALaterClosesGrace(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	w := s.startWorker()
+	const grace = 3 * time.Second
+	st, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "g",
+		ReferenceID: "USERG", Timeouts: workflows.Timeouts{CloseGrace: grace}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := func(key string) {
+		if err := s.client.SignalWorkflow(s.ctx(), st.WorkflowID, "", workflows.SignalSDKEvent,
+			workflows.SDKEvent{Type: workflows.SDKTypeClose, DedupeKey: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sdk("close-1")
+	closed1 := time.Now()
+	eventually(t, "close 1 deferred", func() bool {
+		v, err := s.client.QueryWorkflow(s.ctx(), st.WorkflowID, "", workflows.QueryState)
+		var cur workflows.TransferState
+		return err == nil && v.Get(&cur) == nil && len(cur.Events) == 2
+	})
+	w.Stop()
+	ev := event(connect.KindDeposit, connect.Status("unexpected"), "cx-g", st.SessionID)
+	ev.DedupeKey = "unexpected-1"
+	s.signal(connect.KindDeposit, "g", ev)
+	sdk("close-2")
+	time.Sleep(time.Until(closed1.Add(grace + 500*time.Millisecond)))
+	s.startWorker()
+	time.Sleep(time.Second) // well inside close 2's grace (sent ~0s after close 1's timer started + grace)
+	v, err := s.client.QueryWorkflow(s.ctx(), st.WorkflowID, "", workflows.QueryState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur workflows.TransferState
+	if err := v.Get(&cur); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range cur.Events {
+		t.Logf("%s %s %s %s", e.Source, e.Name, e.DedupeKey, e.Effect)
+	}
+	if cur.Status != workflows.StatusAwaitingUser {
+		t.Fatalf("status %s %s after close 2 (sent %v ago), want awaiting_user until its grace ends", cur.Status, cur.FailureReason, time.Since(closed1))
+	}
+}

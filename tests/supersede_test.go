@@ -131,3 +131,39 @@ func TestMismatchedLedgerMovementGoesToReview(t *testing.T) {
 	s.checkReplay(st.WorkflowID, "withdrawal_ledger_mismatch_settled")
 	s.checkReplay(reviewID, "review_ledger_mismatch_resolved")
 }
+
+// Review finding (issue 12, MachineV2): B's session request is slow; C starts while it is in flight and opens
+// its session first, so Connect replaced C's session with B's. B's check for other transfers of the reference
+// runs after its session opened, so it sees C, and C ends superseded by B.
+func TestTransferStartedDuringASlowSessionIsSuperseded(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	// warm up the token so the first session request is the slow one
+	if _, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "warm", ReferenceID: "OTHER"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sandbox.Fail(connecttest.EndpointSessions, connecttest.Fault{Latency: 2 * time.Second, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const ref = "USERR"
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "b", ReferenceID: ref})
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	c, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "c", ReferenceID: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if info, ok := s.sandbox.Session(c.SessionID); !ok || !info.Invalidated() {
+		t.Fatalf("the scenario did not happen: C's session %s is still Connect's current one", c.SessionID)
+	}
+	eventually(t, "C superseded by B", func() bool {
+		cur, err := s.transfers.Status(s.ctx(), connect.KindDeposit, "c")
+		return err == nil && cur.Status == workflows.StatusSuperseded && cur.SupersededBy == "deposit-b"
+	})
+}

@@ -31,7 +31,8 @@ func QueryAwaitingUser(ref string) string {
 }
 
 // QueryBeforeUser finds the running transfers of reference ref that have not reached their user's action yet
-// (creating_session or awaiting_user): the ones a new session for ref may supersede, now or once theirs opens.
+// (creating_session or awaiting_user). Listed once a new session for ref is open, none of them means there is
+// no transfer for that session to supersede; one of them means there may be (SignalMatching decides).
 func QueryBeforeUser(ref string) string {
 	return "WorkflowType = 'TransferWorkflow' AND ExecutionStatus = 'Running' AND ConnectReferenceID = " +
 		QueryString(ref) + " AND TransferStatus IN ('" + string(StatusCreatingSession) + "', '" + string(StatusAwaitingUser) + "')"

@@ -84,11 +84,13 @@ const (
 	// marker per transfer instead of four), and three cheaper rules:
 	//   - a pending deadline timer that fires no later than the current deadline is kept: when it fires early the
 	//     workflow starts one for the rest of the deadline, and a final transfer leaves its timer to lapse. A
-	//     deposit confirmed before its session window ends starts one timer, not two, and cancels none;
+	//     deposit confirmed before its session window ends (and whose stall deadline is no earlier than the
+	//     session's expiry) starts one timer, not two, and cancels none;
 	//   - every signal already delivered is taken before the search attributes are synced, so webhooks that
 	//     arrive together cost one upsert of their final values;
-	//   - OpenSession checks, while it opens the session, whether any other transfer of the reference is still
-	//     before its user (creating_session or awaiting_user); only then does SignalMatching run after it.
+	//   - OpenSession checks, once the session is open, whether any other transfer of the reference is still
+	//     before its user (creating_session or awaiting_user); SignalMatching runs after it unless that check
+	//     answered "none" within activities.OthersCheckWait.
 	MachineV2 workflow.Version = 2
 )
 
@@ -131,7 +133,7 @@ type transfer struct {
 	notify   notifier // notifications to the platform (notify.go)
 }
 
-// deadlineTimer is the timer of the current deadline; it is kept while the deadline does not move.
+// deadlineTimer is the timer of the current deadline (armTimer says when it is kept).
 type deadlineTimer struct {
 	Deadline
 	future workflow.Future
@@ -298,7 +300,8 @@ func (t *transfer) resolve(ctx workflow.Context, r Resolution) (TransferResult, 
 // createSession opens the Connect session; the workflow id is the request id, so every retry is the same request.
 // Connect keeps one session per reference, so the other transfers of the reference still awaiting their user hold
 // an invalid session now: before ChangeSupersedeAfterSession the same activity superseded them; under
-// MachineV2 it checks whether there are any, so supersedeOthers runs only when there may be.
+// MachineV2 it checks, once the session is open, whether there are any, and supersedeOthers is skipped only when
+// that check found none.
 func (t *transfer) createSession(ctx workflow.Context) error {
 	metadata := maps.Clone(t.in.Metadata) // copying a map is order-independent
 	if metadata == nil {
@@ -630,7 +633,9 @@ func (t *transfer) resume(ctx workflow.Context, c *TransferCarry) {
 // closeGraceOver runs when a deferred close's grace timer fires: the close abandons the transfer now, unless it
 // was cancelled meanwhile.
 func (t *transfer) closeGraceOver(ctx workflow.Context, f workflow.Future) {
-	if t.closing == nil {
+	if t.closing == nil || *t.closing != f {
+		// Cancelled, or the timer of a close that was cancelled since: a later close has its own grace. (Under
+		// MachineV2 one selector serves every signal of a workflow task, so it can still hold an old timer.)
 		return
 	}
 	t.closing = nil
