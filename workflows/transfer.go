@@ -231,6 +231,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		// MachineV2: whatever else is ready in this workflow task is taken before the sync, so signals delivered
 		// together cost one upsert of their final values, not one each.
 		for t.machine >= MachineV2 && sel.HasPending() && !t.state.Final() && !t.runFull() {
+			t.queueNotifications() // each status change is notified with the data of its own event
 			sel.Select(ctx)
 		}
 		t.sync(ctx)
@@ -293,7 +294,10 @@ func (t *transfer) resolve(ctx workflow.Context, r Resolution) (TransferResult, 
 	t.record(ctx, "resolve", EventRecord{Source: "operator", Name: "resolve", Status: string(r.Outcome),
 		Effect: t.step(ctx, ResolveEvent(r.Outcome))})
 	t.sync(ctx)
-	t.wake.Send(ctx, nil)
+	// Wake the main loop if it waits in its selector. A non-blocking send: when the loop is elsewhere (it already
+	// took another case of the same workflow task, or continueAsNew waits for a review), it sees the final status
+	// by itself, and a blocking send would keep this handler, and so the workflow, open for ever.
+	t.wake.SendAsync(nil)
 	return t.result(), nil
 }
 
