@@ -26,6 +26,11 @@ const (
 	PeerPlatform = "platform"
 )
 
+// SignalSpanWorkflows are the workflow types that take their signals through signalspan.Received (the transfer
+// workflow); only they get signalspan's per-signal span queue. tests/tracing_test.go fails if the name is wrong (the
+// activities a webhook causes would lose its signal span as their parent).
+var SignalSpanWorkflows = []string{"TransferWorkflow"}
+
 // TemporalInterceptors are the client interceptors that trace a Temporal client and every worker built on it
 // (a worker inherits its client's interceptors): the SDK's OpenTelemetry tracing interceptor (spans
 // StartWorkflow, SignalWorkflow, UpdateWithStartWorkflow, ... on the client; RunWorkflow, HandleSignal,
@@ -44,7 +49,7 @@ func TemporalInterceptors() ([]interceptor.ClientInterceptor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []interceptor.ClientInterceptor{tracing, signalspan.Interceptor()}, nil
+	return []interceptor.ClientInterceptor{tracing, signalspan.Interceptor(SignalSpanWorkflows...)}, nil
 }
 
 // HTTPClient returns c (nil: a zero http.Client) with a transport that opens a client span for each request,

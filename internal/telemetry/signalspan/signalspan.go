@@ -15,6 +15,8 @@
 package signalspan
 
 import (
+	"slices"
+
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/workflow"
 )
@@ -49,14 +51,21 @@ func (q *queue) pop(name string) any {
 	return span
 }
 
-// Interceptor records each signal's span for Received. List it after the tracing interceptor in
-// client.Options.Interceptors (the first listed is the outermost), so it sees the span the tracing interceptor
-// opened for the signal.
-func Interceptor() interceptor.Interceptor { return &root{} }
+// Interceptor records each signal's span for Received, in the workflows of the given types only (every workflow
+// when none is given): a workflow that never calls Received would keep its signals' spans until it leaves the
+// cache. List it after the tracing interceptor in client.Options.Interceptors (the first listed is the outermost),
+// so it sees the span the tracing interceptor opened for the signal.
+func Interceptor(workflowTypes ...string) interceptor.Interceptor { return &root{types: workflowTypes} }
 
-type root struct{ interceptor.InterceptorBase }
+type root struct {
+	interceptor.InterceptorBase
+	types []string
+}
 
-func (*root) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+func (r *root) InterceptWorkflow(ctx workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	if len(r.types) > 0 && !slices.Contains(r.types, workflow.GetInfo(ctx).WorkflowType.Name) {
+		return next // Received finds no queue there and returns its context as it is
+	}
 	i := &inbound{q: &queue{byName: map[string][]any{}}}
 	i.Next = next
 	return i
