@@ -32,7 +32,9 @@ func TestQueueKeepsDeliveryOrderPerSignal(t *testing.T) {
 }
 
 // stamp stands in for the tracing interceptor: it puts a span under SpanContextKey on each signal's context.
-type stamp struct{ interceptor.WorkerInterceptorBase }
+type stamp struct {
+	interceptor.WorkerInterceptorBase
+}
 
 func (*stamp) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
 	i := &stampInbound{}
@@ -40,7 +42,9 @@ func (*stamp) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInb
 	return i
 }
 
-type stampInbound struct{ interceptor.WorkflowInboundInterceptorBase }
+type stampInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+}
 
 func (i *stampInbound) HandleSignal(ctx workflow.Context, in *interceptor.HandleSignalInput) error {
 	return i.Next.HandleSignal(workflow.WithValue(ctx, SpanContextKey, "span-of-"+in.SignalName), in)
