@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -18,8 +19,8 @@ import (
 )
 
 // recorder is an SDK metrics handler that keeps what connectflow's own metrics recorded, keyed by name and the
-// kind and status tags ("connectflow_transfers_finished_total kind=deposit status=confirmed"). It also checks
-// that no connectflow metric carries a tag other than kind and status.
+// tags connectflow sets ("connectflow_transfers_finished_total kind=deposit status=confirmed",
+// "connectflow_reconcile_movements outcome=applied").
 type recorder struct {
 	tags map[string]string
 	m    *recorded
@@ -29,21 +30,21 @@ type recorded struct {
 	mu       sync.Mutex
 	counters map[string]int64
 	timers   map[string][]time.Duration
-	badTags  []string
 }
+
+// ourTags are the tags connectflow's metrics carry, in the order a key lists them.
+var ourTags = []string{MetricTagKind, MetricTagStatus, "outcome", "result"}
 
 func newRecorder() recorder {
 	return recorder{m: &recorded{counters: map[string]int64{}, timers: map[string][]time.Duration{}}}
 }
 
 func (r recorder) WithTags(tags map[string]string) client.MetricsHandler {
-	merged := map[string]string{}
-	for k, v := range r.tags {
-		merged[k] = v
+	merged := maps.Clone(r.tags)
+	if merged == nil {
+		merged = map[string]string{}
 	}
-	for k, v := range tags {
-		merged[k] = v
-	}
+	maps.Copy(merged, tags)
 	return recorder{tags: merged, m: r.m}
 }
 
@@ -51,7 +52,7 @@ func (r recorder) WithTags(tags map[string]string) client.MetricsHandler {
 // left out.
 func (r recorder) key(name string) string {
 	parts := []string{name}
-	for _, k := range []string{MetricTagKind, MetricTagStatus} {
+	for _, k := range ourTags {
 		if v, ok := r.tags[k]; ok {
 			parts = append(parts, k+"="+v)
 		}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -198,51 +197,8 @@ func TestIsStaleCursor(t *testing.T) {
 	require.False(t, IsStaleCursor(errors.New("x")))
 }
 
-// captureMetrics records counter totals by name and sorted tags, e.g. `connectflow_reconcile_movements{outcome=applied}`.
-type captureMetrics struct {
-	tags   map[string]string
-	totals map[string]int64
-}
-
-type counterFunc func(int64)
-
-func (f counterFunc) Inc(d int64) { f(d) }
-
-type nopGauge struct{}
-
-func (nopGauge) Update(float64) {}
-
-type nopTimer struct{}
-
-func (nopTimer) Record(time.Duration) {}
-
-func (c captureMetrics) WithTags(tags map[string]string) client.MetricsHandler {
-	merged := map[string]string{}
-	for k, v := range c.tags {
-		merged[k] = v
-	}
-	for k, v := range tags {
-		merged[k] = v
-	}
-	return captureMetrics{tags: merged, totals: c.totals}
-}
-
-func (c captureMetrics) Counter(name string) client.MetricsCounter {
-	key := name
-	if v, ok := c.tags["outcome"]; ok {
-		key += "{outcome=" + v + "}"
-	}
-	if v, ok := c.tags["result"]; ok {
-		key += "{result=" + v + "}"
-	}
-	return counterFunc(func(d int64) { c.totals[key] += d })
-}
-
-func (c captureMetrics) Gauge(string) client.MetricsGauge { return nopGauge{} }
-func (c captureMetrics) Timer(string) client.MetricsTimer { return nopTimer{} }
-
 func TestReconcileRunReportsMetrics(t *testing.T) {
-	m := captureMetrics{tags: map[string]string{}, totals: map[string]int64{}}
+	m := newRecorder()
 	var s testsuite.WorkflowTestSuite
 	s.SetMetricsHandler(m)
 	e := s.NewTestWorkflowEnvironment()
@@ -251,14 +207,15 @@ func TestReconcileRunReportsMetrics(t *testing.T) {
 	f.register(e)
 	e.ExecuteWorkflow(ReconcileWorkflow, ReconcileInput{})
 	require.NoError(t, e.GetWorkflowError())
+	got := m.ours()
 	for name, want := range map[string]int64{
-		MetricReconcileRuns + "{result=ok}":                  1,
-		MetricReconcilePages:                                 2,
-		MetricReconcileMovements + "{outcome=seen}":          4,
-		MetricReconcileMovements + "{outcome=applied}":       2,
-		MetricReconcileMovements + "{outcome=already_known}": 1,
-		MetricReconcileMovements + "{outcome=unmatched}":     1,
+		MetricReconcileRuns + " result=ok":                  1,
+		MetricReconcilePages:                                2,
+		MetricReconcileMovements + " outcome=seen":          4,
+		MetricReconcileMovements + " outcome=applied":       2,
+		MetricReconcileMovements + " outcome=already_known": 1,
+		MetricReconcileMovements + " outcome=unmatched":     1,
 	} {
-		require.Equal(t, want, m.totals[name], name)
+		require.Equal(t, want, got[name], name)
 	}
 }
