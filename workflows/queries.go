@@ -26,16 +26,20 @@ func QuerySettledSince(t time.Time) string {
 // QueryAwaitingUser finds the running transfers of reference ref still awaiting their user: the ones a new
 // session for ref supersedes, or that make a start with if_busy=refuse fail.
 func QueryAwaitingUser(ref string) string {
-	return "WorkflowType = 'TransferWorkflow' AND ExecutionStatus = 'Running' AND ConnectReferenceID = " +
-		QueryString(ref) + " AND TransferStatus = '" + string(StatusAwaitingUser) + "'"
+	return runningOfReference(ref, "TransferStatus = '"+string(StatusAwaitingUser)+"'")
 }
 
 // QueryBeforeUser finds the running transfers of reference ref that have not reached their user's action yet
 // (creating_session or awaiting_user). Listed once a new session for ref is open, none of them means there is
 // no transfer for that session to supersede; one of them means there may be (SignalMatching decides).
 func QueryBeforeUser(ref string) string {
+	return runningOfReference(ref, "TransferStatus IN ('"+string(StatusCreatingSession)+"', '"+string(StatusAwaitingUser)+"')")
+}
+
+// runningOfReference finds the running transfers of reference ref that also match cond.
+func runningOfReference(ref, cond string) string {
 	return "WorkflowType = 'TransferWorkflow' AND ExecutionStatus = 'Running' AND ConnectReferenceID = " +
-		QueryString(ref) + " AND TransferStatus IN ('" + string(StatusCreatingSession) + "', '" + string(StatusAwaitingUser) + "')"
+		QueryString(ref) + " AND " + cond
 }
 
 // QueryString quotes s as a visibility query string literal: backslashes and single quotes are escaped, so no
