@@ -157,16 +157,16 @@ func (a *Activities) OpenReview(ctx context.Context, req ReviewRequest) (ReviewO
 	return ReviewOpened{}, fmt.Errorf("open review %s: %w", req.WorkflowID, err)
 }
 
-// OpenSessionRequest opens a transfer's Connect session. Before workflows.MachineV2 it then told the transfers
-// whose session the new one replaced (Connect keeps one session per reference), in the same activity
-// (Supersede); under it, it checks meanwhile whether there is anyone to tell (Others).
+// OpenSessionRequest opens a transfer's Connect session. Before ChangeSupersedeAfterSession it then told the
+// transfers whose session the new one replaced (Connect keeps one session per reference), in the same activity
+// (Supersede); under workflows.MachineV2 it then checks whether there is anyone to tell (Others).
 type OpenSessionRequest struct {
 	Session   connect.SessionRequest `json:"session"`
 	Supersede *SignalMatchingRequest `json:"supersede,omitempty"`
 	Others    *OthersCheck           `json:"others,omitempty"`
 }
 
-// OthersCheck asks, while the session opens, whether a visibility query lists any running workflow but one.
+// OthersCheck asks, once the session is open, whether a visibility query lists any running workflow but one.
 type OthersCheck struct {
 	Query   string `json:"query"`
 	Exclude string `json:"exclude,omitempty"` // the caller itself
