@@ -539,45 +539,55 @@ func (s *Server) onboarding(c *gin.Context, _ Caller) (int, any, *Problem) {
 	if len(errs) > 0 {
 		return 0, nil, invalid(errs...)
 	}
+	var token string
+	if p := s.runWorkflow(c, "onboarding", func(ctx context.Context) (err error) {
+		token, err = s.transfers.Onboarding(ctx, workflows.OnboardingRequest{Email: req.Email, Phone: req.PhoneNumber})
+		return err
+	}, func(appErr *temporal.ApplicationError) *Problem {
+		return newProblem(TypeOnboardingRefused, appErr.Message())
+	}); p != nil {
+		return 0, nil, p
+	}
+	return http.StatusOK, OnboardingResponse{Token: token}, nil
+}
+
+// runWorkflow runs a workflow that starts and ends within the request (onboarding, a reconciliation): Temporal's
+// health first, so an unreachable Temporal is a 503 at once rather than a timeout, then run within the API's
+// timeout. The workflow's own failure (an application error) is failed's problem with the error's type as its
+// code; any other error is temporalProblem's.
+func (s *Server) runWorkflow(c *gin.Context, what string, run func(context.Context) error,
+	failed func(*temporal.ApplicationError) *Problem) *Problem {
 	hctx, hcancel := context.WithTimeout(c.Request.Context(), s.quick)
 	defer hcancel()
 	if _, err := s.temporal.CheckHealth(hctx, &client.CheckHealthRequest{}); err != nil {
-		return 0, nil, unavailable(err)
+		return unavailable(err)
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
 	defer cancel()
-	token, err := s.transfers.Onboarding(ctx, workflows.OnboardingRequest{Email: req.Email, Phone: req.PhoneNumber})
-	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			p := newProblem(TypeOnboardingRefused, appErr.Message())
-			p.Code = appErr.Type()
-			return 0, nil, p
-		}
-		return 0, nil, s.temporalProblem(c, err, "onboarding")
+	err := run(ctx)
+	if err == nil {
+		return nil
 	}
-	return http.StatusOK, OnboardingResponse{Token: token}, nil
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		p := failed(appErr)
+		p.Code = appErr.Type()
+		return p
+	}
+	return s.temporalProblem(c, err, what)
 }
 
 // reconcileNow runs one Zero Hash reconciliation (GET /movements since the cursor) and answers its summary: the
 // schedule's run when the schedule exists, so it is listed under it in the UI. It takes no body.
 func (s *Server) reconcileNow(c *gin.Context, _ Caller) (int, any, *Problem) {
-	hctx, hcancel := context.WithTimeout(c.Request.Context(), s.quick)
-	defer hcancel()
-	if _, err := s.temporal.CheckHealth(hctx, &client.CheckHealthRequest{}); err != nil {
-		return 0, nil, unavailable(err)
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
-	defer cancel()
-	r, err := s.transfers.Reconcile(ctx)
-	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			p := newProblem(TypeReconcileFailed, fmt.Sprintf("run %s: %s", r.WorkflowID, appErr.Message()))
-			p.Code = appErr.Type()
-			return 0, nil, p
-		}
-		return 0, nil, s.temporalProblem(c, err, "reconcile")
+	var r transfer.Reconciled
+	if p := s.runWorkflow(c, "reconcile", func(ctx context.Context) (err error) {
+		r, err = s.transfers.Reconcile(ctx)
+		return err
+	}, func(appErr *temporal.ApplicationError) *Problem {
+		return newProblem(TypeReconcileFailed, fmt.Sprintf("run %s: %s", r.WorkflowID, appErr.Message()))
+	}); p != nil {
+		return 0, nil, p
 	}
 	return http.StatusOK, r, nil
 }
