@@ -44,6 +44,7 @@ const (
 	EnvRegisterSearchAttributes = "WORKER_REGISTER_SEARCH_ATTRIBUTES"
 	EnvLogLevel                 = "LOG_LEVEL"
 	EnvReconcileEvery           = "WORKER_RECONCILE_EVERY"
+	EnvGaugeInterval            = "WORKER_GAUGE_INTERVAL"
 	// Notifications to the platform (activities.NotifyPlatform); without a URL they are off.
 	EnvPlatformWebhookURL        = "PLATFORM_WEBHOOK_URL"
 	EnvPlatformWebhookSecret     = "PLATFORM_WEBHOOK_SECRET"
@@ -248,7 +249,10 @@ type Settings struct {
 	// RegisterSearchAttributes adds missing search attributes at start; turn it off where the worker's
 	// credentials may not (e.g. they were created with tcld on Temporal Cloud).
 	RegisterSearchAttributes bool
-	LogLevel                 slog.Level
+	// GaugeInterval is how often the visibility gauges (stalled, timed out, reviews, pending notifications) are
+	// counted, with MetricsAddr or AdminAddr; 0 turns the counting off on this worker.
+	GaugeInterval time.Duration
+	LogLevel      slog.Level
 }
 
 // TemporalSettings and Level are what the shared start-up needs (cmdmain.Settings).
@@ -317,6 +321,8 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 	s.Bool(&st.RegisterSearchAttributes, settings.Spec{Env: EnvRegisterSearchAttributes, Default: "true",
 		Aliases: aliasesOf(EnvRegisterSearchAttributes),
 		Usage:   "add missing search attributes to the namespace at start"})
+	s.Duration(&st.GaugeInterval, settings.Spec{Env: EnvGaugeInterval, Default: DefaultVisibilityInterval.String(),
+		Usage: "how often this worker counts the visibility gauges (4 CountWorkflowExecutions each time); 0 turns them off, e.g. on all replicas but a few"})
 	s.Level(&st.LogLevel, settings.Spec{Env: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error"})
 	s.Bool(&w.Deployment.UseVersioning, settings.Spec{Env: EnvWorkerVersioning, Default: "false",
 		Usage: "run as the Worker Deployment version WORKER_DEPLOYMENT_NAME + WORKER_BUILD_ID: transfers stay on the version that started them; a version gets work once it is made current (docs/versioning.md)"})
@@ -342,7 +348,22 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
+	if err := gaugeInterval(st.GaugeInterval); err != nil {
+		return nil, &settings.Error{Env: EnvGaugeInterval, Flag: settings.FlagName(EnvGaugeInterval), Err: err}
+	}
 	return st, nil
+}
+
+// minGaugeInterval keeps one worker's counts (4 visibility calls a round) well inside a namespace's visibility
+// rate limit.
+const minGaugeInterval = time.Second
+
+// gaugeInterval accepts 0 (off) or at least minGaugeInterval.
+func gaugeInterval(d time.Duration) error {
+	if d != 0 && d < minGaugeInterval {
+		return fmt.Errorf("must be 0 (off) or at least %s", minGaugeInterval)
+	}
+	return nil
 }
 
 // loadPlatformSecrets parses PLATFORM_WEBHOOK_SECRET and the file of PLATFORM_WEBHOOK_SECRET_FILE together; an

@@ -74,9 +74,23 @@ func TestLoadSettingsFromEnv(t *testing.T) {
 		w.Connect.WithdrawalScope != connect.ScopeWithdrawalRequest || w.Connect.Audience != "" || w.Connect.RequireSignature {
 		t.Fatalf("settings not loaded as given: %+v", st)
 	}
+	if st.GaugeInterval != DefaultVisibilityInterval {
+		t.Fatalf("GaugeInterval = %s, want the default %s", st.GaugeInterval, DefaultVisibilityInterval)
+	}
 	opts, err := st.Temporal.ClientOptions()
 	if err != nil || opts.Namespace != "payments" {
 		t.Fatalf("ClientOptions = %v, %v; want namespace payments", opts.Namespace, err)
+	}
+}
+
+func TestLoadSettingsGaugeInterval(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0": 0, "1s": time.Second, "2m": 2 * time.Minute} {
+		env := goodEnv(t)
+		env[EnvGaugeInterval] = in
+		st, err := LoadSettings(nil, env, &bytes.Buffer{})
+		if err != nil || st.GaugeInterval != want {
+			t.Errorf("%s=%s: GaugeInterval %v, %v; want %s", EnvGaugeInterval, in, st, err, want)
+		}
 	}
 }
 
@@ -171,6 +185,9 @@ func TestLoadSettingsNamesEachBadVariable(t *testing.T) {
 		{"metrics addr", func(e settings.MapEnv) { e[EnvMetricsAddr] = "9090" }, EnvMetricsAddr, "host:port"},
 		{"max activities", func(e settings.MapEnv) { e[EnvMaxConcurrentActivities] = "-1" }, EnvMaxConcurrentActivities, "negative"},
 		{"log level", func(e settings.MapEnv) { e[EnvLogLevel] = "loud" }, EnvLogLevel, "debug, info, warn or error"},
+		{"gauge interval negative", func(e settings.MapEnv) { e[EnvGaugeInterval] = "-30s" }, EnvGaugeInterval, "must not be negative"},
+		{"gauge interval too short", func(e settings.MapEnv) { e[EnvGaugeInterval] = "100ms" }, EnvGaugeInterval, "must be 0 (off) or at least 1s"},
+		{"gauge interval no unit", func(e settings.MapEnv) { e[EnvGaugeInterval] = "30" }, EnvGaugeInterval, "must be a duration such as 30s or 5m"},
 		{"empty task queue flag", func(e settings.MapEnv) {}, settings.EnvTemporalTaskQueue, "required"},
 	}
 	for _, tt := range tests {

@@ -57,11 +57,11 @@ func Run(ctx context.Context, st *Settings, opts client.Options, logger *slog.Lo
 		return fmt.Errorf("cannot reach Temporal at %s: %w", settings.HostPort(opts), err)
 	}
 	defer c.Close()
-	if metrics != nil {
+	if metrics != nil && st.GaugeInterval > 0 {
 		// The stalled, timed-out, review and notification gauges, from visibility; never blocks the worker.
 		watch, stop := context.WithCancel(context.Background())
 		defer stop()
-		metrics.WatchVisibility(watch, c, VisibilityOptions{})
+		metrics.WatchVisibility(watch, c, VisibilityOptions{Interval: st.GaugeInterval})
 	}
 	ready := NewReadiness(c, st.Worker.TaskQueue, opts.Identity)
 	if st.AdminAddr != "" {
