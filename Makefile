@@ -52,9 +52,9 @@ integration:
 FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDecodeSession connect:FuzzParseSessionJWT connect:FuzzStatusError \
 	zerohash:FuzzParseBalanceEvent zerohash:FuzzConstructBalanceEvent zerohash:FuzzWebhookVerifier zerohash:FuzzVerifyRequest \
 	zerohash:FuzzParseMovementsPage \
-	bridge:FuzzParseSDKRelay bridge:FuzzQueryLiteral bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
+	bridge:FuzzParseSDKRelay bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
 	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize internal/bridgeapp:FuzzParseSize internal/bridgeapp:FuzzLoadSettings \
-	transferapi:FuzzParseTokens transferapi:FuzzStartRequest workflows:FuzzWebhookID
+	transferapi:FuzzParseTokens transferapi:FuzzStartRequest workflows:FuzzWebhookID workflows:FuzzConnectIDQueries
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \

@@ -28,7 +28,7 @@ func TestLateLedgerMovement(t *testing.T) {
 	for _, c := range cases {
 		t.Run(string(c.final), func(t *testing.T) {
 			h := newHarness(t, harnessOptions{temporalTimeout: 200 * time.Millisecond})
-			h.temporal.running("ConnectTransferID = 'cx-1'", "deposit-T1")
+			h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectTransferID = 'cx-1'", "deposit-T1")
 			h.temporal.mu.Lock()
 			h.temporal.closed["deposit-T1"] = c.final
 			h.temporal.mu.Unlock()

@@ -12,7 +12,7 @@ import (
 // a router without Via (the bridge's balance webhook route) says webhook.
 func TestLedgerRouterRecordsVia(t *testing.T) {
 	f := newFakeTemporal()
-	f.running("ConnectTransferID = 'cx-1'", "deposit-D1")
+	f.running("WorkflowType = 'TransferWorkflow' AND ConnectTransferID = 'cx-1'", "deposit-D1")
 	for _, c := range []struct{ via, want string }{
 		{"", workflows.LedgerViaWebhook},
 		{workflows.LedgerViaReconciliation, workflows.LedgerViaReconciliation},

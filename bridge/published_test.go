@@ -53,7 +53,7 @@ func TestPublishedConnectHeaderSet(t *testing.T) {
 			}
 			body := readFile(t, filepath.Join("testdata", set.BodyFile))
 			h := newHarness(t, harnessOptions{clientID: "30da17fb-15b2-4723-a63c-0488356e1ed0"})
-			h.temporal.running("ConnectSessionID = '16b0e957-f3fd-41d0-b312-f2ec291de6e4'", c.signalTo)
+			h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = '16b0e957-f3fd-41d0-b312-f2ec291de6e4'", c.signalTo)
 			ts := strconv.FormatInt(time.Now().Unix(), 10)
 			sig, err := connect.Sign(testKey(t, 0), ts, http.MethodPost, c.url, body)
 			if err != nil {
@@ -250,7 +250,7 @@ func TestBalanceWebhookSchemes(t *testing.T) {
 	}
 	for _, timed := range []bool{false, true} {
 		h := newHarness(t, harnessOptions{zhSecret: "-", zhKey: &testKey(t, 1).PublicKey, zhRequireTS: timed})
-		h.temporal.running("ConnectTransferID = 'cx-1'", "deposit-T1")
+		h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectTransferID = 'cx-1'", "deposit-T1")
 		if got := h.send(t, rsaSigned(t, timed)); got.status != http.StatusOK || got.body != `{"outcome":"signaled"}` {
 			t.Fatalf("RSA timed=%v: %d %s", timed, got.status, got.body)
 		}
@@ -263,7 +263,7 @@ func TestBalanceWebhookSchemes(t *testing.T) {
 		}
 	}
 	h := newHarness(t, harnessOptions{zhRequireTS: true})
-	h.temporal.running("ConnectTransferID = 'cx-1'", "deposit-T1")
+	h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectTransferID = 'cx-1'", "deposit-T1")
 	if got := h.send(t, balanceWebhook(t, mv)); got.status != http.StatusOK {
 		t.Fatalf("timed HMAC with timestamps required: %d %s", got.status, got.body)
 	}
@@ -296,7 +296,7 @@ func TestLedgerMovementOf(t *testing.T) {
 // TestLedgerRouterOutsideTheBridge: RouteMovement is usable on its own (a reconciliation activity's path).
 func TestLedgerRouterOutsideTheBridge(t *testing.T) {
 	f := newFakeTemporal()
-	f.running("ConnectTransferID = 'wr-1'", "withdrawal-W1")
+	f.running("WorkflowType = 'TransferWorkflow' AND ConnectTransferID = 'wr-1'", "withdrawal-W1")
 	lr := bridge.LedgerRouter{Temporal: f}
 	route, err := lr.RouteMovement(t.Context(), "sol", zerohash.Movement{MovementID: "m9", Change: "0.010", WithdrawalRequestID: "wr-1"})
 	if err != nil || route.Outcome != bridge.LedgerSignaled || route.WorkflowID != "withdrawal-W1" || route.Movement.Change != "0.01" {

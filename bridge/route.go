@@ -242,20 +242,16 @@ const (
 	searchBackoff  = 200 * time.Millisecond
 )
 
-// find looks a transfer workflow up by its ConnectSessionID, else its ConnectTransferID; "" when none has it.
+// find looks a transfer workflow up by its ConnectSessionID, else its ConnectTransferID
+// (workflows.ConnectIDQueries); "" when none has it.
 func (r *router) find(ctx context.Context, sessionID, connectID string) (string, error) {
-	if sessionID == "" && connectID == "" {
-		return "", nil
+	queries := workflows.ConnectIDQueries(sessionID, connectID)
+	if len(queries) == 0 {
+		return "", nil // no id Connect issues looks like these, so no transfer carries them
 	}
 	for attempt := 1; ; attempt++ {
-		for _, q := range [...]struct{ attr, value string }{
-			{workflows.SearchConnectSessionID.GetName(), sessionID},
-			{workflows.SearchConnectTransferID.GetName(), connectID},
-		} {
-			if q.value == "" {
-				continue
-			}
-			id, err := r.search(ctx, q.attr, q.value)
+		for _, q := range queries {
+			id, err := r.search(ctx, q)
 			if err != nil || id != "" {
 				return id, err
 			}
@@ -271,24 +267,16 @@ func (r *router) find(ctx context.Context, sessionID, connectID string) (string,
 	}
 }
 
-const (
-	// maxSearchResults bounds one visibility lookup: a key names one transfer, plus reviews that carry it too.
-	maxSearchResults = 20
-	// maxLiteralLen is far above any id Connect issues (UUIDs), and keeps a query short.
-	maxLiteralLen = 256
-)
+// maxSearchResults bounds one visibility lookup: a key names one transfer, and a few in a bad case.
+const maxSearchResults = 20
 
-// search returns the transfer workflow (not a review) whose attr equals value, preferring a running one.
-func (r *router) search(ctx context.Context, attr, value string) (string, error) {
-	literal, ok := queryLiteral(value)
-	if !ok {
-		return "", nil // no id Connect issues looks like this, so no transfer carries it
-	}
+// search returns the transfer workflow a ConnectIDQueries query lists, preferring a running one.
+func (r *router) search(ctx context.Context, query string) (string, error) {
 	var resp *workflowservice.ListWorkflowExecutionsResponse
 	err := r.call(ctx, func(ctx context.Context) (err error) {
 		resp, err = r.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			PageSize: maxSearchResults,
-			Query:    attr + " = " + literal,
+			Query:    query,
 		})
 		return err
 	})
@@ -296,27 +284,6 @@ func (r *router) search(ctx context.Context, attr, value string) (string, error)
 		return "", err
 	}
 	return workflows.PickTransfer(resp.GetExecutions()), nil
-}
-
-// isTransferWorkflowID reports whether id is a workflows.WorkflowID, not a review's.
-func isTransferWorkflowID(id string) bool {
-	_, ok := workflows.TransferKindOf(id)
-	return ok
-}
-
-// queryLiteral quotes value for a visibility query. Only the characters of ids (UUIDs, hex, dashes) are allowed,
-// so no value can change the query.
-func queryLiteral(value string) (string, bool) {
-	if value == "" || len(value) > maxLiteralLen {
-		return "", false
-	}
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return "", false
-		}
-	}
-	return "'" + value + "'", true
 }
 
 // call runs one Temporal call under the per-call timeout.

@@ -23,7 +23,7 @@ import (
 // TestConnectRouting walks the one decision every route shares: signal the transfer, acknowledge what a closed
 // transfer already covers, or open a review; and answer 503 when Temporal does not take it.
 func TestConnectRouting(t *testing.T) {
-	sessionQuery := "ConnectSessionID = 'sess-9'"
+	sessionQuery := "WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-9'"
 	cases := []struct {
 		name      string
 		event     string
@@ -164,7 +164,7 @@ func TestConnectRouting(t *testing.T) {
 
 // TestBalanceRouting: movements reach their transfer by ConnectTransferID; strangers go to review.
 func TestBalanceRouting(t *testing.T) {
-	transferQuery := "ConnectTransferID = 'cx-1'"
+	transferQuery := "WorkflowType = 'TransferWorkflow' AND ConnectTransferID = 'cx-1'"
 	cases := []struct {
 		name     string
 		mv       zerohash.Movement
@@ -248,7 +248,7 @@ func TestBalanceRouting(t *testing.T) {
 // a repeat is answered duplicate without a signal, and callbacks that change nothing are not forwarded.
 func TestSDKEvents(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	h.temporal.running("ConnectSessionID = 'sess-1'", "deposit-T1")
+	h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-1'", "deposit-T1")
 	send := func(body string) answer { return h.send(t, sdkRelay(t, "sess-1", body)) }
 	for _, c := range []struct{ body, want string }{
 		{`{"type":"close"}`, `{"outcome":"signaled"}`},
@@ -287,7 +287,7 @@ func TestSDKEvents(t *testing.T) {
 		}
 	})
 	t.Run("transfer already closed", func(t *testing.T) {
-		h.temporal.running("ConnectSessionID = 'sess-2'", "deposit-T2")
+		h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-2'", "deposit-T2")
 		h.temporal.mu.Lock()
 		h.temporal.closed["deposit-T2"] = workflows.StatusConfirmed
 		h.temporal.mu.Unlock()

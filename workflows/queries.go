@@ -49,6 +49,44 @@ func QueryString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
+// MaxConnectIDLen bounds an id ConnectIDQueries looks up: far above any id Connect issues (UUIDs), and keeps a
+// query short.
+const MaxConnectIDLen = 256
+
+// ConnectIDQueries are the visibility queries that find the transfer a Connect event is about, in the order to
+// try: by its session id (ConnectSessionID), then by its Connect transfer id (ConnectTransferID). Each lists
+// transfer workflows only; choose among the results with PickTransfer. A value that is not an id as Connect
+// issues them (empty, over MaxConnectIDLen bytes, or with characters other than letters, digits and -_.:) gets
+// no query: no transfer carries it, and nothing in it reaches a query. The bridge's router and
+// transfer.Client.Redeliver both look up with it.
+func ConnectIDQueries(sessionID, connectID string) []string {
+	var out []string
+	for _, q := range [...]struct{ attr, value string }{
+		{SearchConnectSessionID.GetName(), sessionID},
+		{SearchConnectTransferID.GetName(), connectID},
+	} {
+		if connectIDLike(q.value) {
+			out = append(out, "WorkflowType = 'TransferWorkflow' AND "+q.attr+" = '"+q.value+"'")
+		}
+	}
+	return out
+}
+
+// connectIDLike reports whether value has only the characters of ids (UUIDs, hex, dashes), so it can be put
+// between quotes in a query as is.
+func connectIDLike(value string) bool {
+	if value == "" || len(value) > MaxConnectIDLen {
+		return false
+	}
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
 // PickTransfer is the transfer a visibility list by a Connect id (ConnectSessionID, ConnectTransferID) routes to:
 // the first running transfer listed, else the first listed; "" when none is a transfer (reviews carry the same
 // attributes). The bridge's router and transfer.Client.Redeliver both choose with it.

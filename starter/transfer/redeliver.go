@@ -200,17 +200,10 @@ func (c *Client) eventTransfer(ctx context.Context, st workflows.ReviewState) (s
 	if _, ok := workflows.TransferKindOf(st.Input.TransferWorkflowID); ok {
 		return st.Input.TransferWorkflowID, nil
 	}
-	for _, q := range [...]struct{ attr, value string }{
-		{workflows.SearchConnectSessionID.GetName(), sessionID},
-		{workflows.SearchConnectTransferID.GetName(), connectID},
-	} {
-		if q.value == "" {
-			continue
-		}
-		resp, err := c.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 20,
-			Query: "WorkflowType = 'TransferWorkflow' AND " + q.attr + " = " + workflows.QueryString(q.value)})
+	for _, q := range workflows.ConnectIDQueries(sessionID, connectID) {
+		resp, err := c.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 20, Query: q})
 		if err != nil {
-			return "", fmt.Errorf("find the transfer by %s: %w", q.attr, err)
+			return "", fmt.Errorf("find the transfer (%s): %w", q, err)
 		}
 		if id := workflows.PickTransfer(resp.GetExecutions()); id != "" {
 			return id, nil
