@@ -15,6 +15,12 @@ trap 'rm -f "$log"' EXIT
 for attempt in 1 2; do
 	before=$(ls "$corpus" 2>/dev/null)
 	if "$go" test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "./$pkg/" >"$log" 2>&1; then
+		if ! grep -q '^fuzz: elapsed' "$log"; then
+			# go test passes when -fuzz matches nothing: a renamed or removed target must not pass unfuzzed.
+			cat "$log"
+			echo "fuzz-one.sh: no fuzz target $name in ./$pkg/ (renamed? update FUZZ_TARGETS in the Makefile)"
+			exit 1
+		fi
 		tail -1 "$log"
 		exit 0
 	fi
