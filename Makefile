@@ -54,7 +54,7 @@ FUZZ_TARGETS := connect:FuzzParseEvent connect:FuzzVerifyWebhook connect:FuzzDec
 	zerohash:FuzzParseMovementsPage \
 	bridge:FuzzParseSDKRelay bridge:FuzzConnectMessage bridge:FuzzConnectHeaderChecks \
 	codec:FuzzDecode codec:FuzzParseKeys codec:FuzzKeysFileText internal/settings:FuzzParse internal/decimal:FuzzNormalize internal/bridgeapp:FuzzParseSize internal/bridgeapp:FuzzLoadSettings \
-	transferapi:FuzzParseTokens transferapi:FuzzStartRequest workflows:FuzzWebhookID workflows:FuzzConnectIDQueries
+	platformhook:FuzzVerify transferapi:FuzzParseTokens transferapi:FuzzStartRequest workflows:FuzzWebhookID workflows:FuzzConnectIDQueries
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ./$$pkg/ for $(FUZZTIME)"; \
