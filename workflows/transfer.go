@@ -73,6 +73,25 @@ const ChangeEdgeRules = "transfer-edge-rules"
 // Transfers started before it (no marker) replay and finish as they started.
 const ChangeSupersedeAfterSession = "supersede-after-session"
 
+// ChangeEveryConflictReviewed is the change id of two rules that make every conflicting event reach a person
+// (a review), found by a review of the workflow:
+//   - a final transfer that waits to close (for reviews being opened, notifications, update handlers) takes
+//     the signals delivered meanwhile, records each and sends a conflict to review, then waits again; before,
+//     it closed with them unread, and the bridge, whose signal had reached a running workflow, did not send them
+//     to review either;
+//   - a conflict taken while the transfer is stalled goes to review: a stalled transfer may still be ended by
+//     Connect with nobody resolving it. (A timed_out one ends only by a person's resolve, who sees the record.)
+//
+// It is asked lazily, only when one of those cases happens, so a transfer without them records no marker.
+// Executions that met a case before it (no marker) replay as they ran.
+const ChangeEveryConflictReviewed = "every-conflict-reviewed"
+
+// ChangeCloseKeptByOwnEvents is the change id of the rule that only a Connect event about this transfer (its
+// kind, its session, its Connect id) cancels a pending SDK close: before, any event did, one that was ignored or
+// a conflict too, and the transfer waited for its session to expire instead of being abandoned. Asked lazily,
+// only when such an event meets a pending close.
+const ChangeCloseKeptByOwnEvents = "close-kept-by-own-events"
+
 // Versions of ChangeStateMachine. Version 2 is the first change that adds a version to an existing change id
 // instead of a change id of its own: a change id costs every new transfer a marker and a TemporalChangeVersion
 // search-attribute upsert (a visibility write) for as long as its GetVersion call stays in the code.
@@ -190,6 +209,10 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		t.startNotifications(ctx)
 	}
 
+	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
+	sdk := workflow.GetSignalChannel(ctx, SignalSDKEvent)
+	ledger := workflow.GetSignalChannel(ctx, SignalLedger)
+	supersede := workflow.GetSignalChannel(ctx, SignalSupersede)
 	if c := in.Carry; c != nil && t.edge {
 		t.resume(ctx, c)
 	} else if err := t.createSession(ctx); err != nil {
@@ -197,7 +220,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		t.state.FailureReason = err.Error()
 		t.step(ctx, EventSessionRefused)
 		t.sync(ctx)
-		if ferr := t.finish(ctx); ferr != nil {
+		if ferr := t.finish(ctx, events, sdk, ledger, supersede); ferr != nil {
 			return TransferResult{}, ferr
 		}
 		return TransferResult{}, err
@@ -209,10 +232,6 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		}
 	}
 
-	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
-	sdk := workflow.GetSignalChannel(ctx, SignalSDKEvent)
-	ledger := workflow.GetSignalChannel(ctx, SignalLedger)
-	supersede := workflow.GetSignalChannel(ctx, SignalSupersede)
 	for !t.state.Final() && !t.runFull() {
 		t.armTimer(ctx)
 		sel := workflow.NewSelector(ctx)
@@ -254,7 +273,7 @@ func (t *transfer) close(ctx workflow.Context, events, sdk, ledger, supersede wo
 	}
 	t.drainSignals(ctx, events, sdk, ledger, supersede)
 	t.sync(ctx)
-	if err := t.finish(ctx); err != nil {
+	if err := t.finish(ctx, events, sdk, ledger, supersede); err != nil {
 		return t.result(), err
 	}
 	return t.result(), nil
@@ -485,9 +504,6 @@ func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveC
 	rec := EventRecord{Source: "connect", Name: ev.Name, Status: string(ev.Status), ReceivedAt: s.ReceivedAt}
 	e := EventOf(ev.Status)
 	reason := ReviewTransferConflict
-	if t.edge {
-		t.cancelClose(EffectIgnored) // a Connect event arrived: the user did not walk away
-	}
 	switch {
 	case ev.Kind != "" && ev.Kind != t.in.Kind, e == "":
 		rec.Effect = EffectIgnored
@@ -506,8 +522,17 @@ func (t *transfer) receiveConnectEvent(ctx workflow.Context, c workflow.ReceiveC
 			t.state.FailureReason = ev.FailureReason
 		}
 	}
+	if t.edge && t.closing != nil {
+		// A Connect event about this transfer arrived: the user did not walk away. Under
+		// ChangeCloseKeptByOwnEvents an ignored or conflicting one (another kind, session or Connect id) is not
+		// about this transfer and leaves the close pending.
+		own := rec.Effect != EffectConflict && (ev.Kind == "" || ev.Kind == t.in.Kind)
+		if own || workflow.GetVersion(ctx, ChangeCloseKeptByOwnEvents, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			t.cancelClose(EffectIgnored)
+		}
+	}
 	t.record(ctx, key, rec)
-	if rec.Effect == EffectConflict && !Resolvable(t.state.Status) {
+	if rec.Effect == EffectConflict && t.reviewsConflicts(ctx) {
 		t.toReview(ctx, key, SignalReviewEvent, EventSignal{Event: ev, ReceivedAt: rec.ReceivedAt},
 			ReviewInput{Reason: reason, Kind: ev.Kind, ConnectTransferID: ev.TransferID, SessionID: ev.SessionID})
 	}
@@ -711,10 +736,23 @@ func (t *transfer) receiveLedger(ctx workflow.Context, c workflow.ReceiveChannel
 		}
 	}
 	t.record(ctx, key, rec)
-	if rec.Effect == EffectConflict && !Resolvable(t.state.Status) {
+	if rec.Effect == EffectConflict && t.reviewsConflicts(ctx) {
 		t.toReview(ctx, key, SignalLedger, m, ReviewInput{Reason: ReviewLedgerMismatch, Kind: t.in.Kind,
 			ConnectTransferID: t.state.ConnectTransferID, SessionID: t.state.SessionID})
 	}
+}
+
+// reviewsConflicts reports whether a conflict taken now goes to review. In a status a person resolves it stays in
+// the record for them, but a stalled transfer can still be ended by Connect with nobody resolving it, so under
+// ChangeEveryConflictReviewed only timed_out keeps its conflicts for the resolver.
+func (t *transfer) reviewsConflicts(ctx workflow.Context) bool {
+	switch t.state.Status {
+	case StatusTimedOut:
+		return false
+	case StatusStalled:
+		return workflow.GetVersion(ctx, ChangeEveryConflictReviewed, workflow.DefaultVersion, 1) >= 1
+	}
+	return !Resolvable(t.state.Status)
 }
 
 // LedgerMatches reports whether movement m can settle a transfer started with in: its asset is the transfer's
@@ -857,7 +895,7 @@ func (t *transfer) background(ctx workflow.Context, what string, f workflow.Futu
 
 // drainSignals records whatever was signalled before the workflow closes, so nothing Temporal accepted is lost.
 func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) {
-	for {
+	for ; ; t.queueNotifications() { // each status change is notified with the data of its own event
 		switch {
 		case events.Len() > 0:
 			t.receiveConnectEvent(ctx, events)
@@ -873,12 +911,23 @@ func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, super
 	}
 }
 
-// finish waits for background activities and in-flight update handlers (the session update) so callers get
-// their answer and every review is open before the workflow closes.
-func (t *transfer) finish(ctx workflow.Context) error {
-	return workflow.Await(ctx, func() bool {
-		return t.pending == 0 && workflow.AllHandlersFinished(ctx) && t.notificationsIdle()
-	})
+// finish waits for background activities, in-flight update handlers (the session update) and notifications, so
+// callers get their answer and every review is open before the workflow closes. Under ChangeEveryConflictReviewed
+// the signals delivered while it waits are taken (recorded; a conflict goes to review), and it waits again.
+func (t *transfer) finish(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) error {
+	for {
+		if err := workflow.Await(ctx, func() bool {
+			return t.pending == 0 && workflow.AllHandlersFinished(ctx) && t.notificationsIdle()
+		}); err != nil {
+			return err
+		}
+		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 ||
+			workflow.GetVersion(ctx, ChangeEveryConflictReviewed, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return nil
+		}
+		t.drainSignals(ctx, events, sdk, ledger, supersede)
+		t.sync(ctx)
+	}
 }
 
 // result is the state without the session, so without its JWT.
