@@ -22,10 +22,11 @@ const historiesDir = "../workflows/testdata/histories"
 // workflows.ChangeEdgeRules, workflows.ChangePlatformNotifications and workflows.ChangeSupersedeAfterSession
 // (histories recorded with the edge rules
 // alone are named "_edge1", through checkReplayFile); "_v4" runs workflows.MachineV2 (ChangeStateMachine version
-// 2: one marker, kept timers, superseding only when OpenSession saw another transfer of the reference). Histories
+// 2: one marker, kept timers, superseding only when OpenSession saw another transfer of the reference); "_v5" adds
+// workflows.ChangeEveryConflictReviewed and workflows.ChangeCloseKeptByOwnEvents (each asked only in its case). Histories
 // without a suffix ran on the code before. A change under a new patch version bumps it, so the new code's
 // histories are added next to the old ones.
-const historySuffix = "_v4"
+const historySuffix = "_v5"
 
 // checkReplay replays a finished workflow's real history against today's code, and with UPDATE_HISTORIES=1
 // records it for the workflows package's replay test, so later changes are checked against it. A history already

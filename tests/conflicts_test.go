@@ -1,0 +1,118 @@
+package tests
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/connectflow/connectflow/connect"
+	"github.com/connectflow/connectflow/connecttest"
+	"github.com/connectflow/connectflow/workflows"
+)
+
+// The cases of workflows.ChangeEveryConflictReviewed and workflows.ChangeCloseKeptByOwnEvents (found by a review)
+// on a real server, each recorded for the replay test. Histories of the same cases recorded on the code before
+// (no marker: "_v4") replay there too, on the old rules.
+
+// reviewOpened waits for the review workflow of an event's dedupe key.
+func (s *stack) reviewOpened(key string) {
+	s.t.Helper()
+	eventually(s.t, "the review of "+key, func() bool {
+		_, err := s.client.DescribeWorkflowExecution(s.ctx(), workflows.ReviewWorkflowID(key), "")
+		return err == nil
+	})
+}
+
+// A Connect event signalled while the session request is failing (slowly) is taken by the closing transfer and,
+// contradicting session_failed, sent to review; before, the workflow closed with it unread.
+func TestSignalDuringAFailingSessionIsReviewed(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	if err := s.sandbox.Fail(connecttest.EndpointSessions, connecttest.Fault{Status: http.StatusForbidden,
+		Latency: 3 * time.Second, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.startWorker()
+	const id = "late-signal"
+	wf := workflows.WorkflowID(connect.KindDeposit, id)
+	started := make(chan error, 1)
+	go func() {
+		_, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: id,
+			ReferenceID: "USERLS"})
+		started <- err
+	}()
+	eventually(t, "the transfer running", func() bool {
+		_, err := s.client.DescribeWorkflowExecution(s.ctx(), wf, "")
+		return err == nil
+	})
+	ev := event(connect.KindDeposit, connect.StatusConfirmed, "cx-late-signal", "sess-unknown")
+	s.signal(connect.KindDeposit, id, ev)
+	if err := <-started; err == nil {
+		t.Fatal("the session was refused (403), but the start succeeded")
+	}
+	if _, err := s.result(connect.KindDeposit, id); err == nil {
+		t.Fatal("want the workflow failed with the session's error")
+	}
+	s.reviewOpened(ev.DedupeKey)
+	s.checkReplayFile(wf, recordFile("deposit_session_failed_late_signal"))
+}
+
+// A ledger movement of the wrong amount taken while the transfer is stalled goes to review: here Connect then
+// confirms it and the right movement settles it, so nobody resolves the stalled transfer and the record alone
+// would show the conflict to no one.
+func TestConflictWhileStalledIsReviewed(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	const id = "stalled-conflict"
+	started := s.start(workflows.TransferInput{Kind: connect.KindWithdrawal, TransferID: id, ReferenceID: "USERSC",
+		AwaitLedger: true, Timeouts: workflows.Timeouts{Stall: 2 * time.Second}}) // 0.5 BTC
+	const cx = "cx-stalled-conflict"
+	s.signal(connect.KindWithdrawal, id, event(connect.KindWithdrawal, connect.StatusInitiated, cx, started.SessionID))
+	eventually(t, "stalled", func() bool { return s.state(started.WorkflowID).Status == workflows.StatusStalled })
+	ledger := func(m workflows.LedgerMovement) {
+		t.Helper()
+		if err := s.client.SignalWorkflow(s.ctx(), started.WorkflowID, "", workflows.SignalLedger, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ledger(workflows.LedgerMovement{MovementID: "m-wrong", MovementType: "withdrawal", Asset: "BTC", Change: "-0.4"})
+	s.signal(connect.KindWithdrawal, id, event(connect.KindWithdrawal, connect.StatusConfirmed, cx, started.SessionID))
+	ledger(workflows.LedgerMovement{MovementID: "m-right", MovementType: "withdrawal", Asset: "BTC", Change: "-0.5"})
+	r, err := s.result(connect.KindWithdrawal, id)
+	if err != nil || r.Status != workflows.StatusSettled {
+		t.Fatalf("result %+v, %v; want settled", r, err)
+	}
+	s.reviewOpened("ledger:m-wrong")
+	s.checkReplayFile(started.WorkflowID, recordFile("withdrawal_stalled_conflict_reviewed"))
+}
+
+// A signed event that names the transfer but another session, arriving while the user's close waits out its
+// grace, is a conflict (sent to review), not the user coming back: the close still abandons the transfer at the
+// end of its grace, not at the session's expiry.
+func TestAttackEventOfAnotherSessionDoesNotKeepAClosedTransfer(t *testing.T) {
+	s := newStack(t, connecttest.Options{SessionTTL: 20 * time.Second})
+	s.startWorker()
+	a := s.newAttacker()
+	rig := s.startBridge(bridgeOptions{})
+	const id = "atk-keep"
+	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: id, ReferenceID: "USERKC",
+		Timeouts: workflows.Timeouts{CloseGrace: 3 * time.Second}})
+	if err := s.client.SignalWorkflow(s.ctx(), started.WorkflowID, "", workflows.SignalSDKEvent,
+		workflows.SDKEvent{Type: workflows.SDKTypeClose, DedupeKey: "close-1"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the close deferred", func() bool { return len(s.state(started.WorkflowID).Events) == 2 })
+	body := depositEvent("initiated", id, "sess-attacker")
+	if status, answer := a.webhook(rig, body, ""); status != http.StatusOK {
+		t.Fatalf("forged-session webhook: %d %s", status, answer)
+	}
+	ev, err := connect.ParseEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.reviewOpened(ev.DedupeKey)
+	r, err := s.result(connect.KindDeposit, id)
+	if err != nil || r.Status != workflows.StatusAbandoned || r.Events[1].Effect != workflows.EffectApplied {
+		t.Fatalf("result %+v, %v; want abandoned by the close", r, err)
+	}
+	s.checkReplayFile(started.WorkflowID, recordFile("deposit_close_kept_by_foreign_event"))
+}
