@@ -130,3 +130,17 @@ func TestCloseIsKeptByEventsNotAboutTheTransfer(t *testing.T) {
 		})
 	}
 }
+
+// Found by a review: a transfer that ends otherwise (here its session expires) while a close waits out its grace
+// records that close as ignored, not as deferred for ever.
+func TestCloseDeferredWhenTheSessionExpiresIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	in := deposit()
+	in.Timeouts.SessionExpiry, in.Timeouts.CloseGrace = 2*time.Minute, 5*time.Minute
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusExpired, r.Status)
+	require.Equal(t, "sdk::ignored", effects(r)[1])
+}
