@@ -258,7 +258,8 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if !t.state.Final() {
 		return t.continueAsNew(ctx, events, sdk, ledger, supersede)
 	}
-	t.cancelClose(EffectIgnored) // ended otherwise (expired, superseded) during a close's grace: the close did nothing
+	// Ended otherwise (expired, superseded) during a close's grace: the close did nothing.
+	t.cancelClose(EffectIgnored)
 	if t.timer != nil && t.machine < MachineV2 { // MachineV2 leaves it to lapse with the workflow
 		t.timer.cancel()
 		t.timer = nil
