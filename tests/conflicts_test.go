@@ -93,9 +93,9 @@ func TestAttackEventOfAnotherSessionDoesNotKeepAClosedTransfer(t *testing.T) {
 	s.startWorker()
 	a := s.newAttacker()
 	rig := s.startBridge(bridgeOptions{})
-	const id = "atk-keep"
+	const id, grace = "atk-keep", 3 * time.Second
 	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: id, ReferenceID: "USERKC",
-		Timeouts: workflows.Timeouts{CloseGrace: 3 * time.Second}})
+		Timeouts: workflows.Timeouts{CloseGrace: grace}})
 	if err := s.client.SignalWorkflow(s.ctx(), started.WorkflowID, "", workflows.SignalSDKEvent,
 		workflows.SDKEvent{Type: workflows.SDKTypeClose, DedupeKey: "close-1"}); err != nil {
 		t.Fatal(err)
@@ -113,6 +113,10 @@ func TestAttackEventOfAnotherSessionDoesNotKeepAClosedTransfer(t *testing.T) {
 	r, err := s.result(connect.KindDeposit, id)
 	if err != nil || r.Status != workflows.StatusAbandoned || r.Events[1].Effect != workflows.EffectApplied {
 		t.Fatalf("result %+v, %v; want abandoned by the close", r, err)
+	}
+	// The forged event must have come within the grace, or the close would have abandoned the transfer anyway.
+	if len(r.Events) < 3 || r.Events[2].Effect != workflows.EffectConflict || !r.Events[2].ReceivedAt.Before(r.Events[1].ReceivedAt.Add(grace)) {
+		t.Fatalf("events %+v: want the forged event recorded as a conflict within the close's grace", r.Events)
 	}
 	s.checkReplayFile(started.WorkflowID, recordFile("deposit_close_kept_by_foreign_event"))
 }

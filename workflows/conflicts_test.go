@@ -2,13 +2,16 @@ package workflows
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
@@ -143,4 +146,147 @@ func TestCloseDeferredWhenTheSessionExpiresIsIgnored(t *testing.T) {
 	r := e.result()
 	require.Equal(t, StatusExpired, r.Status)
 	require.Equal(t, "sdk::ignored", effects(r)[1])
+}
+
+// Found by a review of ChangeEveryConflictReviewed: finish's loop took signals with no per-run budget. A
+// final transfer whose closing waits for a review keeps taking conflicting events (each opening a review it
+// then waits for) for as long as they keep coming: SignalsPerRun, which bounds every other part of a run, is not
+// applied, so one execution's history grows without bound under a stream of distinct conflicting events.
+func TestFinishTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestWorkflowEnvironment()
+	e.RegisterWorkflow(TransferWorkflow)
+	e.RegisterActivity(&activities.Activities{})
+	var mu sync.Mutex
+	reviews := 0
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
+		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reviews++
+			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
+		})
+	te := env{TestWorkflowEnvironment: e, t: t}
+	te.openSession(true, 0)
+	in := deposit()
+	in.Asset, in.Amount = "BTC", "0.013"
+	in.SignalsPerRun = 10
+	te.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
+	te.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	const flood = 100 // one distinct contradicting event every 5 minutes for 8h20m
+	for i := range flood {
+		s := ev(connect.KindDeposit, connect.StatusFailed)
+		s.Event.DedupeKey = fmt.Sprintf("deposit:cx-1:failed:%d", i)
+		te.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
+	}
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := te.result() // completed, not continued as new
+	conflicts := 0
+	for _, x := range effects(r) {
+		if x == "connect:failed:conflict" {
+			conflicts++
+		}
+	}
+	t.Logf("final %s; one run took %d conflicting signals after it was final and opened %d reviews; closed at %s",
+		r.Status, conflicts, reviews, e.Now().Sub(r.Events[0].ReceivedAt))
+	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
+		"a run takes at most SignalsPerRun signals (continueAsNew's contract); finish took every one of the flood")
+}
+
+// Found by a review: the main loop's exit recorded a close pending when the transfer ends otherwise as ignored, but only
+// on the main loop's way out. A transfer that becomes final in continueAsNew's drain (here superseded, delivered
+// in the same workflow task as the close that filled the run) closes through close() directly and keeps the
+// close's record "deferred" for ever.
+func TestCloseDeferredWhenFinalInContinueAsNewDrainIsIgnored(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestWorkflowEnvironment()
+	e.RegisterWorkflow(TransferWorkflow)
+	e.RegisterActivity(&activities.Activities{})
+	// Opening a review takes ten minutes: continueAsNew waits for it before the hand-over.
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
+		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
+		})
+	te := env{TestWorkflowEnvironment: e, t: t}
+	te.openSession(true, 0)
+	in := deposit()
+	in.Asset, in.Amount = "BTC", "0.013"
+	in.SignalsPerRun = 2
+	in.Timeouts.CloseGrace = time.Hour
+	te.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"}) // deferred
+	// A conflicting movement fills the run; its review (until 12m) holds continueAsNew, which then drains the
+	// supersede that arrived meanwhile: the transfer is final and closes without the main loop's cancelClose.
+	te.signalAt(2*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
+	te.signalAt(3*time.Minute, SignalSupersede, Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer"})
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := te.result()
+	require.Equal(t, StatusSuperseded, r.Status)
+	require.Equal(t, "sdk::ignored", effects(r)[1], "effects %v", effects(r))
+}
+
+// Found by a review (a test gap): nothing pins ChangeCloseKeptByOwnEvents' DefaultVersion branch (the _v4 history replays
+// without the gate, docs/versioning.md). This passes today and fails if the gate is removed.
+func TestCloseKeptByOwnEventsDefaultVersionKeepsOldRule(t *testing.T) {
+	e := newEnv(t)
+	e.sessionOK()
+	e.OnGetVersion(ChangeCloseKeptByOwnEvents, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	in := deposit()
+	in.Timeouts.CloseGrace = 5 * time.Minute
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"})
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindWithdrawal, connect.StatusInitiated))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	require.Equal(t, StatusExpired, r.Status, "effects %v", effects(r))
+	require.Equal(t, "sdk::ignored", effects(r)[1])
+}
+
+// Found by a review: queueNotifications in drainSignals (no patch) moved a NotifyPlatform command to an
+// earlier workflow task when continueAsNew drains a status change together with a conflict: the conflict's review
+// makes continueAsNew's Await yield between the drain and the sync, and the deliver coroutine, which used to see an
+// empty outbox until that sync (or carryNotifications), now schedules the notification in the drain's task. A
+// history recorded before the change has the NotifyPlatform command one task later, after the review's completion
+// and the upsert: replaying it on this code fails (commands matched in order). Here the notification of initiated
+// is scheduled at 11m (the drain) instead of 21m (the hand-over, when the second review completed).
+func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestWorkflowEnvironment()
+	e.RegisterWorkflow(TransferWorkflow)
+	e.RegisterActivity(&activities.Activities{})
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
+		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
+		})
+	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: time.Hour}, nil)
+	te := env{TestWorkflowEnvironment: e, t: t}
+	te.openSession(true, 0)
+	start := e.Now()
+	var mu sync.Mutex
+	scheduled := map[string]time.Duration{}
+	e.OnActivity(act.NotifyPlatform, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notification) error {
+		mu.Lock()
+		defer mu.Unlock()
+		scheduled[n.Data.Status] = e.Now().Sub(start).Round(time.Minute)
+		return nil
+	})
+	in := deposit()
+	in.Asset, in.Amount = "BTC", "0.013"
+	in.SignalsPerRun = 2
+	te.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1", Asset: "ETH", Change: "0.013"})  // review until 11m
+	te.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"}) // fills the run
+	te.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	te.signalAt(4*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-2", Asset: "ETH", Change: "0.013"}) // review 11m..21m
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	t.Logf("NotifyPlatform ran at %v", scheduled)
+	_, early := scheduled["initiated"]
+	require.False(t, early, "the notification of initiated was scheduled in the drain's workflow task, not handed over")
+	var next TransferInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.Carry.Notify)
+	var carried []string
+	for _, n := range next.Carry.Notify.Outbox {
+		carried = append(carried, n.Data.Status)
+	}
+	require.Equal(t, []string{"initiated"}, carried, "the next run delivers it")
 }

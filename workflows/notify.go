@@ -93,6 +93,8 @@ type statusChange struct {
 	from, to Status
 	at       time.Time
 	span     any // the trace span of what caused it (signalspan): its notification is traced under it
+	// data is the notification's data as of the change's own event (freezeNotifications); nil: as of the sync.
+	data *activities.NotificationData
 }
 
 // queued is one notification in the outbox, with the span of the change that caused it (nil after a
@@ -140,30 +142,54 @@ func (t *transfer) changed(ctx workflow.Context, from, to Status) {
 	}
 }
 
-// queueNotifications turns the status changes since the last sync into notifications, with the state as it is
-// now (so an event's tx hash or failure reason, absorbed after the step, is in them).
+// freezeNotifications fixes the data of the status changes not yet frozen as the state is now, so that when
+// several signals are taken before one sync each change is notified with its own event's data (an event's tx hash
+// or failure reason is absorbed after its step). It queues nothing: the outbox, which the delivery coroutine
+// reads, changes only at queueNotifications, so no command moves to an earlier workflow task.
+func (t *transfer) freezeNotifications() {
+	if !t.notify.enabled {
+		return
+	}
+	for i := range t.notify.changes {
+		if c := &t.notify.changes[i]; c.data == nil {
+			d := t.notificationData(*c)
+			c.data = &d
+		}
+	}
+}
+
+// notificationData is a change's notification data (all but its sequence number) with the state as it is now.
+func (t *transfer) notificationData(c statusChange) activities.NotificationData {
+	resolvedBy := ""
+	if r := t.state.Resolution; r != nil {
+		resolvedBy = r.Operator
+	}
+	return activities.NotificationData{
+		WorkflowID: t.state.WorkflowID, Kind: string(t.in.Kind), TransferID: t.in.TransferID,
+		ReferenceID: t.in.ReferenceID, Status: string(c.to), PreviousStatus: string(c.from),
+		Asset: t.state.Asset, Network: t.state.Network, Amount: t.state.Amount,
+		TxHash: t.state.TxHash, ConnectTransferID: t.state.ConnectTransferID,
+		FailureReason: t.state.FailureReason, ResolvedBy: resolvedBy,
+	}
+}
+
+// queueNotifications turns the status changes since the last sync into notifications, each with its frozen data,
+// or with the state as it is now (so an event's tx hash or failure reason, absorbed after the step, is in them).
 func (t *transfer) queueNotifications() {
 	if !t.notify.enabled {
 		return
 	}
+	t.freezeNotifications()
 	for _, c := range t.notify.changes {
 		ns := t.state.Notifications
 		ns.Sequence++
-		resolvedBy := ""
-		if r := t.state.Resolution; r != nil {
-			resolvedBy = r.Operator
-		}
+		data := *c.data
+		data.Sequence = ns.Sequence
 		t.notify.outbox = append(t.notify.outbox, queued{span: c.span, Notification: activities.Notification{
 			WebhookID: WebhookID(t.state.WorkflowID, ns.Sequence),
 			Type:      string(t.in.Kind) + "." + string(c.to),
 			Timestamp: c.at,
-			Data: activities.NotificationData{
-				WorkflowID: t.state.WorkflowID, Kind: string(t.in.Kind), TransferID: t.in.TransferID,
-				ReferenceID: t.in.ReferenceID, Status: string(c.to), PreviousStatus: string(c.from),
-				Sequence: ns.Sequence, Asset: t.state.Asset, Network: t.state.Network, Amount: t.state.Amount,
-				TxHash: t.state.TxHash, ConnectTransferID: t.state.ConnectTransferID,
-				FailureReason: t.state.FailureReason, ResolvedBy: resolvedBy,
-			},
+			Data:      data,
 		}})
 	}
 	t.notify.changes = t.notify.changes[:0]

@@ -250,7 +250,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		// MachineV2: whatever else is ready in this workflow task is taken before the sync, so signals delivered
 		// together cost one upsert of their final values, not one each.
 		for t.machine >= MachineV2 && sel.HasPending() && !t.state.Final() && !t.runFull() {
-			t.queueNotifications() // each status change is notified with the data of its own event
+			t.freezeNotifications() // each status change is notified with the data of its own event
 			sel.Select(ctx)
 		}
 		t.sync(ctx)
@@ -258,8 +258,6 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	if !t.state.Final() {
 		return t.continueAsNew(ctx, events, sdk, ledger, supersede)
 	}
-	// Ended otherwise (expired, superseded) during a close's grace: the close did nothing.
-	t.cancelClose(EffectIgnored)
 	if t.timer != nil && t.machine < MachineV2 { // MachineV2 leaves it to lapse with the workflow
 		t.timer.cancel()
 		t.timer = nil
@@ -270,6 +268,8 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 // close ends a final transfer: it waits for its notifications to be acknowledged, records every signal delivered
 // meanwhile, upserts what changed, lets background activities and update handlers finish, and returns the result.
 func (t *transfer) close(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
+	// Ended otherwise (expired, superseded) during a close's grace: the close did nothing.
+	t.cancelClose(EffectIgnored)
 	if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
 		return t.result(), err
 	}
@@ -897,7 +897,10 @@ func (t *transfer) background(ctx workflow.Context, what string, f workflow.Futu
 
 // drainSignals records whatever was signalled before the workflow closes, so nothing Temporal accepted is lost.
 func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) {
-	for ; ; t.queueNotifications() { // each status change is notified with the data of its own event
+	for ; ; t.freezeNotifications() { // each status change is notified with the data of its own event
+		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() > 0 {
+			t.received++ // counted against the run's budget (finish)
+		}
 		switch {
 		case events.Len() > 0:
 			t.receiveConnectEvent(ctx, events)
@@ -915,7 +918,10 @@ func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, super
 
 // finish waits for background activities, in-flight update handlers (the session update) and notifications, so
 // callers get their answer and every review is open before the workflow closes. Under ChangeEveryConflictReviewed
-// the signals delivered while it waits are taken (recorded; a conflict goes to review), and it waits again.
+// the signals delivered while it waits are taken (recorded; a conflict goes to review), and it waits again, as
+// long as the run has taken fewer than in.SignalsPerRun signals: a final transfer cannot hand over to a new run
+// without first waiting for the reviews its last signals opened, so past that budget (only a flood reaches it) it
+// closes with the rest unread, and says so in its log.
 func (t *transfer) finish(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) error {
 	for {
 		if err := workflow.Await(ctx, func() bool {
@@ -923,8 +929,13 @@ func (t *transfer) finish(ctx workflow.Context, events, sdk, ledger, supersede w
 		}); err != nil {
 			return err
 		}
-		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 ||
-			workflow.GetVersion(ctx, ChangeEveryConflictReviewed, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		waiting := events.Len() + sdk.Len() + ledger.Len() + supersede.Len()
+		if waiting == 0 || workflow.GetVersion(ctx, ChangeEveryConflictReviewed, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return nil
+		}
+		if t.runFull() {
+			workflow.GetLogger(ctx).Warn("transfer closes with signals unread: its run took the signals it may (SignalsPerRun)",
+				"unread", waiting, "status", string(t.state.Status))
 			return nil
 		}
 		t.drainSignals(ctx, events, sdk, ledger, supersede)
