@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -289,4 +290,46 @@ func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
 		carried = append(carried, n.Data.Status)
 	}
 	require.Equal(t, []string{"initiated"}, carried, "the next run delivers it")
+}
+
+// Found by a review: the budget finish applies (SignalsPerRun) was bypassed by awaitNotifications, which
+// close() runs before finish and which drained every signal, unbounded, for as long as a notification is in
+// flight (up to PLATFORM_WEBHOOK_RETRY_FOR). A final transfer whose platform is down takes a whole flood of
+// distinct conflicting events in one run, each opening a review: the growth TestFinishTakesLateSignalsWithinTheRunsBudget
+// guards against in finish.
+func TestAwaitNotificationsTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestWorkflowEnvironment()
+	e.RegisterWorkflow(TransferWorkflow)
+	e.RegisterActivity(&activities.Activities{})
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
+			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
+		})
+	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: 20 * time.Hour}, nil)
+	e.OnActivity(act.NotifyPlatform, mock.Anything, mock.Anything).Return(temporal.NewApplicationErrorWithOptions("platform down: 503, Retry-After 1h", "PlatformUnavailable",
+		temporal.ApplicationErrorOptions{NextRetryDelay: time.Hour}))
+	te := env{TestWorkflowEnvironment: e, t: t}
+	te.openSession(true, 0)
+	in := deposit()
+	in.Asset, in.Amount = "BTC", "0.013"
+	in.SignalsPerRun = 10
+	te.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	const flood = 100 // one distinct contradicting event every 5 minutes for 8h20m
+	for i := range flood {
+		s := ev(connect.KindDeposit, connect.StatusFailed)
+		s.Event.DedupeKey = fmt.Sprintf("deposit:cx-1:failed:%d", i)
+		te.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
+	}
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := te.result()
+	conflicts := 0
+	for _, x := range effects(r) {
+		if x == "connect:failed:conflict" {
+			conflicts++
+		}
+	}
+	t.Logf("final %s; one run took %d conflicting signals after it was final", r.Status, conflicts)
+	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
+		"a closing transfer takes at most SignalsPerRun signals (docs/versioning.md); awaitNotifications took the flood")
 }

@@ -258,12 +258,21 @@ func (t *transfer) deliver(ctx workflow.Context) {
 
 // awaitNotifications keeps a final transfer open until every notification was acknowledged or went to review,
 // recording whatever is signalled meanwhile (a late redelivery, a conflict for review), as the main loop does.
+// Under ChangeEveryConflictReviewed it stops taking signals once the run has taken SignalsPerRun (asked only
+// then), as finish does: a platform down for its whole retry window must not grow one history without bound.
 func (t *transfer) awaitNotifications(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) error {
+	capped := false
+	waiting := func() int { return events.Len() + sdk.Len() + ledger.Len() + supersede.Len() }
 	for !t.notificationsIdle() {
-		if err := workflow.Await(ctx, func() bool {
-			return t.notificationsIdle() || events.Len() > 0 || sdk.Len() > 0 || ledger.Len() > 0 || supersede.Len() > 0
-		}); err != nil {
+		if err := workflow.Await(ctx, func() bool { return t.notificationsIdle() || (!capped && waiting() > 0) }); err != nil {
 			return err
+		}
+		if capped || waiting() == 0 {
+			continue
+		}
+		if !t.mayTakeLate(ctx) {
+			capped = true // finish logs what stays unread
+			continue
 		}
 		t.drainSignals(ctx, events, sdk, ledger, supersede)
 		t.sync(ctx)
