@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/connectflow/connectflow/activities"
@@ -52,34 +51,20 @@ func TestDrainBeforeContinueAsNewNotifiesEachWithItsOwnData(t *testing.T) {
 // unread, so a conflict (failed after confirmed) is neither recorded nor sent to review, and the bridge, whose
 // signal to the still-running workflow succeeded, does not send it either.
 func TestSignalDuringFinishIsRecordedAndReviewed(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	e := s.NewTestWorkflowEnvironment()
-	e.RegisterWorkflow(TransferWorkflow)
-	e.RegisterActivity(&activities.Activities{})
-	var mu sync.Mutex
-	var reviews []string
-	// Opening a review takes ten minutes (Temporal slow or retrying).
-	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
-		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			reviews = append(reviews, req.WorkflowID)
-			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
-		})
-	te := env{TestWorkflowEnvironment: e, t: t}
-	te.openSession(true, 0)
+	e := newEnvReviewsAfter(t, 10*time.Minute)
+	e.openSession(true, 0)
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
 	// A movement of another asset (a conflict: review opening until 11m), then confirmed (final: close waits for
 	// the review), then, while it waits, Connect says failed: a contradiction a person must see.
-	te.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
-	te.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
-	te.signalAt(5*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusFailed))
+	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.signalAt(5*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusFailed))
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	r := te.result()
+	r := e.result()
 	require.Equal(t, StatusConfirmed, r.Status)
 	require.Contains(t, effects(r), "connect:failed:conflict", "the failed webhook is recorded")
-	require.Contains(t, reviews, ReviewWorkflowID("deposit:cx-1:failed"), "the contradiction goes to review")
+	require.Contains(t, e.reviewIDs(), ReviewWorkflowID("deposit:cx-1:failed"), "the contradiction goes to review")
 }
 
 // Found by a review: a conflict taken while the transfer is stalled is not sent to review ("the record shows it to whoever
@@ -100,11 +85,7 @@ func TestConflictWhileStalledReachesAPersonWhenConnectEndsIt(t *testing.T) {
 	r := e.result()
 	require.Equal(t, StatusSettled, r.Status)
 	require.Contains(t, effects(r), "ledger:ledger_mismatch:conflict")
-	var ids []string
-	for _, rv := range *e.reviews {
-		ids = append(ids, rv.WorkflowID)
-	}
-	require.Contains(t, ids, ReviewWorkflowID("ledger:m-small"), "nobody resolved the transfer: the conflict needs a review")
+	require.Contains(t, e.reviewIDs(), ReviewWorkflowID("ledger:m-small"), "nobody resolved the transfer: the conflict needs a review")
 }
 
 // ChangeCloseKeptByOwnEvents (found by a review): an event of another session (a conflict, sent to review) or of
@@ -154,34 +135,21 @@ func TestCloseDeferredWhenTheSessionExpiresIsIgnored(t *testing.T) {
 // then waits for) for as long as they keep coming: SignalsPerRun, which bounds every other part of a run, is not
 // applied, so one execution's history grows without bound under a stream of distinct conflicting events.
 func TestFinishTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	e := s.NewTestWorkflowEnvironment()
-	e.RegisterWorkflow(TransferWorkflow)
-	e.RegisterActivity(&activities.Activities{})
-	var mu sync.Mutex
-	reviews := 0
-	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
-		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			reviews++
-			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
-		})
-	te := env{TestWorkflowEnvironment: e, t: t}
-	te.openSession(true, 0)
+	e := newEnvReviewsAfter(t, 10*time.Minute)
+	e.openSession(true, 0)
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
 	in.SignalsPerRun = 10
-	te.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
-	te.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
 	const flood = 100 // one distinct contradicting event every 5 minutes for 8h20m
 	for i := range flood {
 		s := ev(connect.KindDeposit, connect.StatusFailed)
 		s.Event.DedupeKey = fmt.Sprintf("deposit:cx-1:failed:%d", i)
-		te.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
+		e.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
 	}
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	r := te.result() // completed, not continued as new
+	r := e.result() // completed, not continued as new
 	conflicts := 0
 	for _, x := range effects(r) {
 		if x == "connect:failed:conflict" {
@@ -189,7 +157,7 @@ func TestFinishTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
 		}
 	}
 	t.Logf("final %s; one run took %d conflicting signals after it was final and opened %d reviews; closed at %s",
-		r.Status, conflicts, reviews, e.Now().Sub(r.Events[0].ReceivedAt))
+		r.Status, conflicts, len(*e.reviews), e.Now().Sub(r.Events[0].ReceivedAt))
 	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
 		"a run takes at most SignalsPerRun signals (continueAsNew's contract); finish took every one of the flood")
 }
@@ -199,28 +167,19 @@ func TestFinishTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
 // in the same workflow task as the close that filled the run) closes through close() directly and keeps the
 // close's record "deferred" for ever.
 func TestCloseDeferredWhenFinalInContinueAsNewDrainIsIgnored(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	e := s.NewTestWorkflowEnvironment()
-	e.RegisterWorkflow(TransferWorkflow)
-	e.RegisterActivity(&activities.Activities{})
-	// Opening a review takes ten minutes: continueAsNew waits for it before the hand-over.
-	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
-		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
-			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
-		})
-	te := env{TestWorkflowEnvironment: e, t: t}
-	te.openSession(true, 0)
+	e := newEnvReviewsAfter(t, 10*time.Minute)
+	e.openSession(true, 0)
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
 	in.SignalsPerRun = 2
 	in.Timeouts.CloseGrace = time.Hour
-	te.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"}) // deferred
+	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeClose, DedupeKey: "sdk:close:1"}) // deferred
 	// A conflicting movement fills the run; its review (until 12m) holds continueAsNew, which then drains the
 	// supersede that arrived meanwhile: the transfer is final and closes without the main loop's cancelClose.
-	te.signalAt(2*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
-	te.signalAt(3*time.Minute, SignalSupersede, Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer"})
+	e.signalAt(2*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
+	e.signalAt(3*time.Minute, SignalSupersede, Supersede{WorkflowID: "deposit-newer", DedupeKey: "supersede:deposit-newer"})
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	r := te.result()
+	r := e.result()
 	require.Equal(t, StatusSuperseded, r.Status)
 	require.Equal(t, "sdk::ignored", effects(r)[1], "effects %v", effects(r))
 }
@@ -249,17 +208,9 @@ func TestCloseKeptByOwnEventsDefaultVersionKeepsOldRule(t *testing.T) {
 // and the upsert: replaying it on this code fails (commands matched in order). Here the notification of initiated
 // is scheduled at 11m (the drain) instead of 21m (the hand-over, when the second review completed).
 func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	e := s.NewTestWorkflowEnvironment()
-	e.RegisterWorkflow(TransferWorkflow)
-	e.RegisterActivity(&activities.Activities{})
-	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
-		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
-			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
-		})
+	e := newEnvReviewsAfter(t, 10*time.Minute)
 	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: time.Hour}, nil)
-	te := env{TestWorkflowEnvironment: e, t: t}
-	te.openSession(true, 0)
+	e.openSession(true, 0)
 	start := e.Now()
 	var mu sync.Mutex
 	scheduled := map[string]time.Duration{}
@@ -272,10 +223,10 @@ func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
 	in.SignalsPerRun = 2
-	te.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1", Asset: "ETH", Change: "0.013"})  // review until 11m
-	te.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"}) // fills the run
-	te.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
-	te.signalAt(4*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-2", Asset: "ETH", Change: "0.013"}) // review 11m..21m
+	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-1", Asset: "ETH", Change: "0.013"})  // review until 11m
+	e.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"}) // fills the run
+	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
+	e.signalAt(4*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-2", Asset: "ETH", Change: "0.013"}) // review 11m..21m
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, e.GetWorkflowError(), &can)
@@ -298,31 +249,23 @@ func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
 // distinct conflicting events in one run, each opening a review: the growth TestFinishTakesLateSignalsWithinTheRunsBudget
 // guards against in finish.
 func TestAwaitNotificationsTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	e := s.NewTestWorkflowEnvironment()
-	e.RegisterWorkflow(TransferWorkflow)
-	e.RegisterActivity(&activities.Activities{})
-	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
-			return activities.ReviewOpened{WorkflowID: req.WorkflowID}, nil
-		})
+	e := newEnv(t)
 	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: 20 * time.Hour}, nil)
 	e.OnActivity(act.NotifyPlatform, mock.Anything, mock.Anything).Return(temporal.NewApplicationErrorWithOptions("platform down: 503, Retry-After 1h", "PlatformUnavailable",
 		temporal.ApplicationErrorOptions{NextRetryDelay: time.Hour}))
-	te := env{TestWorkflowEnvironment: e, t: t}
-	te.openSession(true, 0)
+	e.openSession(true, 0)
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
 	in.SignalsPerRun = 10
-	te.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
 	const flood = 100 // one distinct contradicting event every 5 minutes for 8h20m
 	for i := range flood {
 		s := ev(connect.KindDeposit, connect.StatusFailed)
 		s.Event.DedupeKey = fmt.Sprintf("deposit:cx-1:failed:%d", i)
-		te.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
+		e.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
 	}
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	r := te.result()
+	r := e.result()
 	conflicts := 0
 	for _, x := range effects(r) {
 		if x == "connect:failed:conflict" {
@@ -332,4 +275,13 @@ func TestAwaitNotificationsTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
 	t.Logf("final %s; one run took %d conflicting signals after it was final", r.Status, conflicts)
 	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
 		"a closing transfer takes at most SignalsPerRun signals (docs/versioning.md); awaitNotifications took the flood")
+}
+
+// reviewIDs are the review workflows the transfer opened, in order.
+func (e env) reviewIDs() []string {
+	var ids []string
+	for _, rv := range *e.reviews {
+		ids = append(ids, rv.WorkflowID)
+	}
+	return ids
 }

@@ -35,6 +35,12 @@ type env struct {
 
 // newEnv is a test environment for the transfer workflow; metrics, if given, gets the workflow's metrics.
 func newEnv(t *testing.T, metrics ...client.MetricsHandler) env {
+	return newEnvReviewsAfter(t, 0, metrics...)
+}
+
+// newEnvReviewsAfter is newEnv with opening a review taking d of workflow time (Temporal slow, or the activity
+// retrying), so a test can deliver signals while the workflow waits for its reviews.
+func newEnvReviewsAfter(t *testing.T, d time.Duration, metrics ...client.MetricsHandler) env {
 	var s testsuite.WorkflowTestSuite
 	for _, h := range metrics {
 		s.SetMetricsHandler(h)
@@ -46,7 +52,7 @@ func newEnv(t *testing.T, metrics ...client.MetricsHandler) env {
 	// The activities that reach other workflows answer as a Temporal with no other transfer would.
 	reviews := &[]activities.ReviewRequest{}
 	var mu sync.Mutex // activities run on their own goroutines
-	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).Return(
+	e.OnActivity(act.OpenReview, mock.Anything, mock.Anything).After(d).Return(
 		func(_ context.Context, req activities.ReviewRequest) (activities.ReviewOpened, error) {
 			mu.Lock()
 			defer mu.Unlock()
