@@ -230,8 +230,10 @@ func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	mu.Lock()
 	t.Logf("NotifyPlatform ran at %v", scheduled)
 	_, early := scheduled["initiated"]
+	mu.Unlock()
 	require.False(t, early, "the notification of initiated was scheduled in the drain's workflow task, not handed over")
 	var next TransferInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
