@@ -1,9 +1,14 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/connecttest"
@@ -119,4 +124,74 @@ func TestAttackEventOfAnotherSessionDoesNotKeepAClosedTransfer(t *testing.T) {
 		t.Fatalf("events %+v: want the forged event recorded as a conflict within the close's grace", r.Events)
 	}
 	s.checkReplayFile(started.WorkflowID, recordFile("deposit_close_kept_by_foreign_event"))
+}
+
+// A run that fills with a conflicting event hands over at once (workflows.ChangeCarryPendingWork): the review that
+// event opens is still being opened, so it goes to the next run, which opens it again (the review workflow counts
+// the duplicate). Every review opens, and the transfer goes on to confirm.
+func TestFullRunHandsOverItsPendingReview(t *testing.T) {
+	s := newStack(t, connecttest.Options{})
+	s.startWorker()
+	s.startBridge(bridgeOptions{}) // the sandbox's webhooks go through it
+	const id = "carry-review"
+	started := s.start(workflows.TransferInput{Kind: connect.KindDeposit, TransferID: id, ReferenceID: "USERCR",
+		SignalsPerRun: 3})
+	var keys []string
+	for i := range 3 { // events of another session: conflicts, each sent to review; the third fills the run
+		ev := event(connect.KindDeposit, connect.StatusInitiated, "cx-carry-review", "sess-other")
+		ev.DedupeKey = fmt.Sprintf("deposit:cx-carry-review:other-%d", i)
+		keys = append(keys, ev.DedupeKey)
+		s.signal(connect.KindDeposit, id, ev)
+	}
+	var first string
+	eventually(t, "the first run handed over", func() bool {
+		resp, err := s.client.ListWorkflow(s.ctx(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowId = '" + started.WorkflowID + "' AND ExecutionStatus = 'ContinuedAsNew'"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetExecutions()) == 1 {
+			first = resp.GetExecutions()[0].GetExecution().GetRunId()
+		}
+		return first != ""
+	})
+	for _, k := range keys {
+		s.reviewOpened(k)
+	}
+	deliveries, err := s.sandbox.Play(s.ctx(), started.SessionID, connecttest.Play{Outcome: connecttest.OutcomeConfirmed})
+	requireDelivered(t, deliveries, err)
+	if r, err := s.result(connect.KindDeposit, id); err != nil || r.Status != workflows.StatusConfirmed {
+		t.Fatalf("result %+v, %v; want confirmed", r, err)
+	}
+	carry := s.carryOf(started.WorkflowID, first)
+	if len(carry.Pending) == 0 || carry.Pending[len(carry.Pending)-1].Review == nil ||
+		carry.Pending[len(carry.Pending)-1].Review.WorkflowID != workflows.ReviewWorkflowID(keys[2]) {
+		t.Fatalf("handed over %+v; want the third event's review among the pending work", carry.Pending)
+	}
+	s.checkReplayRun(started.WorkflowID, first, recordFile("deposit_handover_carries_review"))
+	s.checkReplayFile(started.WorkflowID, recordFile("deposit_handover_carried_review_next"))
+}
+
+// carryOf is what run runID of workflowID handed to the next run (its ContinueAsNew command's input).
+func (s *stack) carryOf(workflowID, runID string) workflows.TransferCarry {
+	s.t.Helper()
+	it := s.client.GetWorkflowHistory(s.ctx(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if a := ev.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
+			var next workflows.TransferInput
+			if err := converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &next); err != nil {
+				s.t.Fatal(err)
+			}
+			if next.Carry == nil {
+				s.t.Fatalf("run %s handed over no carry", runID)
+			}
+			return *next.Carry
+		}
+	}
+	s.t.Fatalf("run %s of %s did not continue as new", runID, workflowID)
+	return workflows.TransferCarry{}
 }

@@ -23,10 +23,11 @@ const historiesDir = "../workflows/testdata/histories"
 // (histories recorded with the edge rules
 // alone are named "_edge1", through checkReplayFile); "_v4" runs workflows.MachineV2 (ChangeStateMachine version
 // 2: one marker, kept timers, superseding only when OpenSession saw another transfer of the reference); "_v5" adds
-// workflows.ChangeEveryConflictReviewed and workflows.ChangeCloseKeptByOwnEvents (each asked only in its case). Histories
+// workflows.ChangeEveryConflictReviewed and workflows.ChangeCloseKeptByOwnEvents (each asked only in its case);
+// "_v6" adds workflows.ChangeCarryPendingWork (asked only when a full run has background work). Histories
 // without a suffix ran on the code before. A change under a new patch version bumps it, so the new code's
 // histories are added next to the old ones.
-const historySuffix = "_v5"
+const historySuffix = "_v6"
 
 // checkReplay replays a finished workflow's real history against today's code, and with UPDATE_HISTORIES=1
 // records it for the workflows package's replay test, so later changes are checked against it. A history already
@@ -40,8 +41,14 @@ func (s *stack) checkReplay(workflowID, name string) {
 // id, named after it (e.g. "_edge1" for workflows.ChangeEdgeRules version 1).
 func (s *stack) checkReplayFile(workflowID, file string) {
 	s.t.Helper()
+	s.checkReplayRun(workflowID, "", file)
+}
+
+// checkReplayRun is checkReplayFile for run runID of the workflow ("" is its latest run).
+func (s *stack) checkReplayRun(workflowID, runID, file string) {
+	s.t.Helper()
 	hist := &historypb.History{}
-	it := s.client.GetWorkflowHistory(s.ctx(), workflowID, "", false, 0)
+	it := s.client.GetWorkflowHistory(s.ctx(), workflowID, runID, false, 0)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {

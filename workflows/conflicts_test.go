@@ -168,6 +168,8 @@ func TestFinishTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
 // close's record "deferred" for ever.
 func TestCloseDeferredWhenFinalInContinueAsNewDrainIsIgnored(t *testing.T) {
 	e := newEnvReviewsAfter(t, 10*time.Minute)
+	// The hand-over waits for its reviews, as before ChangeCarryPendingWork (and as a replay of then does).
+	e.OnGetVersion(ChangeCarryPendingWork, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	e.openSession(true, 0)
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
@@ -209,6 +211,8 @@ func TestCloseKeptByOwnEventsDefaultVersionKeepsOldRule(t *testing.T) {
 // is scheduled at 11m (the drain) instead of 21m (the hand-over, when the second review completed).
 func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
 	e := newEnvReviewsAfter(t, 10*time.Minute)
+	// A history recorded before ChangeCarryPendingWork: the hand-over waits for its reviews.
+	e.OnGetVersion(ChangeCarryPendingWork, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: time.Hour}, nil)
 	e.openSession(true, 0)
 	start := e.Now()
@@ -286,4 +290,64 @@ func (e env) reviewIDs() []string {
 		ids = append(ids, rv.WorkflowID)
 	}
 	return ids
+}
+
+// ChangeCarryPendingWork (found by reviews): a run that has taken its SignalsPerRun signals hands over at once; a
+// review still being opened goes to the next run, which opens it again. Before, the run waited for the review
+// (here 10 minutes), serving no deadline meanwhile, and a stream of conflicts could keep it from handing over.
+func TestFullRunHandsOverWithoutWaitingForReviews(t *testing.T) {
+	e := newEnvReviewsAfter(t, 10*time.Minute)
+	e.openSession(true, 0)
+	start := e.Now()
+	in := deposit()
+	in.Asset, in.Amount = "BTC", "0.013"
+	in.SignalsPerRun = 2
+	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})  // a conflict: review 1m..11m
+	e.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"}) // fills the run
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	require.Less(t, e.Now().Sub(start), 3*time.Minute, "the run waited for the review before handing over")
+	var next TransferInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Len(t, next.Carry.Pending, 1)
+	carried := next.Carry.Pending[0]
+	require.NotNil(t, carried.Review)
+	require.Equal(t, ReviewWorkflowID("ledger:m-eth"), carried.Review.WorkflowID)
+
+	// The next run opens it again (the review workflow dedupes the event), and goes on with the transfer.
+	e2 := newEnv(t)
+	e2.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e2.ExecuteWorkflow(TransferWorkflow, next)
+	r := e2.result()
+	require.Equal(t, StatusConfirmed, r.Status)
+	require.Equal(t, []string{ReviewWorkflowID("ledger:m-eth")}, e2.reviewIDs())
+	require.Equal(t, "Needs review: "+ReviewLedgerMismatch, (*e2.reviews)[0].Summary)
+}
+
+// A supersede still running at the hand-over is carried and run again by the next run.
+func TestCarriedSupersedeRunsAgain(t *testing.T) {
+	e := newEnv(t)
+	in := deposit()
+	req := activities.SignalMatchingRequest{Query: QueryAwaitingUser(in.ReferenceID), Exclude: "deposit-t1", Signal: SignalSupersede,
+		Arg: Supersede{WorkflowID: "deposit-t1", DedupeKey: "supersede:deposit-t1"}}
+	in.Carry = &TransferCarry{State: TransferState{WorkflowID: "deposit-t1", Kind: in.Kind, TransferID: in.TransferID,
+		ReferenceID: in.ReferenceID, Status: StatusAwaitingUser, SessionID: "sess-1", Events: []EventRecord{}},
+		Runs: 1, Pending: []PendingWork{{Supersede: &req, Summary: "Supersede the older transfers"}}}
+	var got []activities.SignalMatchingRequest
+	var mu sync.Mutex
+	*e.matching = func(_ context.Context, r activities.SignalMatchingRequest) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r)
+		return nil, nil
+	}
+	e.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	require.Equal(t, StatusConfirmed, e.result().Status)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 1)
+	require.Equal(t, req.Query, got[0].Query)
+	require.Equal(t, "deposit-t1", got[0].Exclude)
 }

@@ -92,6 +92,13 @@ const ChangeEveryConflictReviewed = "every-conflict-reviewed"
 // only when such an event meets a pending close.
 const ChangeCloseKeptByOwnEvents = "close-kept-by-own-events"
 
+// ChangeCarryPendingWork is the change id of handing over without waiting for background work: a run that has
+// taken its SignalsPerRun signals continues as new at once, and the reviews and the supersede still running go to
+// the next run (TransferCarry.Pending), which starts them again. Before it, the run waited for them first; while
+// it waited no deadline or close grace was served, and a stream of conflicting events (each opening a review it
+// then waited for) kept it from handing over at all. Asked lazily: only when a full run has background work.
+const ChangeCarryPendingWork = "carry-pending-work"
+
 // Versions of ChangeStateMachine. Version 2 is the first change that adds a version to an existing change id
 // instead of a change id of its own: a change id costs every new transfer a marker and a TemporalChangeVersion
 // search-attribute upsert (a visibility write) for as long as its GetVersion call stays in the code.
@@ -150,6 +157,25 @@ type transfer struct {
 	received int
 	runs     int      // runs before this one
 	notify   notifier // notifications to the platform (notify.go)
+	// inflight is the background work this run started, in order; the unfinished ones are t.pending.
+	inflight []*backgroundWork
+}
+
+// backgroundWork is one background activity of the run and whether it has finished.
+type backgroundWork struct {
+	work PendingWork
+	done bool
+}
+
+// unfinished is the background work still running, in the order it started: what a hand-over carries.
+func (t *transfer) unfinished() []PendingWork {
+	var out []PendingWork
+	for _, b := range t.inflight {
+		if !b.done {
+			out = append(out, b.work)
+		}
+	}
+	return out
 }
 
 // deadlineTimer is the timer of the current deadline (armTimer says when it is kept).
@@ -398,10 +424,15 @@ func (t *transfer) supersedeRequest(opened time.Time) activities.SignalMatchingR
 // Connect keeps one session per reference, so the older transfers' sessions are invalid now. A failure is
 // recorded (supersede_others, ignored) and the older transfers end at their own deadline.
 func (t *transfer) supersedeOthers(ctx workflow.Context) {
+	t.supersede(ctx, t.supersedeRequest(t.clock.SessionOpened))
+}
+
+// supersede runs SignalMatching with req in the background.
+func (t *transfer) supersede(ctx workflow.Context, req activities.SignalMatchingRequest) {
 	opts := SupersedeActivityOptions
 	opts.Summary = "Supersede the older transfers of reference " + t.in.ReferenceID + " still awaiting their user"
-	f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.SignalMatching, t.supersedeRequest(t.clock.SessionOpened))
-	t.background(ctx, "supersede", f, func(err error) {
+	f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.SignalMatching, req)
+	t.background(ctx, "supersede", PendingWork{Supersede: &req, Summary: opts.Summary}, f, func(err error) {
 		t.record(ctx, "supersede-others", EventRecord{Source: "transfer", Name: "supersede_others",
 			Status: activityFailure(err), Effect: EffectIgnored})
 	})
@@ -629,9 +660,11 @@ func (t *transfer) runFull() bool {
 // every signal already delivered, with no yield between the last take and the hand-over, so none is lost. A
 // signal that makes the transfer final on the way finishes it here instead.
 func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
+	carry := false // ChangeCarryPendingWork: unfinished background work goes to the next run
 	for {
 		// Not finish: queued notifications are handed to the next run (TransferCarry.Notify), not awaited here.
-		if err := workflow.Await(ctx, func() bool { return t.pending == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
+		carry = carry || t.pending > 0 && workflow.GetVersion(ctx, ChangeCarryPendingWork, workflow.DefaultVersion, 1) >= 1
+		if err := workflow.Await(ctx, func() bool { return (carry || t.pending == 0) && workflow.AllHandlersFinished(ctx) }); err != nil {
 			return t.result(), err
 		}
 		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 {
@@ -644,7 +677,8 @@ func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supe
 		return t.close(ctx, events, sdk, ledger, supersede)
 	}
 	next := t.in
-	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1, Notify: t.carryNotifications()}
+	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1, Notify: t.carryNotifications(),
+		Pending: t.unfinished()}
 	if t.closing != nil {
 		next.Carry.CloseUntil, next.Carry.CloseIndex = t.closeUntil, t.closeAt
 	}
@@ -660,6 +694,14 @@ func (t *transfer) resume(ctx workflow.Context, c *TransferCarry) {
 	}
 	for i, e := range t.state.Events {
 		t.seen[e.DedupeKey] = i
+	}
+	for _, w := range c.Pending { // handed over unfinished: started again (both are idempotent)
+		switch {
+		case w.Review != nil:
+			t.openReview(ctx, w)
+		case w.Supersede != nil:
+			t.supersede(ctx, *w.Supersede)
+		}
 	}
 	if !c.CloseUntil.IsZero() {
 		t.closeAt, t.closeUntil = c.CloseIndex, c.CloseUntil
@@ -884,17 +926,25 @@ func (t *transfer) toReview(ctx workflow.Context, key, signal string, arg any, i
 		Input:        in,
 		Summary:      "Needs review: " + in.Reason,
 	}
-	opts := TemporalActivityOptions
-	opts.Summary = "Send to review (" + in.Reason + "): " + req.WorkflowID
-	t.background(ctx, "review", workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.OpenReview, req), nil)
+	t.openReview(ctx, PendingWork{Review: &req, Summary: "Send to review (" + in.Reason + "): " + req.WorkflowID})
 }
 
-// background waits for f in its own coroutine; finish waits for every one before the workflow closes. A failure
-// is logged, then handed to failed when it is not nil.
-func (t *transfer) background(ctx workflow.Context, what string, f workflow.Future, failed func(error)) {
+// openReview runs OpenReview with w.Review in the background.
+func (t *transfer) openReview(ctx workflow.Context, w PendingWork) {
+	opts := TemporalActivityOptions
+	opts.Summary = w.Summary
+	t.background(ctx, "review", w, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.OpenReview, *w.Review), nil)
+}
+
+// background waits for f (the activity doing work) in its own coroutine; finish waits for every one before the
+// workflow closes, and a hand-over carries the unfinished ones (ChangeCarryPendingWork). A failure is logged, then
+// handed to failed when it is not nil.
+func (t *transfer) background(ctx workflow.Context, what string, work PendingWork, f workflow.Future, failed func(error)) {
 	t.pending++
+	item := &backgroundWork{work: work}
+	t.inflight = append(t.inflight, item)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { t.pending-- }()
+		defer func() { t.pending--; item.done = true }()
 		if err := f.Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error(what+" failed", "error", err)
 			if failed != nil {

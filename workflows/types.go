@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
 )
 
@@ -103,6 +104,18 @@ type TransferCarry struct {
 	// queued or in flight, which the next run delivers with the same webhook-ids. The sequence numbers carry
 	// in State.Notifications.
 	Notify *NotifyCarry `json:"notify,omitempty"`
+	// Pending is the background work still running when the run handed over (ChangeCarryPendingWork): the next
+	// run starts each again. Both are idempotent: a review is one workflow per event, and a superseded transfer
+	// dedupes the supersede by its key.
+	Pending []PendingWork `json:"pending,omitempty"`
+}
+
+// PendingWork is one background activity a run handed over unfinished: a review to open or the older transfers
+// to supersede.
+type PendingWork struct {
+	Review    *activities.ReviewRequest        `json:"review,omitempty"`
+	Supersede *activities.SignalMatchingRequest `json:"supersede,omitempty"`
+	Summary   string                            `json:"summary,omitempty"` // the activity's summary in the UI
 }
 
 // IfBusy is a start option: what to do when the reference has a transfer awaiting its user.
