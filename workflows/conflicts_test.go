@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -302,8 +303,8 @@ func TestFullRunHandsOverWithoutWaitingForReviews(t *testing.T) {
 	in := deposit()
 	in.Asset, in.Amount = "BTC", "0.013"
 	in.SignalsPerRun = 2
-	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})  // a conflict: review 1m..11m
-	e.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"}) // fills the run
+	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"}) // a conflict: review 1m..11m
+	e.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"})  // fills the run
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, e.GetWorkflowError(), &can)
@@ -322,15 +323,28 @@ func TestFullRunHandsOverWithoutWaitingForReviews(t *testing.T) {
 	r := e2.result()
 	require.Equal(t, StatusConfirmed, r.Status)
 	require.Equal(t, []string{ReviewWorkflowID("ledger:m-eth")}, e2.reviewIDs())
-	require.Equal(t, "Needs review: "+ReviewLedgerMismatch, (*e2.reviews)[0].Summary)
+	// The same request, to the byte: its signal argument and input pass through the carry as the JSON they were.
+	orig, err := json.Marshal(carried.Review)
+	require.NoError(t, err)
+	again, err := json.Marshal((*e2.reviews)[0])
+	require.NoError(t, err)
+	require.JSONEq(t, string(orig), string(again))
+	var arg LedgerMovement
+	require.NoError(t, json.Unmarshal((*e2.reviews)[0].SignalArg.(json.RawMessage), &arg))
+	require.Equal(t, "m-eth", arg.MovementID)
+	var rin ReviewInput
+	require.NoError(t, json.Unmarshal((*e2.reviews)[0].Input.(json.RawMessage), &rin))
+	require.Equal(t, ReviewLedgerMismatch, rin.Reason)
+	require.NotEmpty(t, rin.TransferWorkflowID)
 }
 
 // A supersede still running at the hand-over is carried and run again by the next run.
 func TestCarriedSupersedeRunsAgain(t *testing.T) {
 	e := newEnv(t)
 	in := deposit()
+	opened := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	req := activities.SignalMatchingRequest{Query: QueryAwaitingUser(in.ReferenceID), Exclude: "deposit-t1", Signal: SignalSupersede,
-		Arg: Supersede{WorkflowID: "deposit-t1", DedupeKey: "supersede:deposit-t1"}}
+		Arg: Supersede{WorkflowID: "deposit-t1", DedupeKey: "supersede:deposit-t1", SessionOpened: opened}}
 	in.Carry = &TransferCarry{State: TransferState{WorkflowID: "deposit-t1", Kind: in.Kind, TransferID: in.TransferID,
 		ReferenceID: in.ReferenceID, Status: StatusAwaitingUser, SessionID: "sess-1", Events: []EventRecord{}},
 		Runs: 1, Pending: []PendingWork{{Supersede: &req, Summary: "Supersede the older transfers"}}}
@@ -350,4 +364,32 @@ func TestCarriedSupersedeRunsAgain(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, req.Query, got[0].Query)
 	require.Equal(t, "deposit-t1", got[0].Exclude)
+	var s Supersede // the same argument: its dedupe key and session time
+	require.NoError(t, json.Unmarshal(got[0].Arg.(json.RawMessage), &s))
+	require.Equal(t, "supersede:deposit-t1", s.DedupeKey)
+	require.True(t, opened.Equal(s.SessionOpened))
+}
+
+// A run whose backlog of reviews exceeds MaxCarriedWork waits it down before it hands over, so the carry stays
+// small (a flood with OpenReview throttled would otherwise carry a backlog toward Temporal's payload limit).
+func TestHandOverCarriesAtMostMaxCarriedWork(t *testing.T) {
+	e := newEnvReviewsAfter(t, 10*time.Minute)
+	e.openSession(true, 0)
+	start := e.Now()
+	in := deposit()
+	in.SignalsPerRun = MaxCarriedWork + 1
+	var flood []any
+	for i := range MaxCarriedWork + 1 { // conflicts (another session), each opening a review; the last fills the run
+		s := ev(connect.KindDeposit, connect.StatusInitiated)
+		s.Event.SessionID, s.Event.DedupeKey = "sess-other", fmt.Sprintf("deposit:cx-1:other-%d", i)
+		flood = append(flood, s)
+	}
+	e.signalAt(time.Minute, SignalConnectEvent, flood...)
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	var next TransferInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.LessOrEqual(t, len(next.Carry.Pending), MaxCarriedWork)
+	require.GreaterOrEqual(t, e.Now().Sub(start), 11*time.Minute, "handed over %d pending reviews without waiting", len(next.Carry.Pending))
 }

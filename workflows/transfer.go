@@ -99,6 +99,11 @@ const ChangeCloseKeptByOwnEvents = "close-kept-by-own-events"
 // then waited for) kept it from handing over at all. Asked lazily: only when a full run has background work.
 const ChangeCarryPendingWork = "carry-pending-work"
 
+// MaxCarriedWork bounds the background work one hand-over carries (about 700 bytes each, most of it the review's
+// event): a run with more still running waits until it is down to this many, so a backlog of reviews (OpenReview
+// throttled under a flood) never brings the continue-as-new input near Temporal's 2 MB payload limit.
+const MaxCarriedWork = 100
+
 // Versions of ChangeStateMachine. Version 2 is the first change that adds a version to an existing change id
 // instead of a change id of its own: a change id costs every new transfer a marker and a TemporalChangeVersion
 // search-attribute upsert (a visibility write) for as long as its GetVersion call stays in the code.
@@ -660,11 +665,16 @@ func (t *transfer) runFull() bool {
 // every signal already delivered, with no yield between the last take and the hand-over, so none is lost. A
 // signal that makes the transfer final on the way finishes it here instead.
 func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
-	carry := false // ChangeCarryPendingWork: unfinished background work goes to the next run
+	asked, carry := false, false // ChangeCarryPendingWork: unfinished background work goes to the next run
 	for {
-		// Not finish: queued notifications are handed to the next run (TransferCarry.Notify), not awaited here.
-		carry = carry || t.pending > 0 && workflow.GetVersion(ctx, ChangeCarryPendingWork, workflow.DefaultVersion, 1) >= 1
-		if err := workflow.Await(ctx, func() bool { return (carry || t.pending == 0) && workflow.AllHandlersFinished(ctx) }); err != nil {
+		if t.pending > 0 && !asked {
+			asked, carry = true, workflow.GetVersion(ctx, ChangeCarryPendingWork, workflow.DefaultVersion, 1) >= 1
+		}
+		// Not finish: queued notifications are handed to the next run (TransferCarry.Notify), not awaited here. A
+		// backlog over MaxCarriedWork is waited down first, so the hand-over's input stays small.
+		if err := workflow.Await(ctx, func() bool {
+			return (t.pending == 0 || carry && t.pending <= MaxCarriedWork) && workflow.AllHandlersFinished(ctx)
+		}); err != nil {
 			return t.result(), err
 		}
 		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 {

@@ -113,7 +113,7 @@ type TransferCarry struct {
 // PendingWork is one background activity a run handed over unfinished: a review to open or the older transfers
 // to supersede.
 type PendingWork struct {
-	Review    *activities.ReviewRequest        `json:"review,omitempty"`
+	Review    *activities.ReviewRequest         `json:"review,omitempty"`
 	Supersede *activities.SignalMatchingRequest `json:"supersede,omitempty"`
 	Summary   string                            `json:"summary,omitempty"` // the activity's summary in the UI
 }
