@@ -53,7 +53,10 @@ run_matrix() { # shards, then worker counts
 		echo "cluster-bench: $shards shards, $nodes nodes, $w workers" >&2
 		# A throwaway cluster: payloads in plaintext unless the caller gave keys (the worker refuses to run without
 		# either since issue 14).
-		TEMPORAL_ADDRESS=$first CONNECTFLOW_CODEC_PLAINTEXT=${CONNECTFLOW_CODEC_PLAINTEXT:-true} "$bin/bench" -scenarios ingest,transfers -workers "$w" ${BENCH_FLAGS:-} \
+		# The nodes' PIDs: their CPU time counts in the bench's CPU per operation, as the embedded server's does.
+		local server_pids
+		server_pids=$(IFS=,; echo "${pids[*]}")
+		TEMPORAL_ADDRESS=$first CONNECTFLOW_CODEC_PLAINTEXT=${CONNECTFLOW_CODEC_PLAINTEXT:-true} "$bin/bench" -scenarios ingest,transfers -workers "$w" -server-pids "$server_pids" ${BENCH_FLAGS:-} \
 			-json "$out/shards-$shards-workers-$w.json" >"$out/shards-$shards-workers-$w.md"
 	done
 	cleanup

@@ -121,7 +121,7 @@ func measure(ctx context.Context, cfg config.Config, r *report.Report, log *slog
 			log.Warn("stopping the stack", "err", stopErr)
 		}
 	}()
-	r.Temporal = s.temporal
+	r.Temporal, r.CPUScope = s.temporal, s.cpuScope
 	if cfg.Has(config.ScenarioIngest) {
 		if r.Ingest, r.IngestSerial, err = s.ingest(ctx); err != nil {
 			return fmt.Errorf("ingest: %w", err)

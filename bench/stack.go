@@ -23,6 +23,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/connectflow/connectflow/bench/config"
+	"github.com/connectflow/connectflow/bench/report"
 	"github.com/connectflow/connectflow/bench/webhook"
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connecttest"
@@ -50,6 +51,7 @@ type stack struct {
 	runID     string // keeps this run's workflow ids and task queue apart from any other run's
 	taskQueue string
 	temporal  string // how the report names the server
+	cpuScope  string // which processes CPU per operation covers: "" all of them (report.CPUScope)
 	client    client.Client
 	sandbox   *connecttest.Server
 	signer    *webhook.Signer
@@ -142,6 +144,10 @@ func (s *stack) startTemporal(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		s.temporal = "external, " + settings.HostPort(opts) + " namespace " + opts.Namespace
+		s.cpuScope = report.CPUScopeWithServer
+		if len(s.cfg.ServerPIDs) == 0 {
+			s.cpuScope = report.CPUScopeWithoutServer
+		}
 	} else {
 		s.log.Info("starting the embedded Temporal server")
 		attrs := map[string]enumspb.IndexedValueType{}
@@ -255,12 +261,21 @@ func (s *stack) stop() error {
 	return errors.Join(problems...)
 }
 
-// cpu is the CPU time this run's processes (this one and the worker) have used so far; 0 when it cannot be read,
-// which leaves CPU per operation out of the report rather than failing the run.
+// cpu is the CPU time this run's processes (this one, the workers, and an external server's given by
+// -server-pids) have used so far; 0 when it cannot be read, which leaves CPU per operation out of the report
+// rather than failing the run.
 func (s *stack) cpu(ctx context.Context) time.Duration {
 	self, err := processCPU()
 	if err != nil {
 		return 0
+	}
+	for _, pid := range s.cfg.ServerPIDs {
+		server, err := otherProcessCPU(pid)
+		if err != nil {
+			s.log.Warn("server CPU time", "err", err)
+			return 0
+		}
+		self += server
 	}
 	if s.worker == nil {
 		return self

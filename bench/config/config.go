@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,8 +52,10 @@ type Config struct {
 	TokenTTL    time.Duration // the sandbox's access-token lifetime
 	JSONFile    string        // where the JSON goes; empty prints it to stdout after the tables
 	CPUProfile  string        // folder for CPU profiles of this process and of the worker; empty writes none
-	Tiny        bool
-	Quiet       bool
+	// ServerPIDs are an external Temporal server's processes, whose CPU time counts in the run's (Linux).
+	ServerPIDs []int
+	Tiny       bool
+	Quiet      bool
 }
 
 // Defaults: about a minute on a 2-core machine.
@@ -110,6 +113,8 @@ func Parse(args []string, output io.Writer) (Config, error) {
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of the sandbox's access tokens (Connect documents 1h)")
 	fs.StringVar(&c.JSONFile, "json", "", "write the JSON report to this file instead of after the tables on stdout")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write CPU profiles of the whole run into this folder: bench.pprof (server, sandbox, bridge, load) and worker.pprof")
+	var serverPIDs string
+	fs.StringVar(&serverPIDs, "server-pids", "", "comma-separated PIDs of an external Temporal server's processes (bench/cluster.sh's nodes): their CPU time counts in the run's, so CPU per operation covers the server as with the embedded one (Linux, from /proc)")
 	fs.BoolVar(&c.Tiny, "tiny", false, "tiny sizes that only prove the command works (CI); explicit flags still win")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	version := buildinfo.Flag(fs, os.Stdout)
@@ -130,6 +135,13 @@ func Parse(args []string, output io.Writer) (Config, error) {
 		c.applyTiny(set)
 	}
 	c.Scenarios = splitList(scenarios)
+	for _, p := range splitList(serverPIDs) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid < 1 {
+			return Config{}, fmt.Errorf("-server-pids: %q is not a process id", p)
+		}
+		c.ServerPIDs = append(c.ServerPIDs, pid)
+	}
 	return c, c.Validate()
 }
 

@@ -42,6 +42,16 @@ func TestTinyShrinksEverySizeButExplicitFlagsWin(t *testing.T) {
 	}
 }
 
+func TestServerPIDs(t *testing.T) {
+	c, err := Parse([]string{"-server-pids", "12, 34,"}, &bytes.Buffer{})
+	if err != nil || len(c.ServerPIDs) != 2 || c.ServerPIDs[0] != 12 || c.ServerPIDs[1] != 34 {
+		t.Fatalf("ServerPIDs %v, %v; want [12 34]", c.ServerPIDs, err)
+	}
+	if c, _ := Parse(nil, &bytes.Buffer{}); len(c.ServerPIDs) != 0 {
+		t.Fatalf("default ServerPIDs %v, want none", c.ServerPIDs)
+	}
+}
+
 func TestEachBadSettingIsNamed(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -63,6 +73,8 @@ func TestEachBadSettingIsNamed(t *testing.T) {
 		{[]string{"-scenarios", "verify,verify"}, []string{`-scenarios: "verify" is named twice`}},
 		{[]string{"-scenarios", " , "}, []string{"-scenarios: names no scenario"}},
 		{[]string{"-signals", "0", "-concurrency", "0"}, []string{"-signals: 0", "-concurrency: 0"}},
+		{[]string{"-server-pids", "12,abc"}, []string{`-server-pids: "abc" is not a process id`}},
+		{[]string{"-server-pids", "0"}, []string{`-server-pids: "0" is not a process id`}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := Parse(tc.args, &bytes.Buffer{})

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -17,13 +18,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.Ingest != nil || r.Transfers != nil || r.Tokens != nil {
 		b.WriteString("| # | measure | ceiling | ours | ours vs ceiling |\n| --- | --- | ---: | ---: | ---: |\n")
 		if c := r.Ingest; c != nil {
-			c.rows(&b, "1", "signals/s", "signal latency")
+			c.rows(&b, r.CPUScope, "1", "signals/s", "signal latency")
 		}
 		if c := r.IngestSerial; c != nil {
 			c.latencyRows(&b, "1", "signal latency")
 		}
 		if c := r.Transfers; c != nil {
-			c.rows(&b, "2", "transfers/s", "start-to-complete")
+			c.rows(&b, r.CPUScope, "2", "transfers/s", "start-to-complete")
 		}
 		if t := r.Tokens; t != nil {
 			fmt.Fprintf(&b, "| 3 | token requests per 1,000 transfers (%d requests, %d transfers) | | %.2f | |\n",
@@ -60,7 +61,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if c := r.Notifications; c != nil {
 		b.WriteString("| # | notifications to the platform | off | on | on vs off |\n| --- | --- | ---: | ---: | ---: |\n")
-		c.rows(&b, "2b", "transfers/s", "start-to-complete")
+		c.rows(&b, r.CPUScope, "2b", "transfers/s", "start-to-complete")
 		if nc := r.NotificationCost; nc != nil {
 			for _, k := range []string{"activities", "timers", "upserts", "markers", "workflow tasks"} {
 				fmt.Fprintf(&b, "| 2b | %s per transfer | %d | %d | %+d |\n", k, nc.Off[k], nc.On[k], nc.On[k]-nc.Off[k])
@@ -100,12 +101,12 @@ func (m Machine) text() string {
 }
 
 // rows writes a comparison's throughput and latency rows.
-func (c *Comparison) rows(b *strings.Builder, n, rate, latency string) {
+func (c *Comparison) rows(b *strings.Builder, cpuScope, n, rate, latency string) {
 	fmt.Fprintf(b, "| %s | %s, %s | %.1f | %.1f | %.2fx |\n", n, rate, atATime(c.Concurrency),
 		c.Ceiling.PerSecond, c.Ours.PerSecond, c.Ratio)
 	c.latencyRows(b, n, latency)
 	if c.CPURatio > 0 {
-		fmt.Fprintf(b, "| %s | CPU per %s, all of the run's processes | %.2f ms | %.2f ms | %.2fx the CPU |\n", n, c.Unit,
+		fmt.Fprintf(b, "| %s | CPU per %s, %s | %.2f ms | %.2f ms | %.2fx the CPU |\n", n, c.Unit, cmp.Or(cpuScope, "all of the run's processes"),
 			c.Ceiling.CPUMsPerOp, c.Ours.CPUMsPerOp, c.CPURatio)
 	}
 	if c.Ceiling.SigningMsPerOp > 0 || c.Ours.SigningMsPerOp > 0 {

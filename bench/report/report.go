@@ -23,10 +23,19 @@ const (
 	TransferCPUGoal12   = 1.15
 )
 
+// Report.CPUScope of a run against an external server, without and with its processes (-server-pids).
+const (
+	CPUScopeWithoutServer = "the bench's and the workers' processes, not the external server's (see -server-pids)"
+	CPUScopeWithServer    = "the bench's, the workers' and the server's processes (-server-pids), not its database's"
+)
+
 // Report is one run of the benchmark command. A scenario that was not run is nil.
 type Report struct {
-	Machine  Machine   `json:"machine"`
-	Temporal string    `json:"temporal"` // which server: embedded, or the address of an external one
+	Machine  Machine `json:"machine"`
+	Temporal string  `json:"temporal"` // which server: embedded, or the address of an external one
+	// CPUScope names the processes CPU per operation covers when not all of them: CPUScopeWithoutServer or
+	// CPUScopeWithServer with an external server. "" means every process of the run (the embedded server).
+	CPUScope string    `json:"cpu_scope,omitempty"`
 	Command  string    `json:"command"`
 	Started  time.Time `json:"started"`
 	Seconds  float64   `json:"seconds"`

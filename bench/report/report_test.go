@@ -202,6 +202,19 @@ func TestGoals(t *testing.T) {
 	}
 }
 
+func TestMarkdownNamesTheCPUScope(t *testing.T) {
+	r := sample()
+	r.CPUScope = CPUScopeWithoutServer
+	var buf bytes.Buffer
+	if err := r.WriteMarkdown(&buf); err != nil {
+		t.Fatal(err)
+	}
+	want := "| 2 | CPU per transfer, " + CPUScopeWithoutServer + " | 50.00 ms | 60.00 ms | 1.20x the CPU |"
+	if md := buf.String(); !strings.Contains(md, want) || strings.Contains(md, "all of the run's processes") {
+		t.Fatalf("markdown does not name the CPU's scope as %q:\n%s", want, md)
+	}
+}
+
 func TestMarkdownHasEveryScenario(t *testing.T) {
 	var buf bytes.Buffer
 	if err := sample().WriteMarkdown(&buf); err != nil {
