@@ -53,9 +53,10 @@ run_matrix() { # shards, then worker counts
 		echo "cluster-bench: $shards shards, $nodes nodes, $w workers" >&2
 		# A throwaway cluster: payloads in plaintext unless the caller gave keys (the worker refuses to run without
 		# either since issue 14).
-		# The nodes' PIDs: their CPU time counts in the bench's CPU per operation, as the embedded server's does.
+		# The nodes' PIDs and PostgreSQL's postmaster (its backends are its children): their CPU time counts in the
+		# bench's CPU per operation, as the embedded server's (SQLite in process) does.
 		local server_pids
-		server_pids=$(IFS=,; echo "${pids[*]}")
+		server_pids=$(IFS=,; echo "${pids[*]},$(head -1 "$pgdir/data/postmaster.pid")")
 		TEMPORAL_ADDRESS=$first CONNECTFLOW_CODEC_PLAINTEXT=${CONNECTFLOW_CODEC_PLAINTEXT:-true} "$bin/bench" -scenarios ingest,transfers -workers "$w" -server-pids "$server_pids" ${BENCH_FLAGS:-} \
 			-json "$out/shards-$shards-workers-$w.json" >"$out/shards-$shards-workers-$w.md"
 	done

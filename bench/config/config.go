@@ -114,7 +114,7 @@ func Parse(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.JSONFile, "json", "", "write the JSON report to this file instead of after the tables on stdout")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write CPU profiles of the whole run into this folder: bench.pprof (server, sandbox, bridge, load) and worker.pprof")
 	var serverPIDs string
-	fs.StringVar(&serverPIDs, "server-pids", "", "comma-separated PIDs of an external Temporal server's processes (bench/cluster.sh's nodes): their CPU time counts in the run's, so CPU per operation covers the server as with the embedded one (Linux, from /proc)")
+	fs.StringVar(&serverPIDs, "server-pids", "", "comma-separated PIDs of an external Temporal server's processes (bench/cluster.sh's nodes and PostgreSQL's postmaster): their CPU time and their children's counts in the run's, so CPU per operation covers the server and its database as with the embedded one (Linux, from /proc)")
 	fs.BoolVar(&c.Tiny, "tiny", false, "tiny sizes that only prove the command works (CI); explicit flags still win")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	version := buildinfo.Flag(fs, os.Stdout)

@@ -26,7 +26,7 @@ const (
 // Report.CPUScope of a run against an external server, without and with its processes (-server-pids).
 const (
 	CPUScopeWithoutServer = "the bench's and the workers' processes, not the external server's (see -server-pids)"
-	CPUScopeWithServer    = "the bench's, the workers' and the server's processes (-server-pids), not its database's"
+	CPUScopeWithServer    = "the bench's, the workers' and the given server processes with their children (-server-pids)"
 )
 
 // Report is one run of the benchmark command. A scenario that was not run is nil.
