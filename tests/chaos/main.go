@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/connectflow/connectflow/internal/buildinfo"
+	"github.com/connectflow/connectflow/workflows"
 )
 
 const (
@@ -68,19 +69,25 @@ type config struct {
 	historyShards   int    // history shards of the cluster topology
 }
 
+// settleBound is how long the suite waits, after the storm, for every transfer and notification to finish: one
+// whole notification retry interval (NotifyActivityOptions backs off up to MaximumInterval between attempts, and
+// a notification unlucky with the platform's random failures and its outage can be there) plus two minutes. A run
+// that converges sooner is not slowed by it.
+var settleBound = workflows.NotifyActivityOptions.RetryPolicy.MaximumInterval + 2*time.Minute
+
 func defaults(small bool) config {
 	c := config{
 		transfers: 1000, deliveries: 10000, orphans: 20, unmatchedLedger: 20, onboardings: 20,
 		workers: 2, killEvery: 4 * time.Second, bridgeRestarts: 12, outages: 2, outageFor: 20 * time.Second,
 		sessionFaults: 30, startRate: 8, concurrency: 64, sessionExpiry: 30 * time.Second, ledgerHorizon: 30 * time.Second,
-		settle: 10 * time.Minute, timeout: 60 * time.Minute,
+		settle: settleBound, timeout: 60 * time.Minute,
 		topology: topologySingle, nodes: 3, historyShards: 16, bridges: 2,
 	}
 	if small {
 		c.transfers, c.deliveries, c.orphans, c.unmatchedLedger, c.onboardings = 30, 300, 2, 2, 2
 		c.bridgeRestarts, c.outages, c.sessionFaults = 2, 2, 3
 		c.startRate, c.concurrency, c.sessionExpiry, c.ledgerHorizon = 0.5, 8, 20*time.Second, 20*time.Second
-		c.settle, c.timeout = 4*time.Minute, 15*time.Minute
+		c.timeout = 15*time.Minute + settleBound
 	}
 	return c
 }
