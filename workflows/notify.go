@@ -260,21 +260,20 @@ func (t *transfer) deliver(ctx workflow.Context) {
 // recording whatever is signalled meanwhile (a late redelivery, a conflict for review), as the main loop does.
 // Under ChangeEveryConflictReviewed it stops taking signals once the run has taken SignalsPerRun (asked only
 // then), as finish does: a platform down for its whole retry window must not grow one history without bound.
-func (t *transfer) awaitNotifications(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) error {
+func (t *transfer) awaitNotifications(ctx workflow.Context) error {
 	capped := false
-	waiting := func() int { return events.Len() + sdk.Len() + ledger.Len() + supersede.Len() }
 	for !t.notificationsIdle() {
-		if err := workflow.Await(ctx, func() bool { return t.notificationsIdle() || (!capped && waiting() > 0) }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return t.notificationsIdle() || (!capped && t.inbox.waiting() > 0) }); err != nil {
 			return err
 		}
-		if capped || waiting() == 0 {
+		if capped || t.inbox.waiting() == 0 {
 			continue
 		}
 		if !t.mayTakeLate(ctx) {
 			capped = true // finish logs what stays unread
 			continue
 		}
-		t.drainSignals(ctx, events, sdk, ledger, supersede)
+		t.drainSignals(ctx)
 		t.sync(ctx)
 	}
 	return nil

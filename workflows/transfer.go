@@ -142,7 +142,6 @@ type transfer struct {
 	sessionErr error
 	wake       workflow.Channel // the resolve update wakes the main loop through it
 	timer      *deadlineTimer
-	pending    int       // background activities (reviews) still running
 	details    string    // the current details last set, so they are set only when they change
 	indexed    [6]string // the search attribute values last upserted, in sync's order
 	// machine is this execution's version of ChangeStateMachine (MachineV1 or MachineV2).
@@ -162,8 +161,28 @@ type transfer struct {
 	received int
 	runs     int      // runs before this one
 	notify   notifier // notifications to the platform (notify.go)
-	// inflight is the background work this run started, in order; the unfinished ones are t.pending.
+	// inflight is the background work this run started, in order; the unfinished ones are running.
 	inflight []*backgroundWork
+	inbox    inbox // the signal channels
+}
+
+// inbox is a transfer's signal channels.
+type inbox struct{ events, sdk, ledger, supersede workflow.ReceiveChannel }
+
+// waiting is how many signals are delivered and not yet taken.
+func (in inbox) waiting() int {
+	return in.events.Len() + in.sdk.Len() + in.ledger.Len() + in.supersede.Len()
+}
+
+// pending is how many background activities (reviews, the supersede) are still running.
+func (t *transfer) pending() int {
+	n := 0
+	for _, b := range t.inflight {
+		if !b.done {
+			n++
+		}
+	}
+	return n
 }
 
 // backgroundWork is one background activity of the run and whether it has finished.
@@ -240,10 +259,8 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		t.startNotifications(ctx)
 	}
 
-	events := workflow.GetSignalChannel(ctx, SignalConnectEvent)
-	sdk := workflow.GetSignalChannel(ctx, SignalSDKEvent)
-	ledger := workflow.GetSignalChannel(ctx, SignalLedger)
-	supersede := workflow.GetSignalChannel(ctx, SignalSupersede)
+	t.inbox = inbox{events: workflow.GetSignalChannel(ctx, SignalConnectEvent), sdk: workflow.GetSignalChannel(ctx, SignalSDKEvent),
+		ledger: workflow.GetSignalChannel(ctx, SignalLedger), supersede: workflow.GetSignalChannel(ctx, SignalSupersede)}
 	if c := in.Carry; c != nil && t.edge {
 		t.resume(ctx, c)
 	} else if err := t.createSession(ctx); err != nil {
@@ -251,7 +268,7 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		t.state.FailureReason = err.Error()
 		t.step(ctx, EventSessionRefused)
 		t.sync(ctx)
-		if ferr := t.finish(ctx, events, sdk, ledger, supersede); ferr != nil {
+		if ferr := t.finish(ctx); ferr != nil {
 			return TransferResult{}, ferr
 		}
 		return TransferResult{}, err
@@ -266,10 +283,10 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	for !t.state.Final() && !t.runFull() {
 		t.armTimer(ctx)
 		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveConnectEvent(ctx, c) })
-		sel.AddReceive(sdk, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveSDKEvent(ctx, c) })
-		sel.AddReceive(ledger, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveLedger(ctx, c) })
-		sel.AddReceive(supersede, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveSupersede(ctx, c) })
+		sel.AddReceive(t.inbox.events, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveConnectEvent(ctx, c) })
+		sel.AddReceive(t.inbox.sdk, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveSDKEvent(ctx, c) })
+		sel.AddReceive(t.inbox.ledger, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveLedger(ctx, c) })
+		sel.AddReceive(t.inbox.supersede, func(c workflow.ReceiveChannel, _ bool) { t.received++; t.receiveSupersede(ctx, c) })
 		sel.AddReceive(t.wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 		if c := t.closing; c != nil {
 			sel.AddFuture(*c, func(f workflow.Future) { t.closeGraceOver(ctx, f) })
@@ -287,28 +304,28 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 		t.sync(ctx)
 	}
 	if !t.state.Final() {
-		return t.continueAsNew(ctx, events, sdk, ledger, supersede)
+		return t.continueAsNew(ctx)
 	}
 	if t.timer != nil && t.machine < MachineV2 { // MachineV2 leaves it to lapse with the workflow
 		t.timer.cancel()
 		t.timer = nil
 	}
-	return t.close(ctx, events, sdk, ledger, supersede)
+	return t.close(ctx)
 }
 
 // close ends a final transfer: it waits for its notifications to be acknowledged, records every signal delivered
 // meanwhile, upserts what changed, lets background activities and update handlers finish, and returns the result.
-func (t *transfer) close(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
+func (t *transfer) close(ctx workflow.Context) (TransferResult, error) {
 	// Ended otherwise (expired, superseded) during a close's grace: the close did nothing.
 	t.cancelClose(EffectIgnored)
-	if err := t.awaitNotifications(ctx, events, sdk, ledger, supersede); err != nil {
+	if err := t.awaitNotifications(ctx); err != nil {
 		return t.result(), err
 	}
-	if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() > 0 && t.mayTakeLate(ctx) {
-		t.drainSignals(ctx, events, sdk, ledger, supersede)
+	if t.inbox.waiting() > 0 && t.mayTakeLate(ctx) {
+		t.drainSignals(ctx)
 	}
 	t.sync(ctx)
-	if err := t.finish(ctx, events, sdk, ledger, supersede); err != nil {
+	if err := t.finish(ctx); err != nil {
 		return t.result(), err
 	}
 	return t.result(), nil
@@ -664,27 +681,28 @@ func (t *transfer) runFull() bool {
 // never brings one execution near Temporal's limit. It first lets reviews and update handlers finish and takes
 // every signal already delivered, with no yield between the last take and the hand-over, so none is lost. A
 // signal that makes the transfer final on the way finishes it here instead.
-func (t *transfer) continueAsNew(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) (TransferResult, error) {
+func (t *transfer) continueAsNew(ctx workflow.Context) (TransferResult, error) {
 	asked, carry := false, false // ChangeCarryPendingWork: unfinished background work goes to the next run
 	for {
-		if t.pending > 0 && !asked {
+		if t.pending() > 0 && !asked {
 			asked, carry = true, workflow.GetVersion(ctx, ChangeCarryPendingWork, workflow.DefaultVersion, 1) >= 1
 		}
 		// Not finish: queued notifications are handed to the next run (TransferCarry.Notify), not awaited here. A
 		// backlog over MaxCarriedWork is waited down first, so the hand-over's input stays small.
 		if err := workflow.Await(ctx, func() bool {
-			return (t.pending == 0 || carry && t.pending <= MaxCarriedWork) && workflow.AllHandlersFinished(ctx)
+			n := t.pending()
+			return (n == 0 || carry && n <= MaxCarriedWork) && workflow.AllHandlersFinished(ctx)
 		}); err != nil {
 			return t.result(), err
 		}
-		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() == 0 {
+		if t.inbox.waiting() == 0 {
 			break
 		}
-		t.drainSignals(ctx, events, sdk, ledger, supersede)
+		t.drainSignals(ctx)
 	}
 	t.sync(ctx)
 	if t.state.Final() {
-		return t.close(ctx, events, sdk, ledger, supersede)
+		return t.close(ctx)
 	}
 	next := t.in
 	next.Carry = &TransferCarry{State: t.state, Clock: t.clock, Indexed: t.indexed, Runs: t.runs + 1, Notify: t.carryNotifications(),
@@ -950,11 +968,10 @@ func (t *transfer) openReview(ctx workflow.Context, w PendingWork) {
 // workflow closes, and a hand-over carries the unfinished ones (ChangeCarryPendingWork). A failure is logged, then
 // handed to failed when it is not nil.
 func (t *transfer) background(ctx workflow.Context, what string, work PendingWork, f workflow.Future, failed func(error)) {
-	t.pending++
 	item := &backgroundWork{work: work}
 	t.inflight = append(t.inflight, item)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { t.pending--; item.done = true }()
+		defer func() { item.done = true }()
 		if err := f.Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error(what+" failed", "error", err)
 			if failed != nil {
@@ -965,20 +982,21 @@ func (t *transfer) background(ctx workflow.Context, what string, work PendingWor
 }
 
 // drainSignals records whatever was signalled before the workflow closes, so nothing Temporal accepted is lost.
-func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) {
+func (t *transfer) drainSignals(ctx workflow.Context) {
 	for ; ; t.freezeNotifications() { // each status change is notified with the data of its own event
-		if events.Len()+sdk.Len()+ledger.Len()+supersede.Len() > 0 {
+		in := t.inbox
+		if in.waiting() > 0 {
 			t.received++ // counted against the run's budget (finish)
 		}
 		switch {
-		case events.Len() > 0:
-			t.receiveConnectEvent(ctx, events)
-		case sdk.Len() > 0:
-			t.receiveSDKEvent(ctx, sdk)
-		case ledger.Len() > 0:
-			t.receiveLedger(ctx, ledger)
-		case supersede.Len() > 0:
-			t.receiveSupersede(ctx, supersede)
+		case in.events.Len() > 0:
+			t.receiveConnectEvent(ctx, in.events)
+		case in.sdk.Len() > 0:
+			t.receiveSDKEvent(ctx, in.sdk)
+		case in.ledger.Len() > 0:
+			t.receiveLedger(ctx, in.ledger)
+		case in.supersede.Len() > 0:
+			t.receiveSupersede(ctx, in.supersede)
 		default:
 			return
 		}
@@ -991,14 +1009,14 @@ func (t *transfer) drainSignals(ctx workflow.Context, events, sdk, ledger, super
 // long as the run has taken fewer than in.SignalsPerRun signals: a final transfer cannot hand over to a new run
 // without first waiting for the reviews its last signals opened, so past that budget (only a flood reaches it) it
 // closes with the rest unread, and says so in its log.
-func (t *transfer) finish(ctx workflow.Context, events, sdk, ledger, supersede workflow.ReceiveChannel) error {
+func (t *transfer) finish(ctx workflow.Context) error {
 	for {
 		if err := workflow.Await(ctx, func() bool {
-			return t.pending == 0 && workflow.AllHandlersFinished(ctx) && t.notificationsIdle()
+			return t.pending() == 0 && workflow.AllHandlersFinished(ctx) && t.notificationsIdle()
 		}); err != nil {
 			return err
 		}
-		waiting := events.Len() + sdk.Len() + ledger.Len() + supersede.Len()
+		waiting := t.inbox.waiting()
 		if waiting == 0 || workflow.GetVersion(ctx, ChangeEveryConflictReviewed, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 			return nil
 		}
@@ -1007,7 +1025,7 @@ func (t *transfer) finish(ctx workflow.Context, events, sdk, ledger, supersede w
 				"unread", waiting, "status", string(t.state.Status))
 			return nil
 		}
-		t.drainSignals(ctx, events, sdk, ledger, supersede)
+		t.drainSignals(ctx)
 		t.sync(ctx)
 	}
 }
