@@ -57,8 +57,8 @@ const MaxConnectIDLen = 256
 // try: by its session id (ConnectSessionID), then by its Connect transfer id (ConnectTransferID). Each lists
 // transfer workflows only; choose among the results with PickTransfer. A value that is not an id as Connect
 // issues them (empty, over MaxConnectIDLen bytes, or with characters other than letters, digits and -_.:) gets
-// no query: no transfer carries it, and nothing in it reaches a query. The bridge's router and
-// transfer.Client.Redeliver both look up with it.
+// no query: no transfer carries it, and nothing in it reaches a query. The bridge's router,
+// transfer.Client.Redeliver and the reconciliation's ledger router all look up with it.
 func ConnectIDQueries(sessionID, connectID string) []string {
 	var out []string
 	for _, q := range [...]struct{ attr, value string }{

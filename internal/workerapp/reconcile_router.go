@@ -3,14 +3,12 @@ package workerapp
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/connectflow/connectflow/bridge"
-	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/reconcile"
 	"github.com/connectflow/connectflow/workflows"
 	"github.com/connectflow/connectflow/zerohash"
@@ -70,13 +68,13 @@ func (r *ledgerRouter) Route(ctx context.Context, mv zerohash.Movement) (reconci
 // dedupe key is "ledger:" + movement id). A transfer visibility does not list yet counts as not knowing it: the
 // movement is then signalled, and the transfer's own dedupe keeps it from counting twice.
 func (r *ledgerRouter) known(ctx context.Context, connectID, movementID string) (bool, error) {
-	if !plainID(connectID) {
+	queries := workflows.ConnectIDQueries("", connectID)
+	if len(queries) == 0 {
 		return false, nil // no transfer carries an id like this; routing sends it to review
 	}
 	resp, err := r.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		PageSize: 20,
-		Query: fmt.Sprintf("%s = '%s' AND ExecutionStatus = 'Running'", workflows.SearchConnectTransferID.GetName(),
-			connectID),
+		Query:    queries[0] + " AND ExecutionStatus = 'Running'",
 	})
 	if err != nil {
 		return false, fmt.Errorf("list transfers with ConnectTransferID %s: %w", connectID, err)
@@ -84,7 +82,7 @@ func (r *ledgerRouter) known(ctx context.Context, connectID, movementID string) 
 	key := "ledger:" + movementID
 	for _, ex := range resp.GetExecutions() {
 		id := ex.GetExecution().GetWorkflowId()
-		if !strings.HasPrefix(id, string(connect.KindDeposit)+"-") && !strings.HasPrefix(id, string(connect.KindWithdrawal)+"-") {
+		if _, ok := workflows.TransferKindOf(id); !ok {
 			continue // a review carrying the same id
 		}
 		v, err := r.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
@@ -105,18 +103,4 @@ func (r *ledgerRouter) known(ctx context.Context, connectID, movementID string) 
 		}
 	}
 	return false, nil
-}
-
-// plainID admits the characters of ids (UUIDs, hex, dashes), so the id cannot change the visibility query.
-func plainID(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
 }
