@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -25,25 +24,14 @@ import (
 func TestDrainBeforeContinueAsNewNotifiesEachWithItsOwnData(t *testing.T) {
 	e := newEnv(t)
 	e.openSession(true, time.Second)
-	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: time.Hour}, nil)
-	var mu sync.Mutex
-	var sent []activities.Notification
-	e.OnActivity(act.NotifyPlatform, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notification) error {
-		mu.Lock()
-		defer mu.Unlock()
-		sent = append(sent, n)
-		return nil
-	})
+	sent := e.recordNotifications(time.Hour)
 	in := deposit()
 	in.SignalsPerRun = 1 // the first webhook fills the run: the other two are drained by continueAsNew
 	e.signalAt(time.Millisecond, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated),
 		ev(connect.KindDeposit, connect.StatusBroadcasted), ev(connect.KindDeposit, connect.StatusFailed))
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	require.Equal(t, StatusFailed, e.result().Status)
-	var got []string
-	for _, n := range sent {
-		got = append(got, n.Data.Status+":"+n.Data.FailureReason)
-	}
+	got := statusesAndReasons(sent())
 	require.Equal(t, []string{"awaiting_user:", "initiated:", "broadcasted:", "failed:insufficient funds"}, got)
 }
 
@@ -143,20 +131,10 @@ func TestFinishTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
 	in.SignalsPerRun = 10
 	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"})
 	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
-	const flood = 100 // one distinct contradicting event every 5 minutes for 8h20m
-	for i := range flood {
-		s := ev(connect.KindDeposit, connect.StatusFailed)
-		s.Event.DedupeKey = fmt.Sprintf("deposit:cx-1:failed:%d", i)
-		e.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
-	}
+	e.signalContradictions(100)
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	r := e.result() // completed, not continued as new
-	conflicts := 0
-	for _, x := range effects(r) {
-		if x == "connect:failed:conflict" {
-			conflicts++
-		}
-	}
+	conflicts := contradictionsTaken(r)
 	t.Logf("final %s; one run took %d conflicting signals after it was final and opened %d reviews; closed at %s",
 		r.Status, conflicts, len(*e.reviews), e.Now().Sub(r.Events[0].ReceivedAt))
 	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
@@ -233,15 +211,15 @@ func TestDrainBeforeContinueAsNewDoesNotMoveNotifyCommand(t *testing.T) {
 	e.signalAt(3*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated))
 	e.signalAt(4*time.Minute, SignalLedger, LedgerMovement{MovementID: "m-2", Asset: "ETH", Change: "0.013"}) // review 11m..21m
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	next := e.continuedAs()
 	mu.Lock()
 	t.Logf("NotifyPlatform ran at %v", scheduled)
-	_, early := scheduled["initiated"]
+	at, scheduledHere := scheduled["initiated"]
 	mu.Unlock()
-	require.False(t, early, "the notification of initiated was scheduled in the drain's workflow task, not handed over")
-	var next TransferInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	// The hand-over's own task (21m) may schedule it before the run ends, as before the change; the drain's (11m) not.
+	if scheduledHere {
+		require.Equal(t, 21*time.Minute, at, "the notification of initiated was scheduled in the drain's workflow task")
+	}
 	require.NotNil(t, next.Carry.Notify)
 	var carried []string
 	for _, n := range next.Carry.Notify.Outbox {
@@ -265,23 +243,34 @@ func TestAwaitNotificationsTakesLateSignalsWithinTheRunsBudget(t *testing.T) {
 	in.Asset, in.Amount = "BTC", "0.013"
 	in.SignalsPerRun = 10
 	e.signalAt(2*time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))
-	const flood = 100 // one distinct contradicting event every 5 minutes for 8h20m
-	for i := range flood {
+	e.signalContradictions(100)
+	e.ExecuteWorkflow(TransferWorkflow, in)
+	r := e.result()
+	conflicts := contradictionsTaken(r)
+	t.Logf("final %s; one run took %d conflicting signals after it was final", r.Status, conflicts)
+	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
+		"a closing transfer takes at most SignalsPerRun signals (docs/versioning.md); awaitNotifications took the flood")
+}
+
+// signalContradictions sends n distinct "failed" events (contradicting a confirmed deposit, so conflicts), one
+// every 5 minutes from the third minute.
+func (e env) signalContradictions(n int) {
+	for i := range n {
 		s := ev(connect.KindDeposit, connect.StatusFailed)
 		s.Event.DedupeKey = fmt.Sprintf("deposit:cx-1:failed:%d", i)
 		e.signalAt(time.Duration(3+5*i)*time.Minute, SignalConnectEvent, s)
 	}
-	e.ExecuteWorkflow(TransferWorkflow, in)
-	r := e.result()
-	conflicts := 0
+}
+
+// contradictionsTaken counts the signalContradictions events r recorded.
+func contradictionsTaken(r TransferResult) int {
+	n := 0
 	for _, x := range effects(r) {
 		if x == "connect:failed:conflict" {
-			conflicts++
+			n++
 		}
 	}
-	t.Logf("final %s; one run took %d conflicting signals after it was final", r.Status, conflicts)
-	require.LessOrEqual(t, conflicts, in.SignalsPerRun,
-		"a closing transfer takes at most SignalsPerRun signals (docs/versioning.md); awaitNotifications took the flood")
+	return n
 }
 
 // reviewIDs are the review workflows the transfer opened, in order.
@@ -306,11 +295,8 @@ func TestFullRunHandsOverWithoutWaitingForReviews(t *testing.T) {
 	e.signalAt(time.Minute, SignalLedger, LedgerMovement{MovementID: "m-eth", Asset: "ETH", Change: "0.013"}) // a conflict: review 1m..11m
 	e.signalAt(2*time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "x", DedupeKey: "sdk:x"})  // fills the run
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	next := e.continuedAs()
 	require.Less(t, e.Now().Sub(start), 3*time.Minute, "the run waited for the review before handing over")
-	var next TransferInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.Len(t, next.Carry.Pending, 1)
 	carried := next.Carry.Pending[0]
 	require.NotNil(t, carried.Review)
@@ -386,10 +372,7 @@ func TestHandOverCarriesAtMostMaxCarriedWork(t *testing.T) {
 	}
 	e.signalAt(time.Minute, SignalConnectEvent, flood...)
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
-	var next TransferInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	next := e.continuedAs()
 	require.LessOrEqual(t, len(next.Carry.Pending), MaxCarriedWork)
 	require.GreaterOrEqual(t, e.Now().Sub(start), 11*time.Minute, "handed over %d pending reviews without waiting", len(next.Carry.Pending))
 }

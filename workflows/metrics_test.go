@@ -11,9 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/connectflow/connectflow/connect"
 )
@@ -183,10 +181,7 @@ func TestMetricsContinueAsNewCountsOneTransfer(t *testing.T) {
 	e.signalAt(time.Minute, SignalSDKEvent, SDKEvent{Type: SDKTypeEvent, Detail: "a", DedupeKey: "a"},
 		SDKEvent{Type: SDKTypeEvent, Detail: "b", DedupeKey: "b"})
 	e.ExecuteWorkflow(TransferWorkflow, in)
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
-	var next TransferInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	next := e.continuedAs()
 
 	e2 := newEnv(t, rec)
 	e2.signalAt(time.Minute, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusConfirmed))

@@ -9,8 +9,6 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
@@ -34,10 +32,7 @@ func TestContinuedRunKeepsItsNotifications(t *testing.T) {
 		SDKEvent{Type: SDKTypeEvent, Detail: "flood", DedupeKey: "flood-1"})
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	require.True(t, e.IsWorkflowCompleted())
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
-	var next TransferInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	next := e.continuedAs()
 	require.NotNil(t, next.Carry)
 	require.NotNil(t, next.Carry.Notify, "the notification state is carried")
 	require.Equal(t, time.Hour, next.Carry.Notify.RetryFor)

@@ -1,19 +1,15 @@
 package workflows
 
 import (
-	"context"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/platformhook"
 )
@@ -103,22 +99,11 @@ func TestNotificationCost(t *testing.T) {
 func TestSignalsTakenTogetherNotifyEachWithItsOwnData(t *testing.T) {
 	e := newEnv(t)
 	e.openSession(true, time.Second)
-	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: time.Hour}, nil)
-	var mu sync.Mutex
-	var sent []activities.Notification
-	e.OnActivity(act.NotifyPlatform, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notification) error {
-		mu.Lock()
-		defer mu.Unlock()
-		sent = append(sent, n)
-		return nil
-	})
+	sent := e.recordNotifications(time.Hour)
 	in := deposit()
 	e.signalAt(time.Millisecond, SignalConnectEvent, ev(connect.KindDeposit, connect.StatusInitiated), ev(connect.KindDeposit, connect.StatusFailed))
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	require.Equal(t, StatusFailed, e.result().Status)
-	var got []string
-	for _, n := range sent {
-		got = append(got, n.Data.Status+":"+n.Data.FailureReason)
-	}
+	got := statusesAndReasons(sent())
 	require.Equal(t, []string{"awaiting_user:", "initiated:", "failed:insufficient funds"}, got)
 }

@@ -103,6 +103,44 @@ func ev(kind connect.Kind, status connect.Status) EventSignal {
 	return EventSignal{Event: e}
 }
 
+// continuedAs is the input the workflow continued as new with; the test fails if it did not continue as new.
+func (e env) continuedAs() TransferInput {
+	e.t.Helper()
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(e.t, e.GetWorkflowError(), &can)
+	var next TransferInput
+	require.NoError(e.t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	return next
+}
+
+// recordNotifications turns notifications to the platform on (each retried for retryFor) and records every
+// one delivered; sent returns them so far.
+func (e env) recordNotifications(retryFor time.Duration) (sent func() []activities.Notification) {
+	e.OnActivity(act.PlatformNotifications, mock.Anything).Return(activities.PlatformConfig{Enabled: true, RetryFor: retryFor}, nil)
+	var mu sync.Mutex
+	var got []activities.Notification
+	e.OnActivity(act.NotifyPlatform, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notification) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, n)
+		return nil
+	})
+	return func() []activities.Notification {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]activities.Notification(nil), got...)
+	}
+}
+
+// statusesAndReasons are notifications as "status:failure reason".
+func statusesAndReasons(ns []activities.Notification) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.Data.Status+":"+n.Data.FailureReason)
+	}
+	return out
+}
+
 // signalAt sends signals at offsets from the start, in the given order.
 func (e env) signalAt(at time.Duration, name string, payloads ...any) {
 	e.RegisterDelayedCallback(func() {
@@ -795,10 +833,7 @@ func TestFloodedTransferContinuesAsNew(t *testing.T) {
 	e.signalAt(time.Minute, SignalSDKEvent, flood...)
 	e.ExecuteWorkflow(TransferWorkflow, in)
 	require.True(t, e.IsWorkflowCompleted())
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
-	var next TransferInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	next := e.continuedAs()
 	require.NotNil(t, next.Carry)
 	require.Equal(t, StatusAwaitingUser, next.Carry.State.Status)
 	require.Equal(t, 1, next.Carry.Runs)
