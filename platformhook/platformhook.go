@@ -39,6 +39,10 @@ const (
 	maxIDLen = 512
 )
 
+// strictBase64 decodes secrets and signatures: standard base64 whose unused trailing bits are zero, so each key
+// or signature has exactly one text (the one Sign and NewSecret write) and no altered text verifies.
+var strictBase64 = base64.StdEncoding.Strict()
+
 // Sentinel errors, each wrapped with detail by the function that returns it.
 var (
 	ErrBadSecret         = errors.New("platformhook: bad secret")
@@ -57,16 +61,17 @@ type Secret struct{ key []byte }
 // String hides the key so a Secret can be logged by accident without leaking.
 func (Secret) String() string { return SecretPrefix + "…" }
 
-// ParseSecret reads "whsec_<base64>" (the prefix is required) holding 24 to 64 bytes.
+// ParseSecret reads "whsec_<base64>" (the prefix is required; standard base64, padded, its unused bits zero)
+// holding 24 to 64 bytes.
 func ParseSecret(s string) (Secret, error) {
 	s = strings.TrimSpace(s)
 	raw, ok := strings.CutPrefix(s, SecretPrefix)
 	if !ok {
 		return Secret{}, fmt.Errorf("%w: must start with %q", ErrBadSecret, SecretPrefix)
 	}
-	key, err := base64.StdEncoding.DecodeString(raw)
+	key, err := strictBase64.DecodeString(raw)
 	if err != nil {
-		return Secret{}, fmt.Errorf("%w: not standard base64 after %q", ErrBadSecret, SecretPrefix)
+		return Secret{}, fmt.Errorf("%w: not canonical standard base64 after %q", ErrBadSecret, SecretPrefix)
 	}
 	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
 		return Secret{}, fmt.Errorf("%w: %d bytes, want %d to %d", ErrBadSecret, len(key), MinSecretBytes, MaxSecretBytes)
@@ -157,7 +162,8 @@ type VerifyOptions struct {
 }
 
 // Verify checks the headers against the raw body with any of the secrets and returns the webhook-id, which the
-// caller must use as its idempotency key. Signatures of other versions (e.g. "v1a") are skipped, not errors.
+// caller must use as its idempotency key. Signatures of other versions (e.g. "v1a") are skipped, not errors; a
+// "v1" signature whose base64 is not canonical (unused bits set) matches nothing.
 func Verify(secrets []Secret, h http.Header, body []byte, opts VerifyOptions) (string, error) {
 	if len(secrets) == 0 {
 		return "", ErrNoSecrets
@@ -198,7 +204,7 @@ func Verify(secrets []Secret, h http.Header, body []byte, opts VerifyOptions) (s
 		if !ok || version != SignatureVersion {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(b64)
+		got, err := strictBase64.DecodeString(b64)
 		if err != nil || len(got) != sha256.Size {
 			continue
 		}
