@@ -33,8 +33,10 @@ const (
 	DefaultTolerance = 5 * time.Minute
 	MinSecretBytes   = 24
 	MaxSecretBytes   = 64
-	// maxSignatures bounds the work one request can cause: rotation needs two or three, not hundreds.
-	maxSignatures = 8
+	// MaxSignatures is the most signatures Verify reads in one webhook-signature header (it bounds the work one
+	// request can cause: rotation needs two or three, not hundreds), and so the most secrets ParseSecrets takes and
+	// Sign signs with: each secret adds one signature to every message.
+	MaxSignatures = 8
 	// maxIDLen bounds webhook-id; ours are "<workflow id>:<sequence>".
 	maxIDLen = 512
 )
@@ -53,6 +55,7 @@ var (
 	ErrTimestampOutside  = errors.New("platformhook: webhook-timestamp outside the tolerance")
 	ErrNoValidSignature  = errors.New("platformhook: no signature matches")
 	ErrTooManySignatures = errors.New("platformhook: too many signatures")
+	ErrTooManySecrets    = errors.New("platformhook: too many secrets")
 )
 
 // Secret is one signing key. Its String never shows the key.
@@ -79,12 +82,16 @@ func ParseSecret(s string) (Secret, error) {
 	return Secret{key: key}, nil
 }
 
-// ParseSecrets reads a list of secrets separated by commas or whitespace, newest first. Rotation: add the new
-// secret in front, deploy, let the platform accept it, then drop the old one.
+// ParseSecrets reads a list of 1 to MaxSignatures secrets separated by commas or whitespace, newest first; more
+// is ErrTooManySecrets, since a message signed with each would carry more signatures than Verify reads. Rotation:
+// add the new secret in front, deploy, let the platform accept it, then drop the old one.
 func ParseSecrets(list string) ([]Secret, error) {
 	fields := strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
 	if len(fields) == 0 {
 		return nil, ErrNoSecrets
+	}
+	if err := checkCount(len(fields)); err != nil {
+		return nil, err
 	}
 	out := make([]Secret, 0, len(fields))
 	for i, f := range fields {
@@ -102,6 +109,15 @@ func NewSecret() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go 1.24+); it panics instead
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// checkCount refuses more secrets than a verifier reads signatures.
+func checkCount(n int) error {
+	if n > MaxSignatures {
+		return fmt.Errorf("%w: %d, at most %d (each signs every message, and Verify reads at most %d signatures)",
+			ErrTooManySecrets, n, MaxSignatures, MaxSignatures)
+	}
+	return nil
 }
 
 // checkID refuses ids the signed string could not tell apart: empty, too long, or holding "." (the separator).
@@ -127,10 +143,14 @@ func mac(key []byte, id, ts string, body []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Sign returns the webhook-signature header value: one "v1,<base64>" per secret, space-separated.
+// Sign returns the webhook-signature header value: one "v1,<base64>" per secret, space-separated. More than
+// MaxSignatures secrets is ErrTooManySecrets: Verify would refuse the message.
 func Sign(secrets []Secret, id string, at time.Time, body []byte) (string, error) {
 	if len(secrets) == 0 {
 		return "", ErrNoSecrets
+	}
+	if err := checkCount(len(secrets)); err != nil {
+		return "", err
 	}
 	if err := checkID(id); err != nil {
 		return "", err
@@ -192,8 +212,8 @@ func Verify(secrets []Secret, h http.Header, body []byte, opts VerifyOptions) (s
 		return "", fmt.Errorf("%w: %s off, tolerance %s", ErrTimestampOutside, d.Round(time.Second), tol)
 	}
 	fields := strings.Fields(sigs)
-	if len(fields) > maxSignatures {
-		return "", fmt.Errorf("%w: %d, at most %d", ErrTooManySignatures, len(fields), maxSignatures)
+	if len(fields) > MaxSignatures {
+		return "", fmt.Errorf("%w: %d, at most %d", ErrTooManySignatures, len(fields), MaxSignatures)
 	}
 	want := make([][]byte, len(secrets))
 	for i, s := range secrets {

@@ -392,6 +392,34 @@ func TestLoadSettingsPlatformNotifications(t *testing.T) {
 	}
 }
 
+// TestLoadSettingsTooManyPlatformSecrets: more secrets than a verifier reads signatures (each signs every
+// message) is a bad PLATFORM_WEBHOOK_SECRET at start, naming the limit and quoting no secret, not a worker whose
+// every notification the platform refuses.
+func TestLoadSettingsTooManyPlatformSecrets(t *testing.T) {
+	list := make([]string, platformhook.MaxSignatures+1)
+	for i := range list {
+		list[i] = platformhook.NewSecret()
+	}
+	env := goodEnv(t)
+	env[EnvPlatformWebhookURL] = "https://platform.example/hooks/connectflow"
+	env[EnvPlatformWebhookSecret] = strings.Join(list, ",")
+	_, err := LoadSettings(nil, env, &bytes.Buffer{})
+	var se *settings.Error
+	if !errors.As(err, &se) || se.Env != EnvPlatformWebhookSecret || !errors.Is(err, platformhook.ErrTooManySecrets) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("at most %d", platformhook.MaxSignatures)) {
+		t.Fatalf("%d secrets: %v; want a settings error naming %s and the limit", len(list), err, EnvPlatformWebhookSecret)
+	}
+	for _, s := range list {
+		if strings.Contains(err.Error(), strings.TrimPrefix(s, platformhook.SecretPrefix)) {
+			t.Fatalf("error quotes a secret: %v", err)
+		}
+	}
+	env[EnvPlatformWebhookSecret] = strings.Join(list[:platformhook.MaxSignatures], ",")
+	if st, err := LoadSettings(nil, env, &bytes.Buffer{}); err != nil || len(st.Worker.Platform.Secrets) != platformhook.MaxSignatures {
+		t.Fatalf("%d secrets: %v", platformhook.MaxSignatures, err)
+	}
+}
+
 // TestDeprecatedAliases: each of today's names (Aliases) still sets its WORKER_* setting, and is reported as
 // deprecated by name; the new name wins over it.
 func TestDeprecatedAliases(t *testing.T) {
