@@ -26,7 +26,7 @@ const DefaultPlatformTimeout = 10 * time.Second
 // Platform is where a worker posts transfer notifications: the platform's webhook URL and the Standard Webhooks
 // secrets each message is signed with (one signature per secret, newest first, for rotation).
 type Platform struct {
-	URL      string
+	URL      string // as PLATFORM_WEBHOOK_URL takes it (settings.CheckURL): no query; its path may hold a token
 	Secrets  []platformhook.Secret
 	RetryFor time.Duration // how long one notification is retried; 0 is DefaultPlatformRetryFor
 	// HTTPClient sends the notifications; nil uses NewPlatformHTTPClient(DefaultPlatformTimeout). Whatever its
@@ -108,7 +108,7 @@ func (a *Activities) PlatformNotifications(context.Context) (PlatformConfig, err
 // NotifyPlatform posts one signed notification to the platform. A 2xx answer from p.URL itself is the
 // acknowledgement; anything else (another status, a 3xx, whose redirect is never followed, no answer within the
 // timeout, a refused connection) is an error Temporal retries with backoff, after the platform's Retry-After when
-// it sent one, until the workflow's retry window ends. Errors name the host of p.URL, never its path or query.
+// it sent one, until the workflow's retry window ends. Errors name the host of p.URL, never its path.
 func (a *Activities) NotifyPlatform(ctx context.Context, n Notification) error {
 	p := a.Platform
 	if p == nil || p.URL == "" || len(p.Secrets) == 0 {
@@ -137,7 +137,7 @@ func (a *Activities) NotifyPlatform(ctx context.Context, n Notification) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		// The URL's path may carry a token (a query is refused at start, settings.CheckURL): name the host only.
+		// The URL's path may carry a token: name the host only.
 		return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("notification %s: platform %s unreachable: %s", n.WebhookID, req.URL.Host, unwrapURLError(err)),
 			"Platform"+StatusTypeName(0), temporal.ApplicationErrorOptions{})
 	}
