@@ -35,6 +35,12 @@ func TestOperatorQueries(t *testing.T) {
 	s.signal(connect.KindDeposit, "q-timedout", event(connect.KindDeposit, connect.StatusInitiated, "cx-q-timedout", timedOutSession))
 	failedSession := start("q-failed", workflows.Timeouts{})
 	s.signal(connect.KindDeposit, "q-failed", event(connect.KindDeposit, connect.StatusFailed, "cx-q-failed", failedSession))
+	unsettled, err := s.transfers.Start(s.ctx(), workflows.TransferInput{Kind: connect.KindDeposit, TransferID: "q-unsettled",
+		ReferenceID: "REF-q-unsettled", AwaitLedger: true, Timeouts: short})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.signal(connect.KindDeposit, "q-unsettled", event(connect.KindDeposit, connect.StatusConfirmed, "cx-q-unsettled", unsettled.SessionID))
 	okSession := start("q-ok", workflows.Timeouts{})
 	s.signal(connect.KindDeposit, "q-ok", event(connect.KindDeposit, connect.StatusConfirmed, "cx-q-ok", okSession))
 	unexpected := event(connect.KindDeposit, connect.StatusUnexpected, "cx-stray", "")
@@ -53,7 +59,8 @@ func TestOperatorQueries(t *testing.T) {
 		{workflows.QueryTimedOut, []string{"deposit-q-timedout"}},
 		{workflows.QueryFailed, []string{"deposit-q-failed"}},
 		{workflows.QueryUnmatched, []string{reviewID}},
-		{workflows.QueryNeedsPerson, []string{"deposit-q-stalled", "deposit-q-timedout", reviewID}},
+		{workflows.QueryUnsettled, []string{"deposit-q-unsettled"}},
+		{workflows.QueryNeedsPerson, []string{"deposit-q-stalled", "deposit-q-timedout", reviewID, "deposit-q-unsettled"}},
 		{workflows.QuerySettledSince(today), []string{"deposit-q-ok"}},
 		{workflows.QuerySettledSince(today.Add(24 * time.Hour)), nil},
 	}
@@ -78,7 +85,7 @@ func TestOperatorQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{workflows.QueryNeedsPerson, workflows.QueryStalled, workflows.QueryTimedOut,
+	for _, q := range []string{workflows.QueryNeedsPerson, workflows.QueryStalled, workflows.QueryTimedOut, workflows.QueryUnsettled,
 		workflows.QueryFailed, workflows.QueryUnmatched, "TransferStatus IN ('confirmed', 'settled') AND CloseTime >= '"} {
 		if !strings.Contains(string(page), q) {
 			t.Errorf("docs/operations.md does not list the query %q", q)

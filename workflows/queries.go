@@ -11,11 +11,13 @@ import (
 // Visibility queries an operator runs in the Temporal UI (or `temporal workflow list --query`) to find what needs a
 // person. docs/operations.md lists the same text; a test runs each one against a real server.
 const (
-	QueryNeedsPerson = "TransferStatus IN ('stalled', 'timed_out', 'needs_review')"
+	QueryNeedsPerson = "TransferStatus IN ('stalled', 'timed_out', 'needs_review', 'unsettled')"
 	QueryStalled     = "TransferStatus = 'stalled'"
 	QueryTimedOut    = "TransferStatus = 'timed_out'"
-	QueryFailed      = "TransferStatus IN ('failed', 'session_failed')"
-	QueryUnmatched   = "WorkflowType = 'ReviewWorkflow' AND TransferStatus = 'needs_review'"
+	// QueryUnsettled: closed, final, and still a person's: Connect confirmed, no Zero Hash movement came in time.
+	QueryUnsettled = "TransferStatus = 'unsettled'"
+	QueryFailed    = "TransferStatus IN ('failed', 'session_failed')"
+	QueryUnmatched = "WorkflowType = 'ReviewWorkflow' AND TransferStatus = 'needs_review'"
 )
 
 // QuerySettledSince finds transfers that reached their money-moved state since t (e.g. midnight: settled today).
