@@ -139,9 +139,10 @@ func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body 
 	}
 	opts := connect.VerifyOptions{Tolerance: v.tolerance, Now: v.now, KID: kid}
 	err := connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
-	// Without a JWT no kid told the JWKS to refresh, so a rotated key shows up as a mismatch: refresh once.
-	if !checkedJWT && (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) &&
-		v.keys.Refresh(ctx) {
+	// The signature names no kid, so a key rotated in since the last fetch shows up as a mismatch, whether or not
+	// a bearer was verified (its key may be an older one, or the bearer's refresh was this one): ask one
+	// rate-limited refresh and verify again once.
+	if (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) && v.keys.Refresh(ctx) {
 		err = connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
 	}
 	return connect.VerifyFailureReason(err)
@@ -180,8 +181,16 @@ func (v *verifier) bearer(ctx context.Context, h http.Header, maxLifetime time.D
 	if len(auth) <= len(bearerPrefix) || !strings.EqualFold(auth[:len(bearerPrefix)], bearerPrefix) {
 		return nil, "", reasonJWTMissing
 	}
+	raw := auth[len(bearerPrefix):]
 	claims := &connect.SessionClaims{}
-	tok, err := v.parser.ParseWithClaims(auth[len(bearerPrefix):], claims, v.keys.Keyfunc(ctx))
+	tok, err := v.parser.ParseWithClaims(raw, claims, v.keys.Keyfunc(ctx))
+	// A JWT no current key verifies may be signed by a key rotated in since the last fetch. A token naming an
+	// unknown kid had its refresh inside Keyfunc; one without kid is checked against the whole set, and one naming
+	// a known kid against that key, outside it: ask one rate-limited refresh and verify again once.
+	if err != nil && wantsNewerKey(tok, err) && v.keys.Refresh(ctx) {
+		claims = &connect.SessionClaims{}
+		tok, err = v.parser.ParseWithClaims(raw, claims, v.keys.Keyfunc(ctx))
+	}
 	if err != nil {
 		return nil, "", jwtFailureReason(tok, err)
 	}
@@ -195,6 +204,22 @@ func (v *verifier) bearer(ctx context.Context, h http.Header, maxLifetime time.D
 	}
 	kid, _ := tok.Header[headerKID].(string)
 	return claims, kid, ""
+}
+
+// wantsNewerKey reports whether a JWT failed for want of a key a refresh could bring: its signature verifies with
+// no key of the set, or it names no kid and the set had no key for it. An unknown kid is not: Keyfunc refreshed.
+func wantsNewerKey(tok *jwt.Token, err error) bool {
+	switch jwtFailureReason(tok, err) {
+	case reasonJWTSignature:
+		return true
+	case reasonJWTUnknownKey:
+		if tok == nil {
+			return false
+		}
+		_, named := tok.Header[headerKID]
+		return !named
+	}
+	return false
 }
 
 // lifetimeWithin reports whether a JWT's exp - iat is at most max; a JWT without iat has no bounded lifetime.

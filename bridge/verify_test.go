@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
@@ -420,5 +422,103 @@ func TestParseAuthMode(t *testing.T) {
 		if _, err := bridge.ParseAuthMode(s); err == nil || !strings.Contains(err.Error(), "signature+jwt") {
 			t.Errorf("ParseAuthMode(%q): error %v should list the modes", s, err)
 		}
+	}
+}
+
+// sessionJWTWith is a session JWT like sessionJWT, signed by key under kid ("" for a header without kid).
+func sessionJWTWith(tb testing.TB, key *rsa.PrivateKey, kid, sessionID string, now time.Time) string {
+	tb.Helper()
+	return signJWT(tb, key, kid, jwt.MapClaims{
+		"iss": bridge.ConnectIssuer, "sub": "acct-1", "jti": uuid.NewString(),
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"organization": map[string]string{"id": "org-1"},
+		"session":      map[string]string{"id": sessionID},
+	})
+}
+
+// TestRotatedKeyWithoutKIDIsFetched: Connect rotates to key B (published after the bridge's first fetch). A
+// credential that names no kid, or names a known kid while the other credential is B's, makes the bridge refetch
+// the JWKS (rate-limited) and verify again, so the first webhook after the rotation is taken: a bearer JWT without
+// kid (the guide's sample JWT header has none) in both modes, a body signature by B beside a bearer by A's kid,
+// and an SDK relay whose session JWT has no kid.
+func TestRotatedKeyWithoutKIDIsFetched(t *testing.T) {
+	body := eventBody(t, "connect.deposit.initiated", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	webhookCase := func(mode bridge.AuthMode, bearerKey int, bearerKID string) func(t *testing.T, h *harness) answer {
+		return func(t *testing.T, h *harness) answer {
+			w := signedWith(t, testKey(t, 1), kidB, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+			return h.send(t, withBearer(t, w, testKey(t, bearerKey), bearerKID, time.Now()))
+		}
+	}
+	cases := []struct {
+		name string
+		mode bridge.AuthMode
+		send func(t *testing.T, h *harness) answer
+	}{
+		{"signature: bearer without kid", bridge.AuthSignature, webhookCase(bridge.AuthSignature, 1, "")},
+		{"signature+jwt: bearer without kid", bridge.AuthSignatureJWT, webhookCase(bridge.AuthSignatureJWT, 1, "")},
+		{"signature+jwt: bearer by known kid A, body signed by new key B", bridge.AuthSignatureJWT, webhookCase(bridge.AuthSignatureJWT, 0, kidA)},
+		{"signature: bearer by known kid A, body signed by new key B", bridge.AuthSignature, webhookCase(bridge.AuthSignature, 0, kidA)},
+		{"SDK relay: session JWT without kid", "", func(t *testing.T, h *harness) answer {
+			h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-9'", "deposit-T9")
+			w := sdkRelay(t, "sess-9", `{"type":"close"}`)
+			w.header.Set("Authorization", "Bearer "+sessionJWTWith(t, testKey(t, 1), "", "sess-9", time.Now()))
+			return h.send(t, w)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: c.mode})
+			h.jwks.publish(kidB, &testKey(t, 1).PublicKey) // after the bridge's first fetch: a rotation
+			if got := c.send(t, h); got.status != http.StatusOK {
+				t.Fatalf("first request after the rotation: %d %s; JWKS fetched %d times", got.status, got.body, h.jwks.hits.Load())
+			}
+			if signals, _ := h.temporal.calls(); len(signals) != 1 {
+				t.Fatalf("signals %+v, want one", signals)
+			}
+		})
+	}
+}
+
+// TestForgedCredentialsCannotForceJWKSFetches: a stream of requests that no key verifies (kid-less bearers, body
+// signatures and session JWTs by a key outside the JWKS), each of which asks for a refresh, costs Connect's JWKS at
+// most one fetch on the request path and one on the background rotation path per limiter period, not one each.
+func TestForgedCredentialsCannotForceJWKSFetches(t *testing.T) {
+	for _, mode := range []bridge.AuthMode{bridge.AuthSignature, bridge.AuthSignatureJWT} {
+		t.Run(string(mode), func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: mode})
+			body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+			forgeries := []func() webhook{
+				func() webhook { // kid-less bearer by the attacker's key
+					w := signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+					return withBearer(t, w, testKey(t, 2), "", time.Now())
+				},
+				func() webhook { // a good bearer, the body signed by the attacker's key
+					w := signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+					return withBearer(t, w, testKey(t, 0), kidA, time.Now())
+				},
+				func() webhook { // no bearer, the body signed by the attacker's key
+					return signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+				},
+				func() webhook { // an SDK relay with a kid-less session JWT by the attacker's key
+					w := sdkRelay(t, "sess-1", `{"type":"close"}`)
+					w.header.Set("Authorization", "Bearer "+sessionJWTWith(t, testKey(t, 2), "", "sess-1", time.Now()))
+					return w
+				},
+			}
+			const rounds = 10
+			for i := range rounds {
+				for j, forge := range forgeries {
+					if got := h.send(t, forge()); got.status != http.StatusUnauthorized {
+						t.Fatalf("round %d forgery %d: %d %s, want 401", i, j, got.status, got.body)
+					}
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the background refresh runs on its own
+			// 1 at start, 1 forced on the request path, 1 on the background rotation path (RotationEvery 10 s).
+			if n := h.jwks.hits.Load(); n > 3 {
+				t.Fatalf("%d forged requests fetched the JWKS %d times, want at most 3", rounds*len(forgeries), n)
+			}
+			h.temporal.requireNoSignal(t)
+		})
 	}
 }
