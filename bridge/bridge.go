@@ -439,7 +439,7 @@ func (o outcome) status() int {
 		return http.StatusTooManyRequests
 	case outcomeNoTransfer, outcomeNotConfigured:
 		return http.StatusNotFound
-	case outcomeUnavailable:
+	case outcomeUnavailable, outcomeJWKSUnavailable:
 		return http.StatusServiceUnavailable
 	case outcomeUnauthorized:
 		return http.StatusUnauthorized
@@ -454,7 +454,7 @@ func (o outcome) status() int {
 func (b *Bridge) answer(c *gin.Context, res result) {
 	status := res.outcome.status()
 	switch res.outcome {
-	case outcomeUnavailable, outcomeRateLimited:
+	case outcomeUnavailable, outcomeRateLimited, outcomeJWKSUnavailable:
 		c.Header("Retry-After", retryAfter)
 	case outcomeMalformed:
 		// The sender proved who it is, so it may learn what was wrong with its message.
@@ -500,7 +500,7 @@ func (b *Bridge) record(ctx context.Context, route routeID, res result, took tim
 	switch res.outcome {
 	case outcomeUnauthorized:
 		level = slog.LevelWarn
-	case outcomeUnavailable:
+	case outcomeUnavailable, outcomeJWKSUnavailable:
 		level = slog.LevelError
 	case outcomeSignalLimit:
 		level = slog.LevelError

@@ -46,6 +46,7 @@ const (
 	outcomeRateLimited                         // an SDK session sent more callbacks than its rate allows
 	outcomeSignalLimit                         // Temporal refuses more signals to this workflow: alert, a person looks
 	outcomeNotForwarded                        // an SDK callback that changes no state: taken, not signalled
+	outcomeJWKSUnavailable                     // no Connect key loaded (JWKS outage): nothing verifies, the sender retries
 	numOutcomes
 )
 
@@ -65,6 +66,7 @@ var outcomeNames = [numOutcomes]string{
 	outcomeRateLimited:          "rate_limited",
 	outcomeSignalLimit:          "signal_limit",
 	outcomeNotForwarded:         "not_forwarded",
+	outcomeJWKSUnavailable:      "jwks_unavailable",
 }
 
 func (o outcome) String() string { return outcomeNames[o] }

@@ -73,6 +73,10 @@ const (
 	reasonJWTOrganization = "jwt_organization"  // the JWT names another organization, or none where ours is required
 	reasonJWTAudience     = "jwt_audience"      // the JWT's aud names none of this bridge's audiences
 	reasonJWTLifetime     = "jwt_lifetime"      // exp - iat is longer than Connect issues
+	// reasonJWKSUnavailable is not a verification failure: no Connect key is loaded (the JWKS never answered, or
+	// holds no RSA signing key), so nothing can verify. Our outage: answered 503 jwks_unavailable, never counted
+	// as a failure.
+	reasonJWKSUnavailable = "jwks_unavailable"
 	reasonZHMissing       = "zh_missing_signature"
 	reasonZHMalformed     = "zh_malformed_signature"
 	reasonZHMismatch      = "zh_signature_mismatch"
@@ -119,6 +123,9 @@ func newVerifier(mode AuthMode, keys KeySource, tolerance time.Duration, now fun
 // webhook checks a Connect webhook to url and returns "" or the failure's reason label: the signature always; the
 // bearer JWT when the mode requires it or when one is sent (a bad JWT is refused even where none is required).
 func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body []byte) string {
+	if v.keysUnavailable(ctx) {
+		return reasonJWKSUnavailable
+	}
 	var kid string
 	checkedJWT := v.mode.requiresJWT() || hasBearer(h)
 	if checkedJWT {
@@ -145,7 +152,16 @@ func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body 
 	if (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) && v.keys.Refresh(ctx) {
 		err = connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
 	}
+	if errors.Is(err, connect.ErrNoKeys) {
+		return reasonJWKSUnavailable // the JWKS was emptied since keysUnavailable looked
+	}
 	return connect.VerifyFailureReason(err)
+}
+
+// keysUnavailable reports that no Connect key is loaded even after one rate-limited refresh: the JWKS has not been
+// fetched since start, or holds no RSA signing key. Keys once fetched stay while later fetches fail.
+func (v *verifier) keysUnavailable(ctx context.Context) bool {
+	return len(v.keys.PublicKeys(ctx)) == 0 && !(v.keys.Refresh(ctx) && len(v.keys.PublicKeys(ctx)) > 0)
 }
 
 // hasBearer reports whether h carries an Authorization header of the Bearer scheme (any other scheme, say a
@@ -159,6 +175,9 @@ func hasBearer(h http.Header) bool {
 
 // session checks an SDK relay's bearer session JWT and returns the session id it names.
 func (v *verifier) session(ctx context.Context, h http.Header) (string, string) {
+	if v.keysUnavailable(ctx) {
+		return "", reasonJWKSUnavailable
+	}
 	claims, _, reason := v.bearer(ctx, h, MaxSessionJWTLifetime)
 	if reason != "" {
 		return "", reason

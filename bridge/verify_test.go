@@ -522,3 +522,64 @@ func TestForgedCredentialsCannotForceJWKSFetches(t *testing.T) {
 		})
 	}
 }
+
+// TestJWKSOutageAnswers503: while no Connect key could be loaded (the JWKS down since start), a genuinely signed
+// webhook, one with a bearer, and an SDK relay are our outage, not bad requests: 503 jwks_unavailable with
+// Retry-After so the sender delivers again, counted under its own outcome and never as a verification failure, no
+// signal; the outage's refreshes stay rate-limited however many requests arrive.
+func TestJWKSOutageAnswers503(t *testing.T) {
+	now := time.Now()
+	body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	cases := []struct {
+		name string
+		mode bridge.AuthMode
+		req  func(t *testing.T) webhook
+	}{
+		{"signature, no bearer", bridge.AuthSignature, func(t *testing.T) webhook {
+			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now)
+		}},
+		{"signature+jwt, bearer with kid", bridge.AuthSignatureJWT, func(t *testing.T) webhook {
+			return withBearer(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now), testKey(t, 0), kidA, now)
+		}},
+		{"signature+jwt, bearer without kid", bridge.AuthSignatureJWT, func(t *testing.T) webhook {
+			return withBearer(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now), testKey(t, 0), "", now)
+		}},
+		{"SDK relay", "", func(t *testing.T) webhook { return sdkRelay(t, "sess-1", `{"type":"close"}`) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: c.mode, jwksDown: true})
+			const requests = 20
+			route := c.req(t).path
+			for i := range requests {
+				got := h.send(t, c.req(t))
+				if got.status != http.StatusServiceUnavailable || got.header.Get("Retry-After") != "5" ||
+					got.body != `{"error":"jwks_unavailable"}` {
+					t.Fatalf("request %d: %d %s (Retry-After %q), want 503 jwks_unavailable with Retry-After 5",
+						i, got.status, got.body, got.header.Get("Retry-After"))
+				}
+			}
+			h.temporal.requireNoSignal(t)
+			if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": route, "outcome": "jwks_unavailable"}); n != requests {
+				t.Errorf("requests{outcome=jwks_unavailable} = %v, want %d", n, requests)
+			}
+			if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": route, "outcome": "unauthorized"}); n != 0 {
+				t.Errorf("requests{outcome=unauthorized} = %v, want 0", n)
+			}
+			families, err := h.reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range families {
+				if f.GetName() == bridge.MetricVerificationFailures && len(f.GetMetric()) > 0 {
+					t.Errorf("verification failures counted during the outage: %v", f.GetMetric())
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the background refresh runs on its own
+			// 1 at start, 1 on the request path, 1 on the background rotation path: the limiters hold.
+			if n := h.jwks.hits.Load(); n > 3 {
+				t.Errorf("%d requests during the outage fetched the JWKS %d times, want at most 3", requests, n)
+			}
+		})
+	}
+}
