@@ -376,7 +376,7 @@ func (b *Bridge) handle(route routeID, p process) gin.HandlerFunc {
 		switch {
 		case r.ContentLength > b.maxBody:
 			res = result{outcome: outcomeTooLarge}
-		case !isJSON(r.Header.Get("Content-Type")):
+		case !jsonOrNone(r.Header.Get("Content-Type")):
 			res = result{outcome: outcomeUnsupportedMediaType}
 		default:
 			buf := bufferPool.Get().(*bytes.Buffer)
@@ -401,6 +401,13 @@ func (b *Bridge) readAndProcess(c *gin.Context, route routeID, buf *bytes.Buffer
 		return result{outcome: outcomeMalformed, err: fmt.Errorf("read body: %w", err)}
 	}
 	return p(r.Context(), route, r, buf.Bytes())
+}
+
+// jsonOrNone accepts a body declared application/json, or one with no (or an empty) Content-Type: Connect's
+// published webhook headers carry none, and every body is verified and parsed as JSON anyway. A Content-Type that
+// is present and not JSON is refused 415.
+func jsonOrNone(contentType string) bool {
+	return strings.TrimSpace(contentType) == "" || isJSON(contentType)
 }
 
 // isJSON accepts application/json with any parameters, without allocating.
@@ -464,7 +471,7 @@ func (b *Bridge) answer(c *gin.Context, res result) {
 		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": fmt.Sprintf("body over %d bytes", b.maxBody)})
 		return
 	case outcomeUnsupportedMediaType:
-		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Content-Type must be application/json"})
+		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Content-Type, when sent, must be application/json"})
 		return
 	case outcomeNotConfigured:
 		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Zero Hash balance webhooks are not configured " +

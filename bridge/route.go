@@ -40,7 +40,7 @@ const (
 	outcomeUnauthorized                        // a credential is missing or does not verify
 	outcomeMalformed                           // verified, but not a message the bridge understands
 	outcomeTooLarge                            // over the body limit
-	outcomeUnsupportedMediaType                // not JSON
+	outcomeUnsupportedMediaType                // a Content-Type that is not JSON (none at all is read as JSON)
 	outcomeDuplicate                           // a Connect event id this bridge answered 2xx lately: taken already
 	outcomeNotConfigured                       // balance webhooks: no Zero Hash secret or key configured
 	outcomeRateLimited                         // an SDK session sent more callbacks than its rate allows

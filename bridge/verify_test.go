@@ -583,3 +583,30 @@ func TestJWKSOutageAnswers503(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingContentTypeIsJSON: Connect publishes no Content-Type among its webhook headers, so a request without
+// one is read as JSON (it is verified and parsed anyway): a genuine Connect webhook and an SDK relay are taken, a
+// forged one is still 401; a Content-Type that is present and not JSON stays 415 (TestBadRequestsNeverSignal).
+func TestMissingContentTypeIsJSON(t *testing.T) {
+	body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	h := newHarness(t, harnessOptions{})
+	h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-7'", "deposit-T7")
+	for _, c := range []struct {
+		name   string
+		req    webhook
+		status int
+	}{
+		{"Connect webhook", signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now()), http.StatusOK},
+		{"SDK relay", sdkRelay(t, "sess-7", `{"type":"close"}`), http.StatusOK},
+		{"Connect webhook signed by a key outside the JWKS", signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits,
+			depositsURL, body, time.Now()), http.StatusUnauthorized},
+	} {
+		c.req.header.Del("Content-Type")
+		if got := h.send(t, c.req); got.status != c.status {
+			t.Errorf("%s without Content-Type: %d %s, want %d", c.name, got.status, got.body, c.status)
+		}
+	}
+	if signals, _ := h.temporal.calls(); len(signals) != 2 {
+		t.Fatalf("signals %+v, want the webhook's and the relay's", signals)
+	}
+}
