@@ -67,7 +67,8 @@ const (
 	RetryAfter = 5 * time.Second
 	// readyTimeout bounds the Temporal health check behind /readyz.
 	readyTimeout = 3 * time.Second
-	// MaxTolerance bounds Options.Tolerance (CONNECT_WEBHOOK_TOLERANCE).
+	// MaxTolerance bounds both replay windows: Options.Tolerance (CONNECT_WEBHOOK_TOLERANCE) and
+	// Options.ZeroHashTolerance (ZEROHASH_WEBHOOK_TOLERANCE).
 	MaxTolerance = 10 * time.Minute
 	// DefaultSDKRate and DefaultSDKBurst: a user's widget sends a handful of callbacks per transfer.
 	DefaultSDKRate  = 1.0 // per second, per session
@@ -113,7 +114,8 @@ type Options struct {
 	ZeroHashWebhookPublicKey *rsa.PublicKey
 	// ZeroHashRequireTimestamp refuses balance webhooks signed only with the legacy (untimed) headers.
 	ZeroHashRequireTimestamp bool
-	// ZeroHashTolerance bounds x-zh-hook-timestamp's distance from now; default zerohash.DefaultWebhookTolerance.
+	// ZeroHashTolerance bounds x-zh-hook-timestamp's distance from now; default zerohash.DefaultWebhookTolerance,
+	// at most MaxTolerance.
 	ZeroHashTolerance time.Duration
 	// Keys supplies Connect's public keys; NewJWKSKeys builds one from a JWKS URL. Required. Close closes it when
 	// it has a Close method.
@@ -237,8 +239,8 @@ func (o *Options) fill() error {
 	if o.ZeroHashRequireTimestamp && o.ZeroHashWebhookSecret == "" && o.ZeroHashWebhookPublicKey == nil {
 		return errors.New("bridge: Options.ZeroHashRequireTimestamp needs ZeroHashWebhookSecret or ZeroHashWebhookPublicKey")
 	}
-	if o.ZeroHashTolerance < 0 {
-		return fmt.Errorf("bridge: Options.ZeroHashTolerance %v: must not be negative", o.ZeroHashTolerance)
+	if o.ZeroHashTolerance < 0 || o.ZeroHashTolerance > MaxTolerance {
+		return fmt.Errorf("bridge: Options.ZeroHashTolerance %v: must be 0 (the default) to %v (a longer window lets a captured webhook be replayed longer)", o.ZeroHashTolerance, MaxTolerance)
 	}
 	o.ZeroHashTolerance = cmp.Or(o.ZeroHashTolerance, zerohash.DefaultWebhookTolerance)
 	o.TaskQueue = cmp.Or(o.TaskQueue, workflows.DefaultTaskQueue)
