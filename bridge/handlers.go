@@ -34,8 +34,8 @@ func (b *Bridge) connectWebhook(ctx context.Context, route routeID, r *http.Requ
 		return result{outcome: outcomeMalformed, err: err, event: ev.Name, key: ev.DedupeKey}
 	}
 	var seenKey string
-	if ev.EventID != "" {
-		seenKey = string(routeKind(route)) + ":" + ev.EventID
+	if id := ev.IdempotencyKey(); id != "" {
+		seenKey = string(routeKind(route)) + ":" + id
 		if b.recent.has(seenKey) {
 			return result{outcome: outcomeDuplicate, event: ev.Name, key: ev.DedupeKey}
 		}
