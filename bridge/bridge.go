@@ -67,7 +67,8 @@ const (
 	RetryAfter = 5 * time.Second
 	// readyTimeout bounds the Temporal health check behind /readyz.
 	readyTimeout = 3 * time.Second
-	// MaxTolerance bounds Options.Tolerance (CONNECT_WEBHOOK_TOLERANCE).
+	// MaxTolerance bounds both replay windows: Options.Tolerance (CONNECT_WEBHOOK_TOLERANCE) and
+	// Options.ZeroHashTolerance (ZEROHASH_WEBHOOK_TOLERANCE).
 	MaxTolerance = 10 * time.Minute
 	// DefaultSDKRate and DefaultSDKBurst: a user's widget sends a handful of callbacks per transfer.
 	DefaultSDKRate  = 1.0 // per second, per session
@@ -113,7 +114,8 @@ type Options struct {
 	ZeroHashWebhookPublicKey *rsa.PublicKey
 	// ZeroHashRequireTimestamp refuses balance webhooks signed only with the legacy (untimed) headers.
 	ZeroHashRequireTimestamp bool
-	// ZeroHashTolerance bounds x-zh-hook-timestamp's distance from now; default zerohash.DefaultWebhookTolerance.
+	// ZeroHashTolerance bounds x-zh-hook-timestamp's distance from now; default zerohash.DefaultWebhookTolerance,
+	// at most MaxTolerance.
 	ZeroHashTolerance time.Duration
 	// Keys supplies Connect's public keys; NewJWKSKeys builds one from a JWKS URL. Required. Close closes it when
 	// it has a Close method.
@@ -237,8 +239,8 @@ func (o *Options) fill() error {
 	if o.ZeroHashRequireTimestamp && o.ZeroHashWebhookSecret == "" && o.ZeroHashWebhookPublicKey == nil {
 		return errors.New("bridge: Options.ZeroHashRequireTimestamp needs ZeroHashWebhookSecret or ZeroHashWebhookPublicKey")
 	}
-	if o.ZeroHashTolerance < 0 {
-		return fmt.Errorf("bridge: Options.ZeroHashTolerance %v: must not be negative", o.ZeroHashTolerance)
+	if o.ZeroHashTolerance < 0 || o.ZeroHashTolerance > MaxTolerance {
+		return fmt.Errorf("bridge: Options.ZeroHashTolerance %v: must be 0 (the default) to %v (a longer window lets a captured webhook be replayed longer)", o.ZeroHashTolerance, MaxTolerance)
 	}
 	o.ZeroHashTolerance = cmp.Or(o.ZeroHashTolerance, zerohash.DefaultWebhookTolerance)
 	o.TaskQueue = cmp.Or(o.TaskQueue, workflows.DefaultTaskQueue)
@@ -376,7 +378,7 @@ func (b *Bridge) handle(route routeID, p process) gin.HandlerFunc {
 		switch {
 		case r.ContentLength > b.maxBody:
 			res = result{outcome: outcomeTooLarge}
-		case !isJSON(r.Header.Get("Content-Type")):
+		case !jsonOrNone(r.Header.Get("Content-Type")):
 			res = result{outcome: outcomeUnsupportedMediaType}
 		default:
 			buf := bufferPool.Get().(*bytes.Buffer)
@@ -401,6 +403,13 @@ func (b *Bridge) readAndProcess(c *gin.Context, route routeID, buf *bytes.Buffer
 		return result{outcome: outcomeMalformed, err: fmt.Errorf("read body: %w", err)}
 	}
 	return p(r.Context(), route, r, buf.Bytes())
+}
+
+// jsonOrNone accepts a body declared application/json, or one with no (or an empty) Content-Type: Connect's
+// published webhook headers carry none, and every body is verified and parsed as JSON anyway. A Content-Type that
+// is present and not JSON is refused 415.
+func jsonOrNone(contentType string) bool {
+	return strings.TrimSpace(contentType) == "" || isJSON(contentType)
 }
 
 // isJSON accepts application/json with any parameters, without allocating.
@@ -439,7 +448,7 @@ func (o outcome) status() int {
 		return http.StatusTooManyRequests
 	case outcomeNoTransfer, outcomeNotConfigured:
 		return http.StatusNotFound
-	case outcomeUnavailable:
+	case outcomeUnavailable, outcomeJWKSUnavailable:
 		return http.StatusServiceUnavailable
 	case outcomeUnauthorized:
 		return http.StatusUnauthorized
@@ -454,7 +463,7 @@ func (o outcome) status() int {
 func (b *Bridge) answer(c *gin.Context, res result) {
 	status := res.outcome.status()
 	switch res.outcome {
-	case outcomeUnavailable, outcomeRateLimited:
+	case outcomeUnavailable, outcomeRateLimited, outcomeJWKSUnavailable:
 		c.Header("Retry-After", retryAfter)
 	case outcomeMalformed:
 		// The sender proved who it is, so it may learn what was wrong with its message.
@@ -464,7 +473,7 @@ func (b *Bridge) answer(c *gin.Context, res result) {
 		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": fmt.Sprintf("body over %d bytes", b.maxBody)})
 		return
 	case outcomeUnsupportedMediaType:
-		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Content-Type must be application/json"})
+		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Content-Type, when sent, must be application/json"})
 		return
 	case outcomeNotConfigured:
 		c.JSON(status, gin.H{"error": res.outcome.String(), "detail": "Zero Hash balance webhooks are not configured " +
@@ -500,7 +509,7 @@ func (b *Bridge) record(ctx context.Context, route routeID, res result, took tim
 	switch res.outcome {
 	case outcomeUnauthorized:
 		level = slog.LevelWarn
-	case outcomeUnavailable:
+	case outcomeUnavailable, outcomeJWKSUnavailable:
 		level = slog.LevelError
 	case outcomeSignalLimit:
 		level = slog.LevelError

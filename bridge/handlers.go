@@ -21,7 +21,7 @@ import (
 // without asking Temporal again (the transfer would dedupe it on transfer + status anyway).
 func (b *Bridge) connectWebhook(ctx context.Context, route routeID, r *http.Request, body []byte) result {
 	if reason := b.verify.webhook(ctx, r.Header, b.webhookAt[route], body); reason != "" {
-		return result{outcome: outcomeUnauthorized, reason: reason}
+		return unverified(reason)
 	}
 	if err := b.checkClientID(r.Header); err != nil {
 		return result{outcome: outcomeMalformed, err: err}
@@ -34,8 +34,8 @@ func (b *Bridge) connectWebhook(ctx context.Context, route routeID, r *http.Requ
 		return result{outcome: outcomeMalformed, err: err, event: ev.Name, key: ev.DedupeKey}
 	}
 	var seenKey string
-	if ev.EventID != "" {
-		seenKey = string(routeKind(route)) + ":" + ev.EventID
+	if id := ev.IdempotencyKey(); id != "" {
+		seenKey = string(routeKind(route)) + ":" + id
 		if b.recent.has(seenKey) {
 			return result{outcome: outcomeDuplicate, event: ev.Name, key: ev.DedupeKey}
 		}
@@ -47,6 +47,19 @@ func (b *Bridge) connectWebhook(ctx context.Context, route routeID, r *http.Requ
 		b.recent.add(seenKey)
 	}
 	return res
+}
+
+// errJWKSUnavailable is logged with a jwks_unavailable answer.
+var errJWKSUnavailable = errors.New("no Connect JWKS key loaded (JWKS unreachable since start, or empty): nothing can verify")
+
+// unverified is the result of a request whose Connect credentials did not verify: 401 with the reason counted, or,
+// when no key is loaded at all (our outage, not the request's fault), 503 jwks_unavailable, counted apart from the
+// verification failures so the sender retries and attack alerting sees only real failures.
+func unverified(reason string) result {
+	if reason == reasonJWKSUnavailable {
+		return result{outcome: outcomeJWKSUnavailable, err: errJWKSUnavailable}
+	}
+	return result{outcome: outcomeUnauthorized, reason: reason}
 }
 
 // Connect's published payload types (x-zh-hook-payload-type) of its two webhook routes.
@@ -232,7 +245,7 @@ const (
 func (b *Bridge) sdkEvent(ctx context.Context, _ routeID, r *http.Request, body []byte) result {
 	sessionID, reason := b.verify.session(ctx, r.Header)
 	if reason != "" {
-		return result{outcome: outcomeUnauthorized, reason: reason}
+		return unverified(reason)
 	}
 	in, err := parseSDKRelay(body)
 	if err != nil {

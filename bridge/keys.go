@@ -49,8 +49,9 @@ type JWKSOptions struct {
 	HTTPClient *http.Client
 	// RefreshInterval is how often the JWKS is refetched in the background; default 15 min.
 	RefreshInterval time.Duration
-	// UnknownKIDEvery is the least time between refreshes forced by an unknown kid (or a failed signature in
-	// signature-only mode); default 1 min. It keeps forged kids from hammering Connect.
+	// UnknownKIDEvery is the least time between refreshes forced by an unknown kid, or by a webhook signature or
+	// JWT that no key verifies (a JWT without kid, a body signed by a newer key); default 1 min. It keeps forged
+	// kids and signatures from hammering Connect.
 	UnknownKIDEvery time.Duration
 	// WaitMax bounds how long one request may wait for a forced refresh, rate-limit wait included; default 3 s.
 	WaitMax time.Duration

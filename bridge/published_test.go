@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -176,6 +177,52 @@ func TestEventIDDedupe(t *testing.T) {
 	}
 	if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": bridge.PathConnectDeposits, "outcome": "duplicate"}); n != 2 {
 		t.Fatalf("duplicate requests = %v, want 2", n)
+	}
+}
+
+// TestTopLevelIDIsNotTakenForAnEventID: the published page says only that each webhook has a unique event id, not in
+// which field. A payload without "event_id" whose top-level "id" is the transfer's own id must not make the
+// transfer's next status a duplicate: initiated then confirmed with the same top-level id are both signalled, while
+// a redelivery of one of them is still answered duplicate, and an "event_id" is still taken as it is.
+func TestTopLevelIDIsNotTakenForAnEventID(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	with := func(name, field, id string) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(eventBody(t, name, "cx-1", "sess-1", routed(connect.KindDeposit, "T1")), &m); err != nil {
+			t.Fatal(err)
+		}
+		m[field] = id
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	send := func(body []byte) string {
+		return h.send(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now())).body
+	}
+	for i, c := range []struct{ name, field, id, want string }{
+		{"connect.deposit.initiated", "id", "cx-1", `{"outcome":"signaled"}`},
+		{"connect.deposit.confirmed", "id", "cx-1", `{"outcome":"signaled"}`},  // same id, next status: not a duplicate
+		{"connect.deposit.confirmed", "id", "cx-1", `{"outcome":"duplicate"}`}, // a redelivery: a duplicate
+		{"connect.deposit.failed", "event_id", "evt-9", `{"outcome":"signaled"}`},
+		{"connect.deposit.failed", "event_id", "evt-9", `{"outcome":"duplicate"}`},
+	} {
+		if got := send(with(c.name, c.field, c.id)); got != c.want {
+			t.Fatalf("delivery %d, %s with %s %q: %s, want %s", i, c.name, c.field, c.id, got, c.want)
+		}
+	}
+	signals, _ := h.temporal.calls()
+	var statuses []connect.Status
+	for _, s := range signals {
+		statuses = append(statuses, eventOf(t, s.arg).Event.Status)
+	}
+	if want := []connect.Status{connect.StatusInitiated, connect.StatusConfirmed, connect.StatusFailed}; !slices.Equal(statuses, want) {
+		t.Fatalf("signalled statuses %v, want %v", statuses, want)
+	}
+	// The transfer's own dedupe key (transfer + status) is unchanged by the id it came with.
+	if ev := eventOf(t, signals[1].arg).Event; ev.DedupeKey != "deposit:cx-1:confirmed" || ev.EventID != "cx-1" {
+		t.Fatalf("confirmed: dedupe key %q, event id %q", ev.DedupeKey, ev.EventID)
 	}
 }
 

@@ -40,12 +40,13 @@ const (
 	outcomeUnauthorized                        // a credential is missing or does not verify
 	outcomeMalformed                           // verified, but not a message the bridge understands
 	outcomeTooLarge                            // over the body limit
-	outcomeUnsupportedMediaType                // not JSON
+	outcomeUnsupportedMediaType                // a Content-Type that is not JSON (none at all is read as JSON)
 	outcomeDuplicate                           // a Connect event id this bridge answered 2xx lately: taken already
 	outcomeNotConfigured                       // balance webhooks: no Zero Hash secret or key configured
 	outcomeRateLimited                         // an SDK session sent more callbacks than its rate allows
 	outcomeSignalLimit                         // Temporal refuses more signals to this workflow: alert, a person looks
 	outcomeNotForwarded                        // an SDK callback that changes no state: taken, not signalled
+	outcomeJWKSUnavailable                     // no Connect key loaded (JWKS outage): nothing verifies, the sender retries
 	numOutcomes
 )
 
@@ -65,6 +66,7 @@ var outcomeNames = [numOutcomes]string{
 	outcomeRateLimited:          "rate_limited",
 	outcomeSignalLimit:          "signal_limit",
 	outcomeNotForwarded:         "not_forwarded",
+	outcomeJWKSUnavailable:      "jwks_unavailable",
 }
 
 func (o outcome) String() string { return outcomeNames[o] }

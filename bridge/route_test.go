@@ -407,6 +407,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			o.ZeroHashWebhookSecret, o.ZeroHashRequireTimestamp = "", true
 		}, "ZeroHashRequireTimestamp"},
 		{"negative Zero Hash tolerance", func(o *bridge.Options) { o.ZeroHashTolerance = -time.Second }, "ZeroHashTolerance"},
+		{"Zero Hash tolerance over the cap", func(o *bridge.Options) { o.ZeroHashTolerance = bridge.MaxTolerance + time.Second }, "ZeroHashTolerance"},
 		{"jwt-only auth", func(o *bridge.Options) { o.Auth = "jwt" }, "removed"},
 		{"unknown auth mode", func(o *bridge.Options) { o.Auth = "none" }, "Auth"},
 		{"sub-second tolerance", func(o *bridge.Options) { o.Tolerance = time.Millisecond }, "Tolerance"},

@@ -73,6 +73,10 @@ const (
 	reasonJWTOrganization = "jwt_organization"  // the JWT names another organization, or none where ours is required
 	reasonJWTAudience     = "jwt_audience"      // the JWT's aud names none of this bridge's audiences
 	reasonJWTLifetime     = "jwt_lifetime"      // exp - iat is longer than Connect issues
+	// reasonJWKSUnavailable is not a verification failure: no Connect key is loaded (the JWKS never answered, or
+	// holds no RSA signing key), so nothing can verify. Our outage: answered 503 jwks_unavailable, never counted
+	// as a failure.
+	reasonJWKSUnavailable = "jwks_unavailable"
 	reasonZHMissing       = "zh_missing_signature"
 	reasonZHMalformed     = "zh_malformed_signature"
 	reasonZHMismatch      = "zh_signature_mismatch"
@@ -119,6 +123,9 @@ func newVerifier(mode AuthMode, keys KeySource, tolerance time.Duration, now fun
 // webhook checks a Connect webhook to url and returns "" or the failure's reason label: the signature always; the
 // bearer JWT when the mode requires it or when one is sent (a bad JWT is refused even where none is required).
 func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body []byte) string {
+	if v.keysUnavailable(ctx) {
+		return reasonJWKSUnavailable
+	}
 	var kid string
 	checkedJWT := v.mode.requiresJWT() || hasBearer(h)
 	if checkedJWT {
@@ -139,12 +146,22 @@ func (v *verifier) webhook(ctx context.Context, h http.Header, url string, body 
 	}
 	opts := connect.VerifyOptions{Tolerance: v.tolerance, Now: v.now, KID: kid}
 	err := connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
-	// Without a JWT no kid told the JWKS to refresh, so a rotated key shows up as a mismatch: refresh once.
-	if !checkedJWT && (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) &&
-		v.keys.Refresh(ctx) {
+	// The signature names no kid, so a key rotated in since the last fetch shows up as a mismatch, whether or not
+	// a bearer was verified (its key may be an older one, or the bearer's refresh was this one): ask one
+	// rate-limited refresh and verify again once.
+	if (errors.Is(err, connect.ErrSignatureMismatch) || errors.Is(err, connect.ErrNoKeys)) && v.keys.Refresh(ctx) {
 		err = connect.VerifyWebhook(v.keys.PublicKeys(ctx), url, h, body, opts)
 	}
+	if errors.Is(err, connect.ErrNoKeys) {
+		return reasonJWKSUnavailable // the JWKS was emptied since keysUnavailable looked
+	}
 	return connect.VerifyFailureReason(err)
+}
+
+// keysUnavailable reports that no Connect key is loaded even after one rate-limited refresh: the JWKS has not been
+// fetched since start, or holds no RSA signing key. Keys once fetched stay while later fetches fail.
+func (v *verifier) keysUnavailable(ctx context.Context) bool {
+	return len(v.keys.PublicKeys(ctx)) == 0 && !(v.keys.Refresh(ctx) && len(v.keys.PublicKeys(ctx)) > 0)
 }
 
 // hasBearer reports whether h carries an Authorization header of the Bearer scheme (any other scheme, say a
@@ -158,6 +175,9 @@ func hasBearer(h http.Header) bool {
 
 // session checks an SDK relay's bearer session JWT and returns the session id it names.
 func (v *verifier) session(ctx context.Context, h http.Header) (string, string) {
+	if v.keysUnavailable(ctx) {
+		return "", reasonJWKSUnavailable
+	}
 	claims, _, reason := v.bearer(ctx, h, MaxSessionJWTLifetime)
 	if reason != "" {
 		return "", reason
@@ -180,8 +200,16 @@ func (v *verifier) bearer(ctx context.Context, h http.Header, maxLifetime time.D
 	if len(auth) <= len(bearerPrefix) || !strings.EqualFold(auth[:len(bearerPrefix)], bearerPrefix) {
 		return nil, "", reasonJWTMissing
 	}
+	raw := auth[len(bearerPrefix):]
 	claims := &connect.SessionClaims{}
-	tok, err := v.parser.ParseWithClaims(auth[len(bearerPrefix):], claims, v.keys.Keyfunc(ctx))
+	tok, err := v.parser.ParseWithClaims(raw, claims, v.keys.Keyfunc(ctx))
+	// A JWT no current key verifies may be signed by a key rotated in since the last fetch. A token naming an
+	// unknown kid had its refresh inside Keyfunc; one without kid is checked against the whole set, and one naming
+	// a known kid against that key, outside it: ask one rate-limited refresh and verify again once.
+	if err != nil && wantsNewerKey(tok, err) && v.keys.Refresh(ctx) {
+		claims = &connect.SessionClaims{}
+		tok, err = v.parser.ParseWithClaims(raw, claims, v.keys.Keyfunc(ctx))
+	}
 	if err != nil {
 		return nil, "", jwtFailureReason(tok, err)
 	}
@@ -195,6 +223,22 @@ func (v *verifier) bearer(ctx context.Context, h http.Header, maxLifetime time.D
 	}
 	kid, _ := tok.Header[headerKID].(string)
 	return claims, kid, ""
+}
+
+// wantsNewerKey reports whether a JWT failed for want of a key a refresh could bring: its signature verifies with
+// no key of the set, or it names no kid and the set had no key for it. An unknown kid is not: Keyfunc refreshed.
+func wantsNewerKey(tok *jwt.Token, err error) bool {
+	switch jwtFailureReason(tok, err) {
+	case reasonJWTSignature:
+		return true
+	case reasonJWTUnknownKey:
+		if tok == nil {
+			return false
+		}
+		_, named := tok.Header[headerKID]
+		return !named
+	}
+	return false
 }
 
 // lifetimeWithin reports whether a JWT's exp - iat is at most max; a JWT without iat has no bounded lifetime.

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"github.com/connectflow/connectflow/bridge"
 	"github.com/connectflow/connectflow/connect"
@@ -420,5 +422,191 @@ func TestParseAuthMode(t *testing.T) {
 		if _, err := bridge.ParseAuthMode(s); err == nil || !strings.Contains(err.Error(), "signature+jwt") {
 			t.Errorf("ParseAuthMode(%q): error %v should list the modes", s, err)
 		}
+	}
+}
+
+// sessionJWTWith is a session JWT like sessionJWT, signed by key under kid ("" for a header without kid).
+func sessionJWTWith(tb testing.TB, key *rsa.PrivateKey, kid, sessionID string, now time.Time) string {
+	tb.Helper()
+	return signJWT(tb, key, kid, jwt.MapClaims{
+		"iss": bridge.ConnectIssuer, "sub": "acct-1", "jti": uuid.NewString(),
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"organization": map[string]string{"id": "org-1"},
+		"session":      map[string]string{"id": sessionID},
+	})
+}
+
+// TestRotatedKeyWithoutKIDIsFetched: Connect rotates to key B (published after the bridge's first fetch). A
+// credential that names no kid, or names a known kid while the other credential is B's, makes the bridge refetch
+// the JWKS (rate-limited) and verify again, so the first webhook after the rotation is taken: a bearer JWT without
+// kid (the guide's sample JWT header has none) in both modes, a body signature by B beside a bearer by A's kid,
+// and an SDK relay whose session JWT has no kid.
+func TestRotatedKeyWithoutKIDIsFetched(t *testing.T) {
+	body := eventBody(t, "connect.deposit.initiated", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	webhookCase := func(mode bridge.AuthMode, bearerKey int, bearerKID string) func(t *testing.T, h *harness) answer {
+		return func(t *testing.T, h *harness) answer {
+			w := signedWith(t, testKey(t, 1), kidB, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+			return h.send(t, withBearer(t, w, testKey(t, bearerKey), bearerKID, time.Now()))
+		}
+	}
+	cases := []struct {
+		name string
+		mode bridge.AuthMode
+		send func(t *testing.T, h *harness) answer
+	}{
+		{"signature: bearer without kid", bridge.AuthSignature, webhookCase(bridge.AuthSignature, 1, "")},
+		{"signature+jwt: bearer without kid", bridge.AuthSignatureJWT, webhookCase(bridge.AuthSignatureJWT, 1, "")},
+		{"signature+jwt: bearer by known kid A, body signed by new key B", bridge.AuthSignatureJWT, webhookCase(bridge.AuthSignatureJWT, 0, kidA)},
+		{"signature: bearer by known kid A, body signed by new key B", bridge.AuthSignature, webhookCase(bridge.AuthSignature, 0, kidA)},
+		{"SDK relay: session JWT without kid", "", func(t *testing.T, h *harness) answer {
+			h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-9'", "deposit-T9")
+			w := sdkRelay(t, "sess-9", `{"type":"close"}`)
+			w.header.Set("Authorization", "Bearer "+sessionJWTWith(t, testKey(t, 1), "", "sess-9", time.Now()))
+			return h.send(t, w)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: c.mode})
+			h.jwks.publish(kidB, &testKey(t, 1).PublicKey) // after the bridge's first fetch: a rotation
+			if got := c.send(t, h); got.status != http.StatusOK {
+				t.Fatalf("first request after the rotation: %d %s; JWKS fetched %d times", got.status, got.body, h.jwks.hits.Load())
+			}
+			if signals, _ := h.temporal.calls(); len(signals) != 1 {
+				t.Fatalf("signals %+v, want one", signals)
+			}
+		})
+	}
+}
+
+// TestForgedCredentialsCannotForceJWKSFetches: a stream of requests that no key verifies (kid-less bearers, body
+// signatures and session JWTs by a key outside the JWKS), each of which asks for a refresh, costs Connect's JWKS at
+// most one fetch on the request path and one on the background rotation path per limiter period, not one each.
+func TestForgedCredentialsCannotForceJWKSFetches(t *testing.T) {
+	for _, mode := range []bridge.AuthMode{bridge.AuthSignature, bridge.AuthSignatureJWT} {
+		t.Run(string(mode), func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: mode})
+			body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+			forgeries := []func() webhook{
+				func() webhook { // kid-less bearer by the attacker's key
+					w := signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+					return withBearer(t, w, testKey(t, 2), "", time.Now())
+				},
+				func() webhook { // a good bearer, the body signed by the attacker's key
+					w := signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+					return withBearer(t, w, testKey(t, 0), kidA, time.Now())
+				},
+				func() webhook { // no bearer, the body signed by the attacker's key
+					return signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits, depositsURL, body, time.Now())
+				},
+				func() webhook { // an SDK relay with a kid-less session JWT by the attacker's key
+					w := sdkRelay(t, "sess-1", `{"type":"close"}`)
+					w.header.Set("Authorization", "Bearer "+sessionJWTWith(t, testKey(t, 2), "", "sess-1", time.Now()))
+					return w
+				},
+			}
+			const rounds = 10
+			for i := range rounds {
+				for j, forge := range forgeries {
+					if got := h.send(t, forge()); got.status != http.StatusUnauthorized {
+						t.Fatalf("round %d forgery %d: %d %s, want 401", i, j, got.status, got.body)
+					}
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the background refresh runs on its own
+			// 1 at start, 1 forced on the request path, 1 on the background rotation path (RotationEvery 10 s).
+			if n := h.jwks.hits.Load(); n > 3 {
+				t.Fatalf("%d forged requests fetched the JWKS %d times, want at most 3", rounds*len(forgeries), n)
+			}
+			h.temporal.requireNoSignal(t)
+		})
+	}
+}
+
+// TestJWKSOutageAnswers503: while no Connect key could be loaded (the JWKS down since start), a genuinely signed
+// webhook, one with a bearer, and an SDK relay are our outage, not bad requests: 503 jwks_unavailable with
+// Retry-After so the sender delivers again, counted under its own outcome and never as a verification failure, no
+// signal; the outage's refreshes stay rate-limited however many requests arrive.
+func TestJWKSOutageAnswers503(t *testing.T) {
+	now := time.Now()
+	body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	cases := []struct {
+		name string
+		mode bridge.AuthMode
+		req  func(t *testing.T) webhook
+	}{
+		{"signature, no bearer", bridge.AuthSignature, func(t *testing.T) webhook {
+			return signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now)
+		}},
+		{"signature+jwt, bearer with kid", bridge.AuthSignatureJWT, func(t *testing.T) webhook {
+			return withBearer(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now), testKey(t, 0), kidA, now)
+		}},
+		{"signature+jwt, bearer without kid", bridge.AuthSignatureJWT, func(t *testing.T) webhook {
+			return withBearer(t, signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, now), testKey(t, 0), "", now)
+		}},
+		{"SDK relay", "", func(t *testing.T) webhook { return sdkRelay(t, "sess-1", `{"type":"close"}`) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{auth: c.mode, jwksDown: true})
+			const requests = 20
+			route := c.req(t).path
+			for i := range requests {
+				got := h.send(t, c.req(t))
+				if got.status != http.StatusServiceUnavailable || got.header.Get("Retry-After") != "5" ||
+					got.body != `{"error":"jwks_unavailable"}` {
+					t.Fatalf("request %d: %d %s (Retry-After %q), want 503 jwks_unavailable with Retry-After 5",
+						i, got.status, got.body, got.header.Get("Retry-After"))
+				}
+			}
+			h.temporal.requireNoSignal(t)
+			if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": route, "outcome": "jwks_unavailable"}); n != requests {
+				t.Errorf("requests{outcome=jwks_unavailable} = %v, want %d", n, requests)
+			}
+			if n := metric(t, h.reg, bridge.MetricRequests, map[string]string{"route": route, "outcome": "unauthorized"}); n != 0 {
+				t.Errorf("requests{outcome=unauthorized} = %v, want 0", n)
+			}
+			families, err := h.reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range families {
+				if f.GetName() == bridge.MetricVerificationFailures && len(f.GetMetric()) > 0 {
+					t.Errorf("verification failures counted during the outage: %v", f.GetMetric())
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the background refresh runs on its own
+			// 1 at start, 1 on the request path, 1 on the background rotation path: the limiters hold.
+			if n := h.jwks.hits.Load(); n > 3 {
+				t.Errorf("%d requests during the outage fetched the JWKS %d times, want at most 3", requests, n)
+			}
+		})
+	}
+}
+
+// TestMissingContentTypeIsJSON: Connect publishes no Content-Type among its webhook headers, so a request without
+// one is read as JSON (it is verified and parsed anyway): a genuine Connect webhook and an SDK relay are taken, a
+// forged one is still 401; a Content-Type that is present and not JSON stays 415 (TestBadRequestsNeverSignal).
+func TestMissingContentTypeIsJSON(t *testing.T) {
+	body := eventBody(t, "connect.deposit.confirmed", "cx-1", "sess-1", routed(connect.KindDeposit, "T1"))
+	h := newHarness(t, harnessOptions{})
+	h.temporal.running("WorkflowType = 'TransferWorkflow' AND ConnectSessionID = 'sess-7'", "deposit-T7")
+	for _, c := range []struct {
+		name   string
+		req    webhook
+		status int
+	}{
+		{"Connect webhook", signedWebhook(t, bridge.PathConnectDeposits, depositsURL, body, time.Now()), http.StatusOK},
+		{"SDK relay", sdkRelay(t, "sess-7", `{"type":"close"}`), http.StatusOK},
+		{"Connect webhook signed by a key outside the JWKS", signedWith(t, testKey(t, 2), kidA, bridge.PathConnectDeposits,
+			depositsURL, body, time.Now()), http.StatusUnauthorized},
+	} {
+		c.req.header.Del("Content-Type")
+		if got := h.send(t, c.req); got.status != c.status {
+			t.Errorf("%s without Content-Type: %d %s, want %d", c.name, got.status, got.body, c.status)
+		}
+	}
+	if signals, _ := h.temporal.calls(); len(signals) != 2 {
+		t.Fatalf("signals %+v, want the webhook's and the relay's", signals)
 	}
 }

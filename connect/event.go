@@ -184,7 +184,7 @@ func ParseEvent(body []byte) (Event, error) {
 	}
 	e.CreatedAt = firstTime(createdAt, w.CreatedAt)
 	e.UpdatedAt = firstTime(updatedAt, w.UpdatedAt)
-	e.EventID = eventID(w)
+	e.EventID, e.eventIDFromID = eventID(w)
 	var bodyID string
 	switch {
 	case e.TransferID != "" || e.SessionID != "":
@@ -200,10 +200,12 @@ func ParseEvent(body []byte) (Event, error) {
 // maxEventIDLen bounds an event id kept as it is; a longer one is kept as its hash.
 const maxEventIDLen = 128
 
-// eventID reads the payload's event id: top-level "event_id", else top-level "id" (the transfer's id is inside
-// "deposit"/"withdrawal", never at the top). A number is kept as its JSON text; anything else is ignored.
-func eventID(w wireEvent) string {
-	for _, raw := range [...]json.RawMessage{w.EventID, w.ID} {
+// eventID reads the payload's event id: top-level "event_id", else top-level "id", and reports whether it came from
+// "id" (the guide puts the transfer's id inside "deposit"/"withdrawal", but the published page does not say which
+// top-level field holds the event id, so an "id" may be the transfer's: Event.IdempotencyKey qualifies it). A number
+// is kept as its JSON text; anything else is ignored.
+func eventID(w wireEvent) (string, bool) {
+	for i, raw := range [...]json.RawMessage{w.EventID, w.ID} {
 		if len(raw) == 0 || (raw[0] != '"' && (raw[0] < '0' || raw[0] > '9')) {
 			continue
 		}
@@ -212,10 +214,10 @@ func eventID(w wireEvent) string {
 			id = "sha256:" + hashHex([]byte(id))
 		}
 		if id != "" {
-			return id
+			return id, i == 1
 		}
 	}
-	return ""
+	return "", false
 }
 
 // eventKeyID is an event id as it goes into a dedupe key: as it is when it holds only id characters, else hashed.

@@ -613,3 +613,38 @@ func TestEventID(t *testing.T) {
 		t.Fatalf("keys differ: %q %q", a.DedupeKey, b.DedupeKey)
 	}
 }
+
+// TestIdempotencyKey: an "event_id" is the key as it is; a top-level "id" (read when there is no event_id, the
+// published page naming no field) is qualified with the transfer's dedupe key, so if it is the transfer's own id
+// two statuses of one transfer never share a key, while redeliveries of one event still do.
+func TestIdempotencyKey(t *testing.T) {
+	key := func(body string) string {
+		t.Helper()
+		e, err := ParseEvent([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.IdempotencyKey()
+	}
+	initiated := key(`{"event":"connect.deposit.initiated","id":"cx-1","deposit":{"id":"cx-1"}}`)
+	confirmed := key(`{"event":"connect.deposit.confirmed","id":"cx-1","deposit":{"id":"cx-1"}}`)
+	if initiated == confirmed {
+		t.Fatalf("initiated and confirmed with the same top-level id share the key %q", initiated)
+	}
+	if again := key(`{ "id": "cx-1", "event": "connect.deposit.confirmed", "deposit": {"id": "cx-1"} }`); again != confirmed {
+		t.Fatalf("a redelivery's key %q, first %q", again, confirmed)
+	}
+	for _, c := range []struct{ body, want string }{
+		{`{"event":"connect.deposit.confirmed","event_id":"evt-1","deposit":{"id":"cx-1"}}`, "evt-1"},
+		{`{"event":"connect.deposit.confirmed","event_id":"evt-1","id":"cx-1","deposit":{"id":"cx-1"}}`, "evt-1"},
+		{`{"event":"connect.deposit.confirmed","deposit":{"id":"cx-1"}}`, ""},
+	} {
+		if got := key(c.body); got != c.want {
+			t.Errorf("%s: key %q, want %q", c.body, got, c.want)
+		}
+	}
+	// A hand-built event's event id is taken as Connect's own.
+	if got := (Event{EventID: "evt-2", Kind: KindDeposit, Status: StatusConfirmed, TransferID: "cx-1"}).IdempotencyKey(); got != "evt-2" {
+		t.Errorf("hand-built event: key %q", got)
+	}
+}

@@ -94,8 +94,27 @@ type Event struct {
 	// DedupeKey is the same for every redelivery of one event: transfer id + normalized status.
 	DedupeKey string `json:"dedupe_key"`
 	// EventID is the payload's unique event id (top-level "event_id", else "id") when it carries one; Connect's
-	// webhook page: "Each webhook has a unique event ID used for idempotency". Redeliveries share it.
+	// webhook page: "Each webhook has a unique event ID used for idempotency", without naming the field.
+	// Redeliveries share it. Deduplicate on IdempotencyKey, not on it: an "id" may be the transfer's own.
 	EventID string `json:"event_id,omitempty"`
+	// eventIDFromID: EventID was read from the top-level "id", not from "event_id" (see IdempotencyKey).
+	eventIDFromID bool
+}
+
+// IdempotencyKey is the key deliveries of e may be deduplicated on ahead of the transfer's own dedupe (DedupeKey:
+// transfer + status), "" when e carries no event id. An "event_id" is the key as it is. A top-level "id" (read when
+// there is no "event_id") is qualified with DedupeKey: the published page names no field, and were that id the
+// transfer's own, every status of the transfer would share it and the next one would be taken for a redelivery and
+// lost. Qualified, a real event id still tells its redeliveries apart from other events, and the key never joins
+// two events the transfer itself would tell apart.
+func (e Event) IdempotencyKey() string {
+	switch {
+	case e.EventID == "":
+		return ""
+	case e.eventIDFromID:
+		return e.EventID + "|" + DedupeKey(e)
+	}
+	return e.EventID
 }
 
 // Fees is the optional fee object of newer payloads.

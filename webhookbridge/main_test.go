@@ -77,6 +77,8 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 		{"Zero Hash public key file missing", map[string]string{"ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": "/nonexistent/zh.pem"}, "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE"},
 		{"Zero Hash public key file not a key", map[string]string{"ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE": "main.go"}, "ZEROHASH_WEBHOOK_PUBLIC_KEY_FILE"},
 		{"Zero Hash tolerance zero", map[string]string{"ZEROHASH_WEBHOOK_TOLERANCE": "0s"}, "ZEROHASH_WEBHOOK_TOLERANCE"},
+		{"Zero Hash tolerance of a year", map[string]string{"ZEROHASH_WEBHOOK_TOLERANCE": "8760h"}, "ZEROHASH_WEBHOOK_TOLERANCE"},
+		{"Zero Hash tolerance just over 10m", map[string]string{"ZEROHASH_WEBHOOK_TOLERANCE": "601s"}, "at most 10m"},
 		{"JWKS over plain http to a remote host", map[string]string{"CONNECT_JWKS_URL": "http://api.example.com/jwks"}, "CONNECT_JWKS_URL"},
 		{"unknown auth mode", map[string]string{"CONNECT_WEBHOOK_AUTH": "none"}, "CONNECT_WEBHOOK_AUTH"},
 		{"zero tolerance", map[string]string{"CONNECT_WEBHOOK_TOLERANCE": "0s"}, "CONNECT_WEBHOOK_TOLERANCE"},

@@ -57,7 +57,8 @@ type BalanceEvent struct {
 	RunType         string     `json:"run_type,omitempty"`
 	Timestamp       int64      `json:"timestamp"` // raw: Unix seconds or milliseconds; see Time
 	Movements       []Movement `json:"movements"`
-	// NotificationID is the x-zh-hook-notification-id header (the idempotency key), set by ConstructBalanceEvent.
+	// NotificationID is the x-zh-hook-notification-id header (Zero Hash's idempotency key), set by
+	// ConstructBalanceEvent. No signature covers it; the bridge logs it and dedupes movements on movement_id.
 	NotificationID string `json:"notification_id,omitempty"`
 }
 
@@ -88,8 +89,11 @@ func balanceMAC(secret string, body []byte) []byte {
 }
 
 // VerifyBalanceWebhook checks a webhook signed with the HMAC secret only: WebhookVerifier{Secret: secret}.Verify.
-// The legacy x-zh-hook-signature-256 alone passes (its signature does not cover x-zh-hook-timestamp, so dedupe
-// redeliveries on x-zh-hook-notification-id); a timed x-zh-hook-signature, when present, must be valid and fresh.
+// The legacy x-zh-hook-signature-256 alone passes (its signature covers neither x-zh-hook-timestamp nor
+// x-zh-hook-notification-id, so a legacy webhook can be redelivered or replayed at any age); a timed
+// x-zh-hook-signature, when present, must be valid and fresh. What makes a redelivery or replay harmless is not the
+// notification id (the bridge only logs it): each movement is deduplicated on its movement_id, by the transfer
+// workflow and by a review ("ledger:" + movement_id).
 // Errors wrap ErrMissingHeader, ErrMalformedHeader, ErrStaleTimestamp or ErrSignatureMismatch; VerifyStatus maps them.
 func VerifyBalanceWebhook(secret string, h http.Header, body []byte) error {
 	if secret == "" {

@@ -93,12 +93,7 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 		Usage: "our Connect client id; when set, a webhook's client-id header, if present, must be \"Connect\" or it"})
 	s.Func(settings.Spec{Env: EnvConnectWebhookTolerance, Default: "300s",
 		Usage: "how far a webhook's signed timestamp may be from now, either way; at most 10m"}, "duration",
-		func(raw string) (err error) {
-			if c.Tolerance, err = positiveDuration(raw); err == nil && c.Tolerance > bridge.MaxTolerance {
-				err = fmt.Errorf("must be at most %v: a longer window lets a captured webhook be replayed longer", bridge.MaxTolerance)
-			}
-			return err
-		})
+		func(raw string) (err error) { c.Tolerance, err = replayWindow(raw); return err })
 	s.Secret(&c.ZeroHashWebhookSecret, settings.Spec{Env: EnvZeroHashWebhookSecret,
 		Usage: "HMAC secret of Zero Hash balance webhooks, if Zero Hash signs them with one"})
 	s.Func(settings.Spec{Env: EnvZeroHashWebhookPublicKey,
@@ -114,8 +109,8 @@ func LoadSettings(args []string, env settings.Env, output io.Writer) (*Settings,
 	s.Bool(&c.ZeroHashRequireTimestamp, settings.Spec{Env: EnvZeroHashRequireTimestamp, Default: "false",
 		Usage: "refuse balance webhooks signed only with the legacy (untimed) headers"})
 	s.Func(settings.Spec{Env: EnvZeroHashWebhookTolerance, Default: zerohash.DefaultWebhookTolerance.String(),
-		Usage: "how far a balance webhook's x-zh-hook-timestamp may be from now, either way"}, "duration",
-		func(raw string) (err error) { c.ZeroHashTolerance, err = positiveDuration(raw); return err })
+		Usage: "how far a balance webhook's x-zh-hook-timestamp may be from now, either way; at most 10m"}, "duration",
+		func(raw string) (err error) { c.ZeroHashTolerance, err = replayWindow(raw); return err })
 	s.Func(settings.Spec{Env: EnvMaxBody, Default: "1MiB",
 		Usage: "largest request body, in bytes or with a KiB/MiB suffix, at most 1MiB"}, "size",
 		func(raw string) (err error) { c.MaxBody, err = parseSize(raw); return err })
@@ -150,6 +145,16 @@ func (c *Settings) zeroHashSchemes() string {
 		schemes = append(schemes, "timestamp-required")
 	}
 	return strings.Join(schemes, "+")
+}
+
+// replayWindow reads a webhook tolerance (CONNECT_WEBHOOK_TOLERANCE, ZEROHASH_WEBHOOK_TOLERANCE): from 1s to
+// bridge.MaxTolerance, since a captured webhook can be replayed for as long as its window.
+func replayWindow(raw string) (time.Duration, error) {
+	d, err := positiveDuration(raw)
+	if err == nil && d > bridge.MaxTolerance {
+		err = fmt.Errorf("must be at most %v: a longer window lets a captured webhook be replayed longer", bridge.MaxTolerance)
+	}
+	return d, err
 }
 
 func positiveDuration(raw string) (time.Duration, error) {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,26 @@ func TestDefaults(t *testing.T) {
 		st.TemporalTimeout != bridge.DefaultTemporalTimeout || st.Tolerance != 300*time.Second ||
 		st.Temporal.TaskQueue != workflows.DefaultTaskQueue {
 		t.Fatalf("defaults: %+v", st)
+	}
+}
+
+// TestReplayWindowsAreCapped: both webhook tolerances, Connect's and Zero Hash's, are replay windows for a captured
+// webhook: each is accepted up to bridge.MaxTolerance (10m) and refused above it, the error naming its variable.
+func TestReplayWindowsAreCapped(t *testing.T) {
+	for _, env := range []string{EnvConnectWebhookTolerance, EnvZeroHashWebhookTolerance} {
+		for _, c := range []struct {
+			value string
+			ok    bool
+		}{{"10m", true}, {"601s", false}, {"8760h", false}} {
+			e := goodEnv()
+			e[env] = c.value
+			_, err := LoadSettings(nil, settings.MapEnv(e), io.Discard)
+			if c.ok && err != nil {
+				t.Errorf("%s=%s: %v", env, c.value, err)
+			}
+			if !c.ok && (err == nil || !strings.Contains(err.Error(), env) || !strings.Contains(err.Error(), "at most 10m")) {
+				t.Errorf("%s=%s: error %v, want one naming %s and its cap", env, c.value, err, env)
+			}
+		}
 	}
 }
