@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -44,8 +45,8 @@ func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
 		return 0, nil, p
 	}
 	var errs []FieldError
-	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > maxReason {
-		errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d bytes", maxReason)})
+	if strings.TrimSpace(req.Reason) == "" || utf8.RuneCountInString(req.Reason) > maxReason {
+		errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d characters", maxReason)})
 	}
 	if req.Kind != "" || req.TransferID != "" {
 		if !req.Kind.Valid() {
