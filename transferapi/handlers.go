@@ -307,6 +307,7 @@ func conflict(was, now workflows.TransferInput) *Problem {
 		{"metadata", maps.Equal(was.Metadata, now.Metadata)},
 		{"account_label", was.AccountLabel == now.AccountLabel},
 		{"await_ledger", was.AwaitLedger == now.AwaitLedger},
+		{"if_busy", ifBusyOrDefault(was.IfBusy) == ifBusyOrDefault(now.IfBusy)},
 	} {
 		if !f.same {
 			diff = append(diff, f.name)
@@ -317,6 +318,14 @@ func conflict(was, now workflows.TransferInput) *Problem {
 	}
 	return newProblem(TypeTransferConflict, fmt.Sprintf("transfer %s was started with another %s; use a new transfer_id",
 		now.TransferID, strings.Join(diff, ", ")))
+}
+
+// ifBusyOrDefault reads an absent if_busy as its default, supersede: the two mean the same.
+func ifBusyOrDefault(v workflows.IfBusy) workflows.IfBusy {
+	if v == "" {
+		return workflows.IfBusySupersede
+	}
+	return v
 }
 
 // StatusResponse is a transfer's whole record without the session JWT, which only the user's frontend should hold
