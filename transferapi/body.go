@@ -94,6 +94,9 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 
 // jsonKind names the JSON type a Go type decodes from.
 func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"
