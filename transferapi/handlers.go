@@ -166,8 +166,9 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// start answers a start: 201 for a new transfer, 200 for one that exists with the same body, 409 when it exists
-// with another, 502 when Connect refused its session.
+// start answers a start: 201 when this request created the transfer, 200 for one that exists with the same body
+// (a retry, or the loser of concurrent first starts), 409 when it exists with another, 502 when Connect refused its
+// session.
 func (s *Server) start(kind connect.Kind) handler {
 	return func(c *gin.Context, _ Caller) (int, any, *Problem) {
 		var req StartRequest
@@ -213,8 +214,8 @@ func (s *Server) start(kind connect.Kind) handler {
 		}
 		out := StartResponse{WorkflowID: started.WorkflowID, SessionID: started.SessionID, JWT: started.JWT,
 			ExpiresAt: started.ExpiresAt, Status: started.Status}
-		if before == nil {
-			// Two starts of one new id may race; the loser joined the winner's workflow and must see its body.
+		if before == nil && !started.Created {
+			// Two starts of one new id raced and this one joined the winner's workflow: it must have its body.
 			after, p := s.recorded(ctx, id)
 			if p != nil {
 				return 0, nil, p
@@ -232,7 +233,7 @@ func (s *Server) start(kind connect.Kind) handler {
 			}
 			out.Status = st.Status
 		}
-		if before == nil {
+		if started.Created {
 			return http.StatusCreated, out, nil
 		}
 		return http.StatusOK, out, nil
