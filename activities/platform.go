@@ -26,12 +26,23 @@ const DefaultPlatformTimeout = 10 * time.Second
 // Platform is where a worker posts transfer notifications: the platform's webhook URL and the Standard Webhooks
 // secrets each message is signed with (one signature per secret, newest first, for rotation).
 type Platform struct {
-	URL      string
+	URL      string // as PLATFORM_WEBHOOK_URL takes it (settings.CheckURL): no query; its path may hold a token
 	Secrets  []platformhook.Secret
 	RetryFor time.Duration // how long one notification is retried; 0 is DefaultPlatformRetryFor
-	// HTTPClient sends the notifications; nil uses one with a DefaultPlatformTimeout timeout.
+	// HTTPClient sends the notifications; nil uses NewPlatformHTTPClient(DefaultPlatformTimeout). Whatever its
+	// CheckRedirect, NotifyPlatform never follows a redirect: a 3xx is a failed attempt.
 	HTTPClient *http.Client
 }
+
+// NewPlatformHTTPClient is the client that posts notifications: each attempt bounded by timeout, and redirects
+// never followed, so the 3xx itself is the answer (Standard Webhooks: a 3xx is a failure; only a 2xx from the
+// configured URL acknowledges). Every client that sends notifications is built here.
+func NewPlatformHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: noRedirects}
+}
+
+// noRedirects makes an http.Client return a redirect response as it is instead of following it.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // PlatformConfig is what a transfer learns from its worker, once, when it starts (recorded in its history, so a
 // worker restarted with other settings does not change what an open transfer does).
@@ -94,9 +105,10 @@ func (a *Activities) PlatformNotifications(context.Context) (PlatformConfig, err
 	return PlatformConfig{Enabled: true, RetryFor: retryFor}, nil
 }
 
-// NotifyPlatform posts one signed notification to the platform. A 2xx answer is the acknowledgement; anything
-// else (another status, no answer within the timeout, a refused connection) is an error Temporal retries with
-// backoff, after the platform's Retry-After when it sent one, until the workflow's retry window ends.
+// NotifyPlatform posts one signed notification to the platform. A 2xx answer from p.URL itself is the
+// acknowledgement; anything else (another status, a 3xx, whose redirect is never followed, no answer within the
+// timeout, a refused connection) is an error Temporal retries with backoff, after the platform's Retry-After when
+// it sent one, until the workflow's retry window ends. Errors name the host of p.URL, never its path.
 func (a *Activities) NotifyPlatform(ctx context.Context, n Notification) error {
 	p := a.Platform
 	if p == nil || p.URL == "" || len(p.Secrets) == 0 {
@@ -115,13 +127,17 @@ func (a *Activities) NotifyPlatform(ctx context.Context, n Notification) error {
 	if err := platformhook.SetHeaders(req.Header, p.Secrets, n.WebhookID, time.Now(), body); err != nil {
 		return temporal.NewNonRetryableApplicationError("notification "+n.WebhookID+": sign: "+err.Error(), "PlatformInvalidNotification", err)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultPlatformTimeout}
+	var hc *http.Client
+	if p.HTTPClient == nil {
+		hc = NewPlatformHTTPClient(DefaultPlatformTimeout)
+	} else {
+		noFollow := *p.HTTPClient // a shallow copy: it shares the transport and its connections
+		noFollow.CheckRedirect = noRedirects
+		hc = &noFollow
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		// The URL may carry a token in its query: name the host only.
+		// The URL's path may carry a token: name the host only.
 		return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("notification %s: platform %s unreachable: %s", n.WebhookID, req.URL.Host, unwrapURLError(err)),
 			"Platform"+StatusTypeName(0), temporal.ApplicationErrorOptions{})
 	}
@@ -130,11 +146,15 @@ func (a *Activities) NotifyPlatform(ctx context.Context, n Notification) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("notification %s: platform %s answered %s", n.WebhookID, req.URL.Host, resp.Status),
+	why := ""
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 { // the Location is not quoted: it may carry a token too
+		why = ": redirects are not followed, only a 2xx acknowledges (set PLATFORM_WEBHOOK_URL to the URL that answers)"
+	}
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("notification %s: platform %s answered %s%s", n.WebhookID, req.URL.Host, resp.Status, why),
 		"Platform"+StatusTypeName(resp.StatusCode), temporal.ApplicationErrorOptions{NextRetryDelay: RetryAfter(resp.Header.Get("Retry-After"), time.Now())})
 }
 
-// unwrapURLError drops *url.Error's "Post \"<url>\":" prefix, which would repeat the URL (and any token in it).
+// unwrapURLError drops *url.Error's "Post \"<url>\":" prefix, which would repeat the URL (and any token in its path).
 func unwrapURLError(err error) string {
 	var uerr interface{ Unwrap() error }
 	if errors.As(err, &uerr) {

@@ -3,10 +3,13 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +47,8 @@ func platformFor(t *testing.T, h http.HandlerFunc) (*Activities, []platformhook.
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &Activities{Platform: &Platform{URL: srv.URL + "/hook?token=s3cr3t-query", Secrets: secrets,
+	// A token in the path, as a platform may ask (settings.CheckURL refuses a URL with a query at start).
+	return &Activities{Platform: &Platform{URL: srv.URL + "/hook/s3cr3t-path-token", Secrets: secrets,
 		HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}}}, secrets
 }
 
@@ -108,10 +112,58 @@ func TestNotifyPlatformFailuresAreRetried(t *testing.T) {
 			if appErr.NonRetryable() || !strings.HasPrefix(appErr.Type(), c.wantType) || appErr.NextRetryDelay() != c.delay {
 				t.Fatalf("error %v: type %s, non-retryable %v, delay %s", err, appErr.Type(), appErr.NonRetryable(), appErr.NextRetryDelay())
 			}
-			if strings.Contains(err.Error(), "s3cr3t-query") || !strings.Contains(err.Error(), "deposit-d-1:2") {
-				t.Fatalf("error must name the notification and not the URL's query: %v", err)
+			if strings.Contains(err.Error(), "s3cr3t-path-token") || !strings.Contains(err.Error(), "deposit-d-1:2") {
+				t.Fatalf("error must name the notification and not the URL's path: %v", err)
 			}
 		})
+	}
+}
+
+// TestNotifyPlatformRedirectIsAFailedAttempt: Standard Webhooks counts a 3xx as a failure ("following redirects
+// causes unnecessary load"); only a 2xx from the configured URL acknowledges. A redirect to a server that answers
+// 200 (a login page, say) must be a retryable failure that names the status, and the target must see nothing.
+func TestNotifyPlatformRedirectIsAFailedAttempt(t *testing.T) {
+	var followed atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		followed.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(target.Close)
+	secrets := must(platformhook.ParseSecrets(platformhook.NewSecret()))
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+"/login?next=s3cr3t-location", code)
+		}))
+		t.Cleanup(platform.Close)
+		for name, hc := range map[string]*http.Client{
+			"default client": nil,
+			"given client":   {Timeout: 2 * time.Second}, // its default policy would follow
+		} {
+			t.Run(fmt.Sprintf("%d %s", code, name), func(t *testing.T) {
+				before := followed.Load()
+				a := &Activities{Platform: &Platform{URL: platform.URL + "/hook/s3cr3t-path", Secrets: secrets, HTTPClient: hc}}
+				err := a.NotifyPlatform(context.Background(), testNotification())
+				var appErr *temporal.ApplicationError
+				if !errors.As(err, &appErr) {
+					t.Fatalf("a %d was taken as an acknowledgement: %v", code, err)
+				}
+				if appErr.NonRetryable() || appErr.Type() != "Platform"+StatusTypeName(code) {
+					t.Fatalf("error %v: type %s, non-retryable %v", err, appErr.Type(), appErr.NonRetryable())
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, strconv.Itoa(code)) || !strings.Contains(msg, "redirects are not followed") ||
+					!strings.Contains(msg, "deposit-d-1:2") {
+					t.Fatalf("error must name the notification, the status and that redirects are not followed: %v", err)
+				}
+				if strings.Contains(msg, "s3cr3t") {
+					t.Fatalf("error quotes the URL's path or the redirect's Location: %v", err)
+				}
+				if n := followed.Load() - before; n != 0 {
+					t.Fatalf("the redirect target received %d requests", n)
+				}
+			})
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"scope", connecttest.Options{AllowedScopes: []connect.Scope{"user:withdrawal:all"}}, "AllowedScopes"},
 		{"recovery scope", connecttest.Options{AllowedScopes: []connect.Scope{connect.ScopeRecoverySend}}, "AllowedScopes"},
 		{"redelivery", connecttest.Options{Redelivery: connecttest.Redelivery{Base: time.Second, Max: time.Millisecond}}, "Redelivery"},
+		{"balance redelivery", connecttest.Options{BalanceRedelivery: connecttest.Redelivery{Attempts: 2, Flat: -1}}, "BalanceRedelivery"},
 		{"autoplay outcome", connecttest.Options{AutoPlay: &connecttest.Play{Outcome: "later"}}, "AutoPlay"},
 		{"autoplay unexpected", connecttest.Options{AutoPlay: &connecttest.Play{Outcome: connecttest.OutcomeUnexpected}}, "AutoPlay"},
 		{"API secret", connecttest.Options{APISecret: "not base64!"}, "APISecret"},

@@ -141,8 +141,10 @@ type Options struct {
 	// DepositWebhookURL, WithdrawalWebhookURL and BalanceWebhookURL are where webhooks go; SetWebhookURLs
 	// changes them later.
 	DepositWebhookURL, WithdrawalWebhookURL, BalanceWebhookURL string
-	// Redelivery is the webhook retry schedule.
+	// Redelivery is the Connect webhooks' retry schedule (Connect publishes exponential backoff, no count).
 	Redelivery Redelivery
+	// BalanceRedelivery is the Zero Hash balance webhooks' retry schedule; the zero value is ZeroHashRedelivery.
+	BalanceRedelivery Redelivery
 	// HTTPClient delivers webhooks; default a client with a 10 s timeout.
 	HTTPClient *http.Client
 	// Asset, Network and Amount fill webhooks when the session has no withdrawal_details; default 0.013 BTC on bitcoin.
@@ -364,6 +366,10 @@ func (o *Options) fill() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Redelivery.fill()
+	if o.BalanceRedelivery == (Redelivery{}) {
+		o.BalanceRedelivery = ZeroHashRedelivery
+	}
+	o.BalanceRedelivery.fill()
 }
 
 // OptionError is a rejected Options field; Field is its Go name, e.g. "TokenTTL".
@@ -418,6 +424,9 @@ func (o *Options) validate() error {
 	}
 	if err := o.Redelivery.validate(); err != nil {
 		return &OptionError{Field: "Redelivery", Err: err}
+	}
+	if err := o.BalanceRedelivery.validate(); err != nil {
+		return &OptionError{Field: "BalanceRedelivery", Err: err}
 	}
 	if o.AutoPlay != nil {
 		if err := o.AutoPlay.validate(); err != nil {

@@ -48,12 +48,21 @@ const (
 	maxDuplicates = 100
 )
 
-// Redelivery is the webhook retry schedule: after failed attempt n the emitter waits Base·2^(n-1), capped at Max.
+// Redelivery is a webhook retry schedule: the emitter waits Base before each of the first Flat retries (the first
+// retry at least), twice the previous wait before each later one, capped at Max, until Attempts attempts were made.
 type Redelivery struct {
 	Base     time.Duration // default 250 ms
 	Max      time.Duration // default 30 s
 	Attempts int           // attempts per delivery, the first included; default 8
+	// Flat is how many retries wait Base before the doubling starts; 0 and 1 both double from the second retry.
+	Flat int
 }
+
+// ZeroHashRedelivery is Zero Hash's published schedule for its webhooks (connect-facts.md): four retries 250 ms
+// apart, then three with exponential backoff, then the notification is dropped. The sandbox's balance webhooks
+// follow it unless Options.BalanceRedelivery says otherwise, so a bridge outage of a few seconds loses a movement
+// here as it does against Zero Hash, and only the reconciliation brings it back.
+var ZeroHashRedelivery = Redelivery{Base: 250 * time.Millisecond, Max: 30 * time.Second, Attempts: 8, Flat: 4}
 
 func (r *Redelivery) fill() {
 	if r.Base == 0 {
@@ -68,16 +77,17 @@ func (r *Redelivery) fill() {
 }
 
 func (r Redelivery) validate() error {
-	if r.Base < 0 || r.Max < r.Base || r.Attempts < 1 {
-		return fmt.Errorf("%+v: want 0 <= Base <= Max and Attempts >= 1", r)
+	if r.Base < 0 || r.Max < r.Base || r.Attempts < 1 || r.Flat < 0 {
+		return fmt.Errorf("%+v: want 0 <= Base <= Max, Attempts >= 1 and Flat >= 0", r)
 	}
 	return nil
 }
 
-// backoff is the wait after failed attempt n (1-based).
+// backoff is the wait after failed attempt n (1-based): Base for the first max(Flat, 1) retries, each later one
+// twice the one before, capped at Max.
 func (r Redelivery) backoff(n int) time.Duration {
 	d := r.Base
-	for i := 1; i < n && d < r.Max; i++ {
+	for i := max(r.Flat, 1); i < n && d < r.Max; i++ {
 		d *= 2
 	}
 	return min(d, r.Max)
@@ -259,7 +269,7 @@ func (s *Server) Play(ctx context.Context, sessionID string, p Play) ([]Delivery
 		}
 		d := &Delivery{ID: uuid.NewString(), PayloadType: payloadType, Event: ev.name, SessionID: info.ID,
 			TransferID: info.TransferID, URL: target, Body: ev.body}
-		got, err := s.deliver(ctx, d, s.connectHeaders(payloadType, target))
+		got, err := s.deliver(ctx, d, s.opts.Redelivery, s.connectHeaders(payloadType, target))
 		out = append(out, got)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -548,9 +558,8 @@ func (s *Server) balanceHeaders(id string) headerSigner {
 }
 
 // deliver sends d until a 2xx, the attempt cap, or ctx ends, re-signing each attempt with a fresh timestamp.
-func (s *Server) deliver(ctx context.Context, d *Delivery, sign headerSigner) (Delivery, error) {
+func (s *Server) deliver(ctx context.Context, d *Delivery, r Redelivery, sign headerSigner) (Delivery, error) {
 	s.hooks.start(d)
-	r := s.opts.Redelivery
 	for n := 1; ; n++ {
 		snap := s.hooks.addAttempt(d, s.attempt(ctx, d, sign))
 		last := snap.Attempts[len(snap.Attempts)-1]
@@ -660,5 +669,5 @@ func (s *Server) EmitBalance(ctx context.Context, ev zerohash.BalanceEvent) (Del
 	if drop {
 		return s.dropDelivery(d), nil
 	}
-	return s.deliver(ctx, d, s.balanceHeaders(id))
+	return s.deliver(ctx, d, s.opts.BalanceRedelivery, s.balanceHeaders(id))
 }

@@ -373,6 +373,32 @@ func TestRedelivery(t *testing.T) {
 	}
 }
 
+// TestBalanceWebhooksHaveTheirOwnSchedule: a balance webhook is retried on Options.BalanceRedelivery, a Connect
+// webhook on Options.Redelivery.
+func TestBalanceWebhooksHaveTheirOwnSchedule(t *testing.T) {
+	srv := newSandbox(t, connecttest.Options{
+		Redelivery:        connecttest.Redelivery{Base: time.Millisecond, Max: time.Millisecond, Attempts: 5},
+		BalanceRedelivery: connecttest.Redelivery{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3},
+	})
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	if err := srv.SetWebhookURLs(down.URL, "", down.URL+"/balance"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := srv.EmitBalance(context.Background(), zerohash.BalanceEvent{AccountGroup: "PLAT01", Asset: "BTC", Balance: "1",
+		ParticipantCode: "PART01", Movements: []zerohash.Movement{{Change: "1", MovementType: "deposit"}}})
+	if err == nil || len(d.Attempts) != 3 || d.Delivered {
+		t.Errorf("balance webhook: %d attempts, delivered %v, err %v; want 3 attempts and an error", len(d.Attempts), d.Delivered, err)
+	}
+	info := openSession(t, srv, depositBody("own", "OWNSCHEDULE"))
+	deliveries, err := srv.Play(context.Background(), info.ID, connecttest.Play{Outcome: connecttest.OutcomeNone})
+	if err == nil || len(deliveries) == 0 || len(deliveries[0].Attempts) != 5 {
+		t.Errorf("Connect webhook: deliveries %d, err %v; want the first with 5 attempts and an error", len(deliveries), err)
+	}
+}
+
 func TestRedeliveryGivesUp(t *testing.T) {
 	srv := newSandbox(t, connecttest.Options{Redelivery: connecttest.Redelivery{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3}})
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

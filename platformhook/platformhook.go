@@ -33,11 +33,17 @@ const (
 	DefaultTolerance = 5 * time.Minute
 	MinSecretBytes   = 24
 	MaxSecretBytes   = 64
-	// maxSignatures bounds the work one request can cause: rotation needs two or three, not hundreds.
-	maxSignatures = 8
+	// MaxSignatures is the most signatures Verify reads in one webhook-signature header (it bounds the work one
+	// request can cause: rotation needs two or three, not hundreds), and so the most secrets ParseSecrets takes and
+	// Sign signs with: each secret adds one signature to every message.
+	MaxSignatures = 8
 	// maxIDLen bounds webhook-id; ours are "<workflow id>:<sequence>".
 	maxIDLen = 512
 )
+
+// strictBase64 decodes secrets and signatures: standard base64 whose unused trailing bits are zero, so each key
+// or signature has exactly one text (the one Sign and NewSecret write) and no altered text verifies.
+var strictBase64 = base64.StdEncoding.Strict()
 
 // Sentinel errors, each wrapped with detail by the function that returns it.
 var (
@@ -49,6 +55,7 @@ var (
 	ErrTimestampOutside  = errors.New("platformhook: webhook-timestamp outside the tolerance")
 	ErrNoValidSignature  = errors.New("platformhook: no signature matches")
 	ErrTooManySignatures = errors.New("platformhook: too many signatures")
+	ErrTooManySecrets    = errors.New("platformhook: too many secrets")
 )
 
 // Secret is one signing key. Its String never shows the key.
@@ -57,16 +64,17 @@ type Secret struct{ key []byte }
 // String hides the key so a Secret can be logged by accident without leaking.
 func (Secret) String() string { return SecretPrefix + "…" }
 
-// ParseSecret reads "whsec_<base64>" (the prefix is required) holding 24 to 64 bytes.
+// ParseSecret reads "whsec_<base64>" (the prefix is required; standard base64, padded, its unused bits zero)
+// holding 24 to 64 bytes.
 func ParseSecret(s string) (Secret, error) {
 	s = strings.TrimSpace(s)
 	raw, ok := strings.CutPrefix(s, SecretPrefix)
 	if !ok {
 		return Secret{}, fmt.Errorf("%w: must start with %q", ErrBadSecret, SecretPrefix)
 	}
-	key, err := base64.StdEncoding.DecodeString(raw)
+	key, err := strictBase64.DecodeString(raw)
 	if err != nil {
-		return Secret{}, fmt.Errorf("%w: not standard base64 after %q", ErrBadSecret, SecretPrefix)
+		return Secret{}, fmt.Errorf("%w: not canonical standard base64 after %q", ErrBadSecret, SecretPrefix)
 	}
 	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
 		return Secret{}, fmt.Errorf("%w: %d bytes, want %d to %d", ErrBadSecret, len(key), MinSecretBytes, MaxSecretBytes)
@@ -74,12 +82,16 @@ func ParseSecret(s string) (Secret, error) {
 	return Secret{key: key}, nil
 }
 
-// ParseSecrets reads a list of secrets separated by commas or whitespace, newest first. Rotation: add the new
-// secret in front, deploy, let the platform accept it, then drop the old one.
+// ParseSecrets reads a list of 1 to MaxSignatures secrets separated by commas or whitespace, newest first; more
+// is ErrTooManySecrets, since a message signed with each would carry more signatures than Verify reads. Rotation:
+// add the new secret in front, deploy, let the platform accept it, then drop the old one.
 func ParseSecrets(list string) ([]Secret, error) {
 	fields := strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
 	if len(fields) == 0 {
 		return nil, ErrNoSecrets
+	}
+	if err := checkCount(len(fields)); err != nil {
+		return nil, err
 	}
 	out := make([]Secret, 0, len(fields))
 	for i, f := range fields {
@@ -97,6 +109,15 @@ func NewSecret() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go 1.24+); it panics instead
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// checkCount refuses more secrets than a verifier reads signatures.
+func checkCount(n int) error {
+	if n > MaxSignatures {
+		return fmt.Errorf("%w: %d, at most %d (each signs every message, and Verify reads at most %d signatures)",
+			ErrTooManySecrets, n, MaxSignatures, MaxSignatures)
+	}
+	return nil
 }
 
 // checkID refuses ids the signed string could not tell apart: empty, too long, or holding "." (the separator).
@@ -122,10 +143,14 @@ func mac(key []byte, id, ts string, body []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Sign returns the webhook-signature header value: one "v1,<base64>" per secret, space-separated.
+// Sign returns the webhook-signature header value: one "v1,<base64>" per secret, space-separated. More than
+// MaxSignatures secrets is ErrTooManySecrets: Verify would refuse the message.
 func Sign(secrets []Secret, id string, at time.Time, body []byte) (string, error) {
 	if len(secrets) == 0 {
 		return "", ErrNoSecrets
+	}
+	if err := checkCount(len(secrets)); err != nil {
+		return "", err
 	}
 	if err := checkID(id); err != nil {
 		return "", err
@@ -157,7 +182,8 @@ type VerifyOptions struct {
 }
 
 // Verify checks the headers against the raw body with any of the secrets and returns the webhook-id, which the
-// caller must use as its idempotency key. Signatures of other versions (e.g. "v1a") are skipped, not errors.
+// caller must use as its idempotency key. Signatures of other versions (e.g. "v1a") are skipped, not errors; a
+// "v1" signature whose base64 is not canonical (unused bits set) matches nothing.
 func Verify(secrets []Secret, h http.Header, body []byte, opts VerifyOptions) (string, error) {
 	if len(secrets) == 0 {
 		return "", ErrNoSecrets
@@ -186,8 +212,8 @@ func Verify(secrets []Secret, h http.Header, body []byte, opts VerifyOptions) (s
 		return "", fmt.Errorf("%w: %s off, tolerance %s", ErrTimestampOutside, d.Round(time.Second), tol)
 	}
 	fields := strings.Fields(sigs)
-	if len(fields) > maxSignatures {
-		return "", fmt.Errorf("%w: %d, at most %d", ErrTooManySignatures, len(fields), maxSignatures)
+	if len(fields) > MaxSignatures {
+		return "", fmt.Errorf("%w: %d, at most %d", ErrTooManySignatures, len(fields), MaxSignatures)
 	}
 	want := make([][]byte, len(secrets))
 	for i, s := range secrets {
@@ -198,7 +224,7 @@ func Verify(secrets []Secret, h http.Header, body []byte, opts VerifyOptions) (s
 		if !ok || version != SignatureVersion {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(b64)
+		got, err := strictBase64.DecodeString(b64)
 		if err != nil || len(got) != sha256.Size {
 			continue
 		}

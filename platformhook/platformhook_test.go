@@ -141,6 +141,73 @@ func TestParseSecrets(t *testing.T) {
 	}
 }
 
+// TestVerifyRefusesNonCanonicalBase64: the published signature ends "...1OE="; "...1OF=" differs only in the last
+// character's unused low bits, so lenient decoding reads the same 32 bytes. Verify decodes strictly: only the
+// signature as the sender encoded it verifies (signatures are not malleable).
+func TestVerifyRefusesNonCanonicalBase64(t *testing.T) {
+	secrets := mustSecrets(t, vectorSecret)
+	for _, last := range []string{"F", "G", "H"} {
+		h := vectorHeaders()
+		h.Set(platformhook.HeaderSignature, strings.TrimSuffix(vectorSignature, "E=")+last+"=")
+		if _, err := platformhook.Verify(secrets, h, []byte(vectorPayload), at(vectorTimestamp)); !errors.Is(err, platformhook.ErrNoValidSignature) {
+			t.Errorf("signature ...1O%s= (the vector's with unused bits set): %v, want %v", last, err, platformhook.ErrNoValidSignature)
+		}
+	}
+	if _, err := platformhook.Verify(secrets, vectorHeaders(), []byte(vectorPayload), at(vectorTimestamp)); err != nil {
+		t.Fatalf("the vector itself: %v", err)
+	}
+}
+
+// TestParseSecretRefusesNonCanonicalBase64: a secret is read as strictly as a signature; 32 zero bytes are 43
+// "A" and "=", and a last "B" only sets unused bits.
+func TestParseSecretRefusesNonCanonicalBase64(t *testing.T) {
+	canonical := platformhook.SecretPrefix + strings.Repeat("A", 43) + "="
+	if _, err := platformhook.ParseSecret(canonical); err != nil {
+		t.Fatalf("canonical secret refused: %v", err)
+	}
+	altered := platformhook.SecretPrefix + strings.Repeat("A", 42) + "B="
+	if _, err := platformhook.ParseSecret(altered); !errors.Is(err, platformhook.ErrBadSecret) {
+		t.Fatalf("ParseSecret of non-canonical base64: %v, want %v", err, platformhook.ErrBadSecret)
+	}
+}
+
+// TestSecretsBoundedBySignatures: each secret adds a signature to every message and Verify reads at most
+// MaxSignatures, so ParseSecrets takes at most MaxSignatures secrets, naming the limit when given more; with the
+// most it takes, what Sign writes still verifies with any one of them.
+func TestSecretsBoundedBySignatures(t *testing.T) {
+	list := make([]string, platformhook.MaxSignatures+1)
+	for i := range list {
+		list[i] = platformhook.NewSecret()
+	}
+	_, err := platformhook.ParseSecrets(strings.Join(list, ","))
+	if !errors.Is(err, platformhook.ErrTooManySecrets) || !strings.Contains(err.Error(), "at most "+strconv.Itoa(platformhook.MaxSignatures)) {
+		t.Fatalf("ParseSecrets of %d secrets: %v; want %v naming the limit", len(list), err, platformhook.ErrTooManySecrets)
+	}
+	for _, s := range list {
+		if strings.Contains(err.Error(), strings.TrimPrefix(s, platformhook.SecretPrefix)) {
+			t.Fatalf("the error quotes a secret: %v", err)
+		}
+	}
+	all := mustSecrets(t, strings.Join(list[:platformhook.MaxSignatures], ","))
+	h := http.Header{}
+	if err := platformhook.SetHeaders(h, all, "deposit-t1:1", time.Unix(vectorTimestamp, 0), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range all {
+		if _, err := platformhook.Verify(all[i:i+1], h, []byte("{}"), at(vectorTimestamp)); err != nil {
+			t.Fatalf("signed with %d secrets, verified with secret %d: %v", len(all), i, err)
+		}
+	}
+	one, err := platformhook.ParseSecret(list[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := append(all, one) // built without ParseSecrets
+	if _, err := platformhook.Sign(more, "deposit-t1:1", time.Unix(vectorTimestamp, 0), nil); !errors.Is(err, platformhook.ErrTooManySecrets) {
+		t.Fatalf("Sign with %d secrets: %v, want %v", len(more), err, platformhook.ErrTooManySecrets)
+	}
+}
+
 func TestSignRefusesAmbiguousIDs(t *testing.T) {
 	for _, id := range []string{"", "deposit-a.b:1", "x y", strings.Repeat("a", 513)} {
 		if _, err := platformhook.Sign(mustSecrets(t, vectorSecret), id, time.Unix(1, 0), nil); !errors.Is(err, platformhook.ErrBadID) {

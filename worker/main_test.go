@@ -24,6 +24,9 @@ const (
 
 var testAPISecret = base64.StdEncoding.EncodeToString([]byte("zh-hmac-secret-value"))
 
+// testPlatformSecret is a whsec_ secret of 32 bytes, 32..63.
+const testPlatformSecret = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+
 // workerEnv is a complete environment for the worker binary, with Temporal at a port that refuses connections.
 func workerEnv(t *testing.T) map[string]string {
 	home := t.TempDir()
@@ -87,6 +90,11 @@ func TestMissingOrMalformedSettingExits2NamingIt(t *testing.T) {
 		}, "worker: CONNECT_ORG_KEY_FILE (flag -connect-org-key-file): no RSA PRIVATE KEY", ""},
 		{"bad metrics address", func(e map[string]string) { e["METRICS_ADDR"] = "nine-thousand" },
 			"worker: METRICS_ADDR (flag -metrics-addr): must be host:port", ""},
+		{"more platform secrets than a verifier reads signatures", func(e map[string]string) {
+			e["PLATFORM_WEBHOOK_URL"] = "https://platform.example/hooks/connectflow"
+			e["PLATFORM_WEBHOOK_SECRET"] = strings.TrimSuffix(strings.Repeat(testPlatformSecret+",", 9), ",")
+		}, "worker: PLATFORM_WEBHOOK_SECRET (flag -platform-webhook-secret): platformhook: too many secrets: 9, at most 8",
+			strings.TrimPrefix(testPlatformSecret, "whsec_")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -100,7 +99,8 @@ type PlatformConfig struct {
 	Timeout  time.Duration         // one attempt; 0: activities.DefaultPlatformTimeout
 }
 
-// platform is the activities' view of c; nil when notifications are off.
+// platform is the activities' view of c; nil when notifications are off. Its client is
+// activities.NewPlatformHTTPClient's (redirects are not followed), traced when tracing is on.
 func (c PlatformConfig) platform() *activities.Platform {
 	if c.URL == "" {
 		return nil
@@ -110,7 +110,7 @@ func (c PlatformConfig) platform() *activities.Platform {
 		timeout = activities.DefaultPlatformTimeout
 	}
 	return &activities.Platform{URL: c.URL, Secrets: c.Secrets, RetryFor: c.RetryFor,
-		HTTPClient: telemetry.HTTPClient(&http.Client{Timeout: timeout}, telemetry.PeerPlatform)}
+		HTTPClient: telemetry.HTTPClient(activities.NewPlatformHTTPClient(timeout), telemetry.PeerPlatform)}
 }
 
 func platformURL(c PlatformConfig) error {

@@ -2,6 +2,7 @@ package workerapp
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -11,12 +12,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/connectflow/connectflow/activities"
 	"github.com/connectflow/connectflow/connect"
@@ -386,6 +392,34 @@ func TestLoadSettingsPlatformNotifications(t *testing.T) {
 	}
 }
 
+// TestLoadSettingsTooManyPlatformSecrets: more secrets than a verifier reads signatures (each signs every
+// message) is a bad PLATFORM_WEBHOOK_SECRET at start, naming the limit and quoting no secret, not a worker whose
+// every notification the platform refuses.
+func TestLoadSettingsTooManyPlatformSecrets(t *testing.T) {
+	list := make([]string, platformhook.MaxSignatures+1)
+	for i := range list {
+		list[i] = platformhook.NewSecret()
+	}
+	env := goodEnv(t)
+	env[EnvPlatformWebhookURL] = "https://platform.example/hooks/connectflow"
+	env[EnvPlatformWebhookSecret] = strings.Join(list, ",")
+	_, err := LoadSettings(nil, env, &bytes.Buffer{})
+	var se *settings.Error
+	if !errors.As(err, &se) || se.Env != EnvPlatformWebhookSecret || !errors.Is(err, platformhook.ErrTooManySecrets) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("at most %d", platformhook.MaxSignatures)) {
+		t.Fatalf("%d secrets: %v; want a settings error naming %s and the limit", len(list), err, EnvPlatformWebhookSecret)
+	}
+	for _, s := range list {
+		if strings.Contains(err.Error(), strings.TrimPrefix(s, platformhook.SecretPrefix)) {
+			t.Fatalf("error quotes a secret: %v", err)
+		}
+	}
+	env[EnvPlatformWebhookSecret] = strings.Join(list[:platformhook.MaxSignatures], ",")
+	if st, err := LoadSettings(nil, env, &bytes.Buffer{}); err != nil || len(st.Worker.Platform.Secrets) != platformhook.MaxSignatures {
+		t.Fatalf("%d secrets: %v", platformhook.MaxSignatures, err)
+	}
+}
+
 // TestDeprecatedAliases: each of today's names (Aliases) still sets its WORKER_* setting, and is reported as
 // deprecated by name; the new name wins over it.
 func TestDeprecatedAliases(t *testing.T) {
@@ -427,5 +461,43 @@ func TestDeprecatedAliases(t *testing.T) {
 		if st, err = LoadSettings(nil, env, io.Discard); err != nil || len(st.Temporal.Deprecated()) != 0 || got(st, name) == want {
 			t.Errorf("%s beside %s: %v, deprecated %v, value %s", name, old, err, st.Temporal.Deprecated(), got(st, name))
 		}
+	}
+}
+
+// TestPlatformClientDoesNotFollowRedirects: the client the worker posts notifications with hands a 3xx back as
+// it is (Standard Webhooks: a 3xx is a failure); the redirect's target never hears of the notification, and
+// NotifyPlatform fails the attempt, to be retried.
+func TestPlatformClientDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		followed.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(target.Close)
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+"/login", http.StatusFound)
+	}))
+	t.Cleanup(platform.Close)
+	secrets, err := platformhook.ParseSecrets(platformhook.NewSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := PlatformConfig{URL: platform.URL + "/hooks/connectflow", Secrets: secrets, Timeout: 2 * time.Second}.platform()
+
+	resp, err := p.HTTPClient.Post(p.URL, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || followed.Load() != 0 {
+		t.Fatalf("the worker's platform client answered %d and the redirect target got %d requests; want the 302 itself and none",
+			resp.StatusCode, followed.Load())
+	}
+
+	n := activities.Notification{WebhookID: "deposit-t1:1", Type: "deposit.confirmed", Timestamp: time.Now()}
+	err = (&activities.Activities{Platform: p}).NotifyPlatform(context.Background(), n)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.NonRetryable() || followed.Load() != 0 {
+		t.Fatalf("NotifyPlatform after a 302: %v (target got %d requests); want a retryable failure", err, followed.Load())
 	}
 }

@@ -70,16 +70,34 @@ func (e *BusyError) Error() string {
 
 func (e *BusyError) Is(target error) bool { return target == ErrBusy }
 
+// MaxTransferIDBytes is the longest transfer id Start takes, the transfer API's bound (openapi.json). Within it,
+// every webhook-id of the transfer's notifications (its workflow id, '.', '%' and whitespace percent-encoded, then
+// ":<sequence>") stays within what platformhook signs; a longer id could have every notification go to review.
+const MaxTransferIDBytes = 128
+
+// validateStart checks in as Start takes it: in.Validate (what the workflow itself checks) and a transfer id of
+// at most MaxTransferIDBytes.
+func validateStart(in workflows.TransferInput) error {
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	if n := len(in.TransferID); n > MaxTransferIDBytes {
+		return fmt.Errorf("transfer_id: %d bytes, at most %d bytes", n, MaxTransferIDBytes)
+	}
+	return nil
+}
+
 // Start starts the transfer's workflow, or joins the one that exists for the same kind and transfer id, and
 // waits until its Connect session is open. It never opens a second session for one transfer. Started.Created says
-// whether this call created the workflow.
+// whether this call created the workflow. A transfer id over MaxTransferIDBytes is refused before anything is asked
+// of Temporal.
 //
 // Connect keeps one session per reference: the new session invalidates an older one, and the transfer that
 // awaited its user there ends superseded. With in.IfBusy = refuse, Start instead returns a *BusyError (ErrBusy)
 // naming that transfer, before anything starts. The check reads Temporal's visibility, which lags by a moment. It
 // is for a new transfer only: a repeated start of one that exists answers as any repeat does.
 func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started, error) {
-	if err := in.Validate(); err != nil {
+	if err := validateStart(in); err != nil {
 		return Started{}, fmt.Errorf("invalid transfer: %w", err)
 	}
 	id := workflows.WorkflowID(in.Kind, in.TransferID)
