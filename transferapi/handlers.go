@@ -44,8 +44,8 @@ const (
 	maxMetadataValue = 256
 	maxTextField     = 64 // asset, network, amount, account_label
 	maxReason        = 500
-	maxSDKDetail     = 256 // the bridge's /v1/sdk-events bounds, counted in characters as openapi's maxLength
-	maxEmailBytes    = 254 // RFC 5321's bound on an address, in bytes: what Zero Hash can mail to
+	maxSDKDetail     = 256 // the bridge's /v1/sdk-events bounds, which it counts in bytes; here characters (openapi)
+	maxEmailBytes    = 254 // bytes: RFC 5321's bound on a deliverable address is in octets
 	maxSDKID         = 128
 	defaultPageSize  = 20
 	maxPageSize      = 100
