@@ -86,3 +86,45 @@ func requestSchema(t *testing.T, spec *transferapitest.Spec, path, method string
 	ref := op["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)["$ref"].(string)
 	return strings.TrimPrefix(ref, "#")
 }
+
+// TestAPIDocReservedMetadataKeys: the metadata keys docs/api.md calls reserved are exactly those the API refuses
+// (openapi names the same two), and another connectflow_ key is a platform's own.
+func TestAPIDocReservedMetadataKeys(t *testing.T) {
+	raw, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentence := regexp.MustCompile("`metadata` \\(([^)]*)\\)").FindStringSubmatch(string(raw))
+	if sentence == nil {
+		t.Fatal("docs/api.md does not describe the start body's metadata")
+	}
+	var keys []string
+	for _, m := range regexp.MustCompile("`(connectflow_[^`]*)`").FindAllStringSubmatch(sentence[1], -1) {
+		keys = append(keys, m[1])
+	}
+	if strings.Join(keys, ",") != "connectflow_transfer_id,connectflow_kind" {
+		t.Errorf("docs/api.md's metadata (%s) names reserved keys %v, want exactly connectflow_transfer_id and connectflow_kind", sentence[1], keys)
+	}
+	hs := offlineServer(t)
+	for _, k := range keys {
+		a := call(t, "POST", hs.URL+"/v1/deposits", tokenA, "application/json",
+			`{"transfer_id":"t1","reference_id":"U","metadata":{"`+k+`":"x"}}`)
+		if a.status != 422 || len(a.problem.Errors) != 1 || a.problem.Errors[0].Field != "metadata."+k {
+			t.Errorf("docs/api.md reserves %s, but the API answers %d %s", k, a.status, a.raw)
+		}
+	}
+	if a := call(t, "POST", hs.URL+"/v1/deposits", tokenA, "application/json",
+		`{"transfer_id":"t1","reference_id":"U","metadata":{"connectflow_order":"x"}}`); a.status != 503 {
+		t.Errorf("metadata key connectflow_order: %d %s; want it past validation (503 with Temporal down)", a.status, a.raw)
+	}
+	spec, err := transferapitest.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := spec.Doc["components"].(map[string]any)["schemas"].(map[string]any)["StartRequest"].(map[string]any)["properties"].(map[string]any)["metadata"].(map[string]any)["description"].(string)
+	for _, k := range keys {
+		if !strings.Contains(desc, k) {
+			t.Errorf("openapi's metadata description %q does not name %s", desc, k)
+		}
+	}
+}

@@ -14,8 +14,9 @@ import (
 )
 
 // readJSON decodes the request body, a JSON object, into dst (a pointer to a struct with json tags). It answers
-// 415 for another media type, 413 past maxBody, 400 for text that is not a JSON object, and 422 naming every
-// unknown field and every field of the wrong type.
+// 415 for another media type, 413 past maxBody, 400 for text that is not a JSON object, and one 422 naming every
+// unknown field, every field of the wrong type and every null (no field of a request is nullable: Go would read
+// null as the zero value, which the API's document does not allow).
 func readJSON(r *http.Request, w http.ResponseWriter, maxBody int64, dst any) *Problem {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return newProblem(TypeUnsupportedMedia, "send Content-Type: application/json")
@@ -37,35 +38,55 @@ func readJSON(r *http.Request, w http.ResponseWriter, maxBody int64, dst any) *P
 	}
 	known := jsonFields(reflect.TypeOf(dst).Elem())
 	var errs []FieldError
-	for name := range fields {
-		if !slices.Contains(known, name) {
+	for name, raw := range fields {
+		t, ok := known[name]
+		if !ok {
 			errs = append(errs, FieldError{Field: name, Detail: "unknown field"})
+			continue
 		}
+		errs = append(errs, checkJSONValue(name, t, raw)...)
+	}
+	if len(errs) > 0 {
+		return invalid(errs...)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil && len(errs) == 0 {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			errs = append(errs, FieldError{Field: typeErr.Field, Detail: "must be " + jsonKind(typeErr.Type)})
-		} else {
-			return newProblem(TypeMalformedBody, "the body does not decode: "+err.Error())
-		}
-	}
-	if len(errs) > 0 {
-		slices.SortFunc(errs, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return invalid(errs...)
+	if err := dec.Decode(dst); err != nil { // every field was checked above: only a bug lands here
+		return newProblem(TypeMalformedBody, "the body does not decode: "+err.Error())
 	}
 	return nil
 }
 
-// jsonFields lists the JSON names of t's exported fields.
-func jsonFields(t reflect.Type) []string {
-	var out []string
+// checkJSONValue names what is wrong with raw as a value of the Go type t at field: null, or a JSON type t does
+// not decode from. An object of strings is checked value by value, naming field.key.
+func checkJSONValue(field string, t reflect.Type, raw json.RawMessage) []FieldError {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return []FieldError{{Field: field, Detail: "must be " + jsonKind(t) + ", not null"}}
+	}
+	if t.Kind() == reflect.Map && t.Key().Kind() == reflect.String {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return []FieldError{{Field: field, Detail: "must be " + jsonKind(t)}}
+		}
+		var errs []FieldError
+		for k, v := range m {
+			errs = append(errs, checkJSONValue(field+"."+k, t.Elem(), v)...)
+		}
+		return errs
+	}
+	if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
+		return []FieldError{{Field: field, Detail: "must be " + jsonKind(t)}}
+	}
+	return nil
+}
+
+// jsonFields maps the JSON names of t's exported fields to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name != "" && name != "-" {
-			out = append(out, name)
+			out[name] = f.Type
 		}
 	}
 	return out
@@ -73,6 +94,9 @@ func jsonFields(t reflect.Type) []string {
 
 // jsonKind names the JSON type a Go type decodes from.
 func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	commonpb "go.temporal.io/api/common/v1"
@@ -34,7 +35,8 @@ import (
 	"github.com/connectflow/connectflow/workflows"
 )
 
-// Field bounds. A transfer id appears in URL paths, so it is URL-safe.
+// Field bounds, in characters (openapi's maxLength) unless said otherwise. A transfer id appears in URL paths, so
+// it is URL-safe.
 const (
 	maxReferenceID   = 128
 	maxMetadataKeys  = 20
@@ -42,7 +44,8 @@ const (
 	maxMetadataValue = 256
 	maxTextField     = 64 // asset, network, amount, account_label
 	maxReason        = 500
-	maxSDKDetail     = 256 // the same bounds as the bridge's /v1/sdk-events
+	maxSDKDetail     = 256 // the bridge's /v1/sdk-events bounds, which it counts in bytes; here characters (openapi)
+	maxEmailBytes    = 254 // bytes: RFC 5321's bound on a deliverable address is in octets
 	maxSDKID         = 128
 	defaultPageSize  = 20
 	maxPageSize      = 100
@@ -148,9 +151,10 @@ func (r StartRequest) input(kind connect.Kind) (workflows.TransferInput, *Proble
 	return in, nil
 }
 
-// plainText is non-empty-or-empty text of at most n bytes without control characters or surrounding spaces.
+// plainText is text of at most n characters (openapi's maxLength counts characters, not bytes) without control
+// characters or surrounding spaces.
 func plainText(v string, n int) bool {
-	return len(v) <= n && strings.IndexFunc(v, unicode.IsControl) < 0 && strings.TrimSpace(v) == v
+	return utf8.RuneCountInString(v) <= n && strings.IndexFunc(v, unicode.IsControl) < 0 && strings.TrimSpace(v) == v
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -162,8 +166,9 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// start answers a start: 201 for a new transfer, 200 for one that exists with the same body, 409 when it exists
-// with another, 502 when Connect refused its session.
+// start answers a start: 201 when this request created the transfer, 200 for one that exists with the same body
+// (a retry, or the loser of concurrent first starts), 409 when it exists with another, 502 when Connect refused its
+// session.
 func (s *Server) start(kind connect.Kind) handler {
 	return func(c *gin.Context, _ Caller) (int, any, *Problem) {
 		var req StartRequest
@@ -209,8 +214,8 @@ func (s *Server) start(kind connect.Kind) handler {
 		}
 		out := StartResponse{WorkflowID: started.WorkflowID, SessionID: started.SessionID, JWT: started.JWT,
 			ExpiresAt: started.ExpiresAt, Status: started.Status}
-		if before == nil {
-			// Two starts of one new id may race; the loser joined the winner's workflow and must see its body.
+		if before == nil && !started.Created {
+			// Two starts of one new id raced and this one joined the winner's workflow: it must have its body.
 			after, p := s.recorded(ctx, id)
 			if p != nil {
 				return 0, nil, p
@@ -228,7 +233,7 @@ func (s *Server) start(kind connect.Kind) handler {
 			}
 			out.Status = st.Status
 		}
-		if before == nil {
+		if started.Created {
 			return http.StatusCreated, out, nil
 		}
 		return http.StatusOK, out, nil
@@ -303,6 +308,7 @@ func conflict(was, now workflows.TransferInput) *Problem {
 		{"metadata", maps.Equal(was.Metadata, now.Metadata)},
 		{"account_label", was.AccountLabel == now.AccountLabel},
 		{"await_ledger", was.AwaitLedger == now.AwaitLedger},
+		{"if_busy", ifBusyOrDefault(was.IfBusy) == ifBusyOrDefault(now.IfBusy)},
 	} {
 		if !f.same {
 			diff = append(diff, f.name)
@@ -313,6 +319,14 @@ func conflict(was, now workflows.TransferInput) *Problem {
 	}
 	return newProblem(TypeTransferConflict, fmt.Sprintf("transfer %s was started with another %s; use a new transfer_id",
 		now.TransferID, strings.Join(diff, ", ")))
+}
+
+// ifBusyOrDefault reads an absent if_busy as its default, supersede: the two mean the same.
+func ifBusyOrDefault(v workflows.IfBusy) workflows.IfBusy {
+	if v == "" {
+		return workflows.IfBusySupersede
+	}
+	return v
 }
 
 // StatusResponse is a transfer's whole record without the session JWT, which only the user's frontend should hold
@@ -409,11 +423,11 @@ func (s *Server) sdkEvent(kind connect.Kind) handler {
 		default:
 			errs = append(errs, FieldError{Field: "type", Detail: "must be close, event, deposit, withdrawal or error"})
 		}
-		if len(req.Detail) > maxSDKDetail {
-			errs = append(errs, FieldError{Field: "detail", Detail: fmt.Sprintf("longer than %d bytes", maxSDKDetail)})
+		if utf8.RuneCountInString(req.Detail) > maxSDKDetail {
+			errs = append(errs, FieldError{Field: "detail", Detail: fmt.Sprintf("at most %d characters", maxSDKDetail)})
 		}
-		if len(req.ID) > maxSDKID {
-			errs = append(errs, FieldError{Field: "id", Detail: fmt.Sprintf("longer than %d bytes", maxSDKID)})
+		if utf8.RuneCountInString(req.ID) > maxSDKID {
+			errs = append(errs, FieldError{Field: "id", Detail: fmt.Sprintf("at most %d characters", maxSDKID)})
 		}
 		if len(errs) > 0 {
 			return 0, nil, invalid(errs...)
@@ -477,8 +491,8 @@ func (s *Server) resolve(kind connect.Kind) handler {
 		if req.Outcome != workflows.StatusConfirmed && req.Outcome != workflows.StatusFailed {
 			errs = append(errs, FieldError{Field: "outcome", Detail: "must be confirmed or failed"})
 		}
-		if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > maxReason {
-			errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d bytes", maxReason)})
+		if strings.TrimSpace(req.Reason) == "" || utf8.RuneCountInString(req.Reason) > maxReason {
+			errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d characters", maxReason)})
 		}
 		if len(errs) > 0 {
 			return 0, nil, invalid(errs...)
@@ -530,7 +544,7 @@ func (s *Server) onboarding(c *gin.Context, _ Caller) (int, any, *Problem) {
 		return 0, nil, p
 	}
 	var errs []FieldError
-	if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email || len(req.Email) > 254 {
+	if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email || len(req.Email) > maxEmailBytes {
 		errs = append(errs, FieldError{Field: "email", Detail: "required: a bare email address such as name@example.com"})
 	}
 	if req.PhoneNumber != "" && !phonePattern.MatchString(req.PhoneNumber) {

@@ -20,10 +20,10 @@ const (
 	TypeNotFound            = problemBase + "not-found"              // 404: no such route
 	TypeTransferNotFound    = problemBase + "transfer-not-found"     // 404: no transfer with this kind and id
 	TypeMethodNotAllowed    = problemBase + "method-not-allowed"     // 405
-	TypeMalformedBody       = problemBase + "malformed-body"         // 400: not JSON, or a field of the wrong type
+	TypeMalformedBody       = problemBase + "malformed-body"         // 400: not one JSON object (a wrong-typed field is 422)
 	TypeBodyTooLarge        = problemBase + "body-too-large"         // 413
 	TypeUnsupportedMedia    = problemBase + "unsupported-media-type" // 415: Content-Type is not application/json
-	TypeInvalidRequest      = problemBase + "invalid-request"        // 422: fields missing, malformed or unknown
+	TypeInvalidRequest      = problemBase + "invalid-request"        // 422: fields missing, malformed, null, wrong-typed or unknown
 	TypeTransferConflict    = problemBase + "transfer-conflict"      // 409: the transfer id exists with another body
 	TypeTransferClosed      = problemBase + "transfer-closed"        // 409: the transfer has finished
 	TypeTransferBusy        = problemBase + "transfer-busy"          // 409: if_busy=refuse and the reference is busy

@@ -47,6 +47,12 @@ func offlineServer(t *testing.T) *httptest.Server {
 
 func offlineServerLogging(t *testing.T, logger *slog.Logger) *httptest.Server {
 	t.Helper()
+	return offlineServerWith(t, logger, 1024)
+}
+
+// offlineServerWith is offlineServer with a logger and a body bound.
+func offlineServerWith(t *testing.T, logger *slog.Logger, maxBody int64) *httptest.Server {
+	t.Helper()
 	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +67,7 @@ func offlineServerLogging(t *testing.T, logger *slog.Logger) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv, err := transferapi.New(transferapi.Options{Temporal: c, Auth: auth, TemporalTimeout: time.Second,
-		MaxBody: 1024, Logger: logger})
+		MaxBody: maxBody, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,12 +25,12 @@ const (
 )
 
 // RedeliverRequest is the body of POST /v1/reviews/{review_id}/redeliver; the operator is the authenticated caller.
-// Kind and transfer_id, both or neither, name the transfer to deliver to; neither means the event's own (the one
-// the bridge routes it to now).
+// Kind and transfer_id, both or neither, name the transfer to deliver to; neither (nil) means the event's own (the
+// one the bridge routes it to now). A field that is present must be valid: "" is not absent.
 type RedeliverRequest struct {
-	Reason     string       `json:"reason"`
-	Kind       connect.Kind `json:"kind,omitempty"`
-	TransferID string       `json:"transfer_id,omitempty"`
+	Reason     string        `json:"reason"`
+	Kind       *connect.Kind `json:"kind,omitempty"`
+	TransferID *string       `json:"transfer_id,omitempty"`
 }
 
 // redeliver delivers the event held in a review to its transfer (transfer.Client.Redeliver), for an operator.
@@ -44,16 +45,26 @@ func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
 		return 0, nil, p
 	}
 	var errs []FieldError
-	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > maxReason {
-		errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d bytes", maxReason)})
+	if strings.TrimSpace(req.Reason) == "" || utf8.RuneCountInString(req.Reason) > maxReason {
+		errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d characters", maxReason)})
 	}
-	if req.Kind != "" || req.TransferID != "" {
-		if !req.Kind.Valid() {
-			errs = append(errs, FieldError{Field: "kind", Detail: "deposit or withdrawal, with transfer_id"})
-		}
-		if !transferIDPattern.MatchString(req.TransferID) {
-			errs = append(errs, FieldError{Field: "transfer_id", Detail: "required with kind: 1 to 128 letters, digits and ._:@-, starting with a letter or digit"})
-		}
+	var kind connect.Kind
+	var transferID string
+	switch {
+	case req.Kind == nil && req.TransferID != nil:
+		errs = append(errs, FieldError{Field: "kind", Detail: "required with transfer_id"})
+	case req.Kind != nil && !req.Kind.Valid():
+		errs = append(errs, FieldError{Field: "kind", Detail: "must be deposit or withdrawal"})
+	case req.Kind != nil:
+		kind = *req.Kind
+	}
+	switch {
+	case req.TransferID == nil && req.Kind != nil:
+		errs = append(errs, FieldError{Field: "transfer_id", Detail: "required with kind"})
+	case req.TransferID != nil && !transferIDPattern.MatchString(*req.TransferID):
+		errs = append(errs, FieldError{Field: "transfer_id", Detail: "must be 1 to 128 letters, digits and ._:@-, starting with a letter or digit"})
+	case req.TransferID != nil:
+		transferID = *req.TransferID
 	}
 	if len(errs) > 0 {
 		return 0, nil, invalid(errs...)
@@ -61,7 +72,7 @@ func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
 	defer cancel()
 	out, err := s.transfers.Redeliver(ctx, id, transfer.RedeliverRequest{Operator: caller.Name, Reason: req.Reason,
-		Kind: req.Kind, TransferID: req.TransferID})
+		Kind: kind, TransferID: transferID})
 	switch {
 	case err == nil:
 		return http.StatusOK, out, nil
@@ -71,7 +82,7 @@ func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
 		return 0, nil, newProblem(TypeReviewClosed, err.Error())
 	case errors.Is(err, transfer.ErrNotDeliverable):
 		return 0, nil, newProblem(TypeNotDeliverable, err.Error())
-	case errors.Is(err, transfer.ErrNoTransfer) && req.TransferID != "":
+	case errors.Is(err, transfer.ErrNoTransfer) && transferID != "":
 		return 0, nil, newProblem(TypeTransferNotFound, err.Error())
 	case errors.Is(err, transfer.ErrNoTransfer):
 		return 0, nil, newProblem(TypeNotDeliverable, err.Error())

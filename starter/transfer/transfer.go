@@ -50,6 +50,9 @@ type Started struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	// Status is set when the transfer already existed and had finished; empty for a live transfer.
 	Status workflows.Status `json:"status,omitempty"`
+	// Created is true when this call's start created the workflow, false when it found the transfer's workflow
+	// there already (a retry, or a concurrent start that won).
+	Created bool `json:"-"`
 }
 
 // ErrBusy is what Start returns (wrapped in a *BusyError) for a transfer started with if_busy=refuse while
@@ -85,44 +88,42 @@ func validateStart(in workflows.TransferInput) error {
 }
 
 // Start starts the transfer's workflow, or joins the one that exists for the same kind and transfer id, and
-// waits until its Connect session is open. It never opens a second session for one transfer. A transfer id over
-// MaxTransferIDBytes is refused before anything is asked of Temporal.
+// waits until its Connect session is open. It never opens a second session for one transfer. Started.Created says
+// whether this call created the workflow. A transfer id over MaxTransferIDBytes is refused before anything is asked
+// of Temporal.
 //
 // Connect keeps one session per reference: the new session invalidates an older one, and the transfer that
 // awaited its user there ends superseded. With in.IfBusy = refuse, Start instead returns a *BusyError (ErrBusy)
-// naming that transfer, before anything starts. The check reads Temporal's visibility, which lags by a moment.
+// naming that transfer, before anything starts. The check reads Temporal's visibility, which lags by a moment. It
+// is for a new transfer only: a repeated start of one that exists answers as any repeat does.
 func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started, error) {
 	if err := validateStart(in); err != nil {
 		return Started{}, fmt.Errorf("invalid transfer: %w", err)
 	}
 	id := workflows.WorkflowID(in.Kind, in.TransferID)
 	if in.IfBusy == workflows.IfBusyRefuse {
-		if err := c.refuseIfBusy(ctx, id, in.ReferenceID); err != nil {
-			return Started{}, err
+		_, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound):
+			if err := c.refuseIfBusy(ctx, id, in.ReferenceID); err != nil {
+				return Started{}, err
+			}
+		case err != nil:
+			return Started{}, fmt.Errorf("find %s: %w", id, err)
 		}
 	}
-	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                c.taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		// A finished transfer is never run again: a late start must not open a new session.
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchTransferKind.ValueSet(string(in.Kind)),
-			workflows.SearchTransferStatus.ValueSet(string(workflows.StatusCreatingSession)),
-			workflows.SearchConnectReferenceID.ValueSet(in.ReferenceID),
-		),
-		StaticSummary: workflows.Summary(in.Kind, in.Amount, in.Asset, in.ReferenceID),
-		StaticDetails: staticDetails(in),
-	}, workflows.TransferWorkflow, in)
-	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateSession,
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
+	// First as a new workflow only (conflict policy FAIL), so that the answer tells whether this call created it;
+	// when the workflow exists, join it (USE_EXISTING) for its session. The SDK does not report whether an
+	// update-with-start's start created the workflow, so the second round trip, paid by repeats only, is how to
+	// know. A finished transfer is refused by both (REJECT_DUPLICATE): its recorded state answers.
+	handle, err := c.updateWithStart(ctx, id, in, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
+	created := true
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		created = false
+		handle, err = c.updateWithStart(ctx, id, in, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
+	}
 	if errors.As(err, &already) {
 		return c.existing(ctx, id)
 	}
@@ -133,7 +134,34 @@ func (c *Client) Start(ctx context.Context, in workflows.TransferInput) (Started
 	if err := handle.Get(ctx, &s); err != nil {
 		return Started{}, fmt.Errorf("%s: %w", id, err)
 	}
-	return Started{WorkflowID: id, RunID: handle.RunID(), SessionID: s.SessionID, JWT: s.JWT, ExpiresAt: s.ExpiresAt}, nil
+	return Started{WorkflowID: id, RunID: handle.RunID(), SessionID: s.SessionID, JWT: s.JWT, ExpiresAt: s.ExpiresAt,
+		Created: created}, nil
+}
+
+// updateWithStart starts the transfer's workflow with the session update, under the conflict policy given.
+func (c *Client) updateWithStart(ctx context.Context, id string, in workflows.TransferInput,
+	conflict enumspb.WorkflowIdConflictPolicy) (client.WorkflowUpdateHandle, error) {
+	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                c.taskQueue,
+		WorkflowIDConflictPolicy: conflict,
+		// A finished transfer is never run again: a late start must not open a new session.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchTransferKind.ValueSet(string(in.Kind)),
+			workflows.SearchTransferStatus.ValueSet(string(workflows.StatusCreatingSession)),
+			workflows.SearchConnectReferenceID.ValueSet(in.ReferenceID),
+		),
+		StaticSummary: workflows.Summary(in.Kind, in.Amount, in.Asset, in.ReferenceID),
+		StaticDetails: staticDetails(in),
+	}, workflows.TransferWorkflow, in)
+	return c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateSession,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
 }
 
 // refuseIfBusy returns a *BusyError when a transfer of reference other than id awaits its user.
