@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/workflows"
@@ -33,7 +34,7 @@ func FuzzParseSDKRelay(f *testing.F) {
 			}
 			return
 		}
-		if !known[in.Type] || len(in.Detail) > maxSDKDetail || len(in.ID) > maxSDKID {
+		if !known[in.Type] || utf8.RuneCountInString(in.Detail) > workflows.MaxSDKDetail || utf8.RuneCountInString(in.ID) > workflows.MaxSDKID {
 			t.Fatalf("accepted %+v", in)
 		}
 		key := sdkDedupeKey(session, in)
@@ -143,4 +144,25 @@ func FuzzConnectHeaderChecks(f *testing.F) {
 func isTransferWorkflowID(id string) bool {
 	_, ok := workflows.TransferKindOf(id)
 	return ok
+}
+
+// TestSDKRelayBoundsCountCharacters: detail and id are bounded in characters, as the transfer API bounds them, so
+// a relay one accepts the other accepts too.
+func TestSDKRelayBoundsCountCharacters(t *testing.T) {
+	body := func(detail, id string) []byte {
+		b, err := json.Marshal(map[string]string{"type": "error", "detail": detail, "id": id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, err := parseSDKRelay(body(strings.Repeat("é", workflows.MaxSDKDetail), strings.Repeat("ü", workflows.MaxSDKID))); err != nil {
+		t.Errorf("%d-character detail and %d-character id of 2-byte letters refused: %v", workflows.MaxSDKDetail, workflows.MaxSDKID, err)
+	}
+	if _, err := parseSDKRelay(body(strings.Repeat("é", workflows.MaxSDKDetail+1), "")); err == nil || !strings.Contains(err.Error(), "detail") {
+		t.Errorf("detail of %d characters: err %v, want one naming detail", workflows.MaxSDKDetail+1, err)
+	}
+	if _, err := parseSDKRelay(body("", strings.Repeat("x", workflows.MaxSDKID+1))); err == nil || !strings.Contains(err.Error(), "id") {
+		t.Errorf("id of %d characters: err %v, want one naming id", workflows.MaxSDKID+1, err)
+	}
 }

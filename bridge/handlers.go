@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/connectflow/connectflow/connect"
 	"github.com/connectflow/connectflow/workflows"
@@ -235,12 +236,6 @@ type sdkRelay struct {
 	ID     string `json:"id"`
 }
 
-// Bounds on SDK relay fields: the frontend relays short codes and ids, never documents.
-const (
-	maxSDKDetail = 256
-	maxSDKID     = 128
-)
-
 // sdkEvent verifies a relayed Auth SDK callback by its session JWT and signals it to the session's transfer.
 func (b *Bridge) sdkEvent(ctx context.Context, _ routeID, r *http.Request, body []byte) result {
 	sessionID, reason := b.verify.session(ctx, r.Header)
@@ -289,11 +284,11 @@ func parseSDKRelay(body []byte) (sdkRelay, error) {
 	default:
 		return in, fmt.Errorf("type: must be one of close, event, deposit, withdrawal, error")
 	}
-	if len(in.Detail) > maxSDKDetail {
-		return in, fmt.Errorf("detail: longer than %d bytes", maxSDKDetail)
+	if utf8.RuneCountInString(in.Detail) > workflows.MaxSDKDetail {
+		return in, fmt.Errorf("detail: longer than %d characters", workflows.MaxSDKDetail)
 	}
-	if len(in.ID) > maxSDKID {
-		return in, fmt.Errorf("id: longer than %d bytes", maxSDKID)
+	if utf8.RuneCountInString(in.ID) > workflows.MaxSDKID {
+		return in, fmt.Errorf("id: longer than %d characters", workflows.MaxSDKID)
 	}
 	return in, nil
 }

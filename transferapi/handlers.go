@@ -44,9 +44,7 @@ const (
 	maxMetadataValue = 256
 	maxTextField     = 64 // asset, network, amount, account_label
 	maxReason        = 500
-	maxSDKDetail     = 256 // the bridge's /v1/sdk-events bounds, which it counts in bytes; here characters (openapi)
 	maxEmailBytes    = 254 // bytes: RFC 5321's bound on a deliverable address is in octets
-	maxSDKID         = 128
 	defaultPageSize  = 20
 	maxPageSize      = 100
 )
@@ -423,11 +421,11 @@ func (s *Server) sdkEvent(kind connect.Kind) handler {
 		default:
 			errs = append(errs, FieldError{Field: "type", Detail: "must be close, event, deposit, withdrawal or error"})
 		}
-		if utf8.RuneCountInString(req.Detail) > maxSDKDetail {
-			errs = append(errs, FieldError{Field: "detail", Detail: fmt.Sprintf("at most %d characters", maxSDKDetail)})
+		if utf8.RuneCountInString(req.Detail) > workflows.MaxSDKDetail {
+			errs = append(errs, FieldError{Field: "detail", Detail: fmt.Sprintf("at most %d characters", workflows.MaxSDKDetail)})
 		}
-		if utf8.RuneCountInString(req.ID) > maxSDKID {
-			errs = append(errs, FieldError{Field: "id", Detail: fmt.Sprintf("at most %d characters", maxSDKID)})
+		if utf8.RuneCountInString(req.ID) > workflows.MaxSDKID {
+			errs = append(errs, FieldError{Field: "id", Detail: fmt.Sprintf("at most %d characters", workflows.MaxSDKID)})
 		}
 		if len(errs) > 0 {
 			return 0, nil, invalid(errs...)

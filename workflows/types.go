@@ -183,6 +183,13 @@ const (
 	SDKTypeError      = "error"
 )
 
+// Bounds on a relayed SDK callback's detail and id, in characters, as the bridge's /v1/sdk-events and the transfer
+// API's sdk-events route both take them: the frontend relays short codes and ids, never documents.
+const (
+	MaxSDKDetail = 256
+	MaxSDKID     = 128
+)
+
 // SDKEvent is an Auth SDK callback. It is informational except close, which abandons an uninitiated transfer.
 type SDKEvent struct {
 	Type      string `json:"type"`
