@@ -15,7 +15,7 @@ import (
 
 // readJSON decodes the request body, a JSON object, into dst (a pointer to a struct with json tags). It answers
 // 415 for another media type, 413 past maxBody, 400 for text that is not a JSON object, and one 422 naming every
-// unknown field, every field of the wrong type and every null (no field of a request is nullable: Go would read
+// unknown field, every field given twice, every field of the wrong type and every null (no field of a request is nullable: Go would read
 // null as the zero value, which the API's document does not allow).
 func readJSON(r *http.Request, w http.ResponseWriter, maxBody int64, dst any) *Problem {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -38,6 +38,10 @@ func readJSON(r *http.Request, w http.ResponseWriter, maxBody int64, dst any) *P
 	}
 	known := jsonFields(reflect.TypeOf(dst).Elem())
 	var errs []FieldError
+	// A key given twice would be checked below by its last value only, while the decoder reads every value.
+	for _, k := range repeatedKeys(body) {
+		errs = append(errs, FieldError{Field: k, Detail: "given more than once"})
+	}
 	for name, raw := range fields {
 		t, ok := known[name]
 		if !ok {
@@ -55,6 +59,53 @@ func readJSON(r *http.Request, w http.ResponseWriter, maxBody int64, dst any) *P
 		return newProblem(TypeMalformedBody, "the body does not decode: "+err.Error())
 	}
 	return nil
+}
+
+// repeatedKeys names every key given more than once within one object of body (valid JSON), each once, as a path
+// from the top (metadata.order); keys inside arrays as path[].key.
+func repeatedKeys(body []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var out []string
+	var walk func(path string) error // the value's nesting is bounded by json.Unmarshal's, which accepted body
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]int{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				if seen[k]++; seen[k] == 2 {
+					out = append(out, p)
+				}
+				if err := walk(p); err != nil {
+					return err
+				}
+			}
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(path + "[]"); err != nil {
+					return err
+				}
+			}
+		default:
+			return nil
+		}
+		_, err = dec.Token() // the closing delimiter
+		return err
+	}
+	_ = walk("") // body is valid JSON: an error here cannot happen, and would only mean fewer names
+	return out
 }
 
 // checkJSONValue names what is wrong with raw as a value of the Go type t at field: null, or a JSON type t does

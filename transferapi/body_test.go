@@ -87,3 +87,31 @@ func TestEveryWrongTypedFieldNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedKeysRefused: a key given twice is refused with 422 naming it. Before, the field checks saw only its
+// last value while the decoder read every one: {"transfer_id":5,"transfer_id":"t1"} was a 400 quoting Go, and a
+// null followed by a string passed.
+func TestRepeatedKeysRefused(t *testing.T) {
+	hs := offlineServer(t)
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"wrong type then string", `{"transfer_id":5,"transfer_id":"t1","reference_id":"U"}`,
+			"transfer_id: given more than once"},
+		{"null then string", `{"transfer_id":null,"transfer_id":"t1","reference_id":"U"}`,
+			"transfer_id: given more than once"},
+		{"metadata key", `{"transfer_id":"t1","reference_id":"U","metadata":{"k":1,"k":"v"}}`,
+			"metadata.k: given more than once"},
+		{"three times, named once", `{"transfer_id":"t1","reference_id":"U","asset":"BTC","asset":"ETH","asset":"BTC"}`,
+			"asset: given more than once"},
+	} {
+		a := call(t, "POST", hs.URL+"/v1/deposits", tokenA, "application/json", tc.body)
+		if a.status != 422 || a.problem.Type != transferapi.TypeInvalidRequest {
+			t.Errorf("%s: %d %s; want 422 invalid-request", tc.name, a.status, a.raw)
+			continue
+		}
+		if got := fieldsOf(a); got != tc.want {
+			t.Errorf("%s: errors %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

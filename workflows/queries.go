@@ -11,10 +11,11 @@ import (
 // Visibility queries an operator runs in the Temporal UI (or `temporal workflow list --query`) to find what needs a
 // person. docs/operations.md lists the same text; a test runs each one against a real server.
 const (
-	QueryNeedsPerson = "TransferStatus IN ('stalled', 'timed_out', 'needs_review', 'unsettled')"
+	QueryNeedsPerson = "TransferStatus IN ('stalled', 'timed_out', 'needs_review')"
 	QueryStalled     = "TransferStatus = 'stalled'"
 	QueryTimedOut    = "TransferStatus = 'timed_out'"
-	// QueryUnsettled: closed, final, and still a person's: Connect confirmed, no Zero Hash movement came in time.
+	// QueryUnsettled: closed and final, so not among QueryNeedsPerson's open work, which a resolve empties: Connect
+	// confirmed, no Zero Hash movement came in time, and a person settles it against Zero Hash's ledger by hand.
 	QueryUnsettled = "TransferStatus = 'unsettled'"
 	QueryFailed    = "TransferStatus IN ('failed', 'session_failed')"
 	QueryUnmatched = "WorkflowType = 'ReviewWorkflow' AND TransferStatus = 'needs_review'"

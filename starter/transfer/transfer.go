@@ -1,6 +1,6 @@
 // Package transfer is what a platform's Go backend calls to start Connect transfers and read their state.
-// Starting is update-with-start: one round trip creates (or finds) the transfer's workflow and returns the
-// session JWT for the frontend once Connect has opened the session.
+// Starting is update-with-start: one round trip creates a new transfer's workflow (a second one joins a transfer
+// that exists) and returns the session JWT for the frontend once Connect has opened the session.
 package transfer
 
 import (
