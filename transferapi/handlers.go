@@ -50,7 +50,7 @@ const (
 )
 
 var (
-	transferIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
+	transferIDPattern = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,%d}$`, transfer.MaxTransferIDBytes-1))
 	amountPattern     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 	phonePattern      = regexp.MustCompile(`^\+?[0-9]{6,15}$`) // as Zero Hash takes it (E.164 digits)
 )
@@ -79,12 +79,23 @@ type StartResponse struct {
 	Status     workflows.Status `json:"status"`
 }
 
+// transferIDRule is what transferIDPattern takes, as a field error says it.
+var transferIDRule = fmt.Sprintf("1 to %d letters, digits and ._:@-, starting with a letter or digit", transfer.MaxTransferIDBytes)
+
+// reasonError names what is wrong with an operator's reason (resolve, redeliver), nil when nothing is.
+func reasonError(reason string) []FieldError {
+	if strings.TrimSpace(reason) == "" || utf8.RuneCountInString(reason) > maxReason {
+		return []FieldError{{Field: "reason", Detail: fmt.Sprintf("required, at most %d characters", maxReason)}}
+	}
+	return nil
+}
+
 // input checks the request as the starter CLI does, naming every bad field, and returns the workflow's input.
 func (r StartRequest) input(kind connect.Kind) (workflows.TransferInput, *Problem) {
 	var errs []FieldError
 	bad := func(field, detail string) { errs = append(errs, FieldError{Field: field, Detail: detail}) }
 	if !transferIDPattern.MatchString(r.TransferID) {
-		bad("transfer_id", "required: 1 to 128 letters, digits or ._:@- starting with a letter or digit")
+		bad("transfer_id", "required: "+transferIDRule)
 	}
 	if r.ReferenceID == "" {
 		bad("reference_id", "required")
@@ -489,9 +500,7 @@ func (s *Server) resolve(kind connect.Kind) handler {
 		if req.Outcome != workflows.StatusConfirmed && req.Outcome != workflows.StatusFailed {
 			errs = append(errs, FieldError{Field: "outcome", Detail: "must be confirmed or failed"})
 		}
-		if strings.TrimSpace(req.Reason) == "" || utf8.RuneCountInString(req.Reason) > maxReason {
-			errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d characters", maxReason)})
-		}
+		errs = append(errs, reasonError(req.Reason)...)
 		if len(errs) > 0 {
 			return 0, nil, invalid(errs...)
 		}

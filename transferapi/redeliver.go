@@ -3,11 +3,9 @@ package transferapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -44,10 +42,7 @@ func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
 	if p := readJSON(c.Request, c.Writer, s.maxBody, &req); p != nil {
 		return 0, nil, p
 	}
-	var errs []FieldError
-	if strings.TrimSpace(req.Reason) == "" || utf8.RuneCountInString(req.Reason) > maxReason {
-		errs = append(errs, FieldError{Field: "reason", Detail: fmt.Sprintf("required, at most %d characters", maxReason)})
-	}
+	errs := reasonError(req.Reason)
 	var kind connect.Kind
 	var transferID string
 	switch {
@@ -62,7 +57,7 @@ func (s *Server) redeliver(c *gin.Context, caller Caller) (int, any, *Problem) {
 	case req.TransferID == nil && req.Kind != nil:
 		errs = append(errs, FieldError{Field: "transfer_id", Detail: "required with kind"})
 	case req.TransferID != nil && !transferIDPattern.MatchString(*req.TransferID):
-		errs = append(errs, FieldError{Field: "transfer_id", Detail: "must be 1 to 128 letters, digits and ._:@-, starting with a letter or digit"})
+		errs = append(errs, FieldError{Field: "transfer_id", Detail: "must be " + transferIDRule})
 	case req.TransferID != nil:
 		transferID = *req.TransferID
 	}
